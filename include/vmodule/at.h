@@ -1,0 +1,189 @@
+/* at.h - the AT engine shared by every dialect.
+ *
+ * Framing (CR LF or a lone CR ends a line; 256 bytes at most including the
+ * terminator), echo, the four command forms dispatched through per-dialect
+ * command tables, the busy rule while a command is pending, data-entry mode
+ * for payload commands, and URC ordering. The engine knows no reply string:
+ * the dialect's struct vm_at_style supplies them. */
+#ifndef VMODULE_AT_H
+#define VMODULE_AT_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "vmodule/params.h"
+
+#define VM_AT_MAX_LINE 256 /* including the terminator */
+#define VM_AT_MAX_TABLES 6
+
+/* ESP-AT error codes: 0x01 << 24 | subcategory << 16 | extension. The
+ * dialect's error() decides how (and whether) the code is shown. */
+#define VM_AT_ERR(sub, ext) (0x01000000u | ((uint32_t)(sub) << 16) | (uint32_t)(ext))
+#define VM_AT_ERR_COMMON VM_AT_ERR(0x01, 0)
+#define VM_AT_ERR_NO_TERMINATOR VM_AT_ERR(0x02, 0)
+#define VM_AT_ERR_NO_AT VM_AT_ERR(0x03, 0)
+#define VM_AT_ERR_PARA_LENGTH VM_AT_ERR(0x04, 0)
+#define VM_AT_ERR_PARA_TYPE VM_AT_ERR(0x05, 0)
+#define VM_AT_ERR_PARA_NUM(need, given) VM_AT_ERR(0x06, ((need) << 8) | (given))
+#define VM_AT_ERR_PARA_INVALID VM_AT_ERR(0x07, 0)
+#define VM_AT_ERR_PARA_PARSE VM_AT_ERR(0x08, 0)
+#define VM_AT_ERR_UNSUPPORTED VM_AT_ERR(0x09, 0)
+#define VM_AT_ERR_EXEC_FAIL(ext) VM_AT_ERR(0x0A, ext)
+#define VM_AT_ERR_BUSY VM_AT_ERR(0x0B, 0)
+#define VM_AT_ERR_OP_TYPE VM_AT_ERR(0x0C, 0)
+
+enum vm_at_form { VM_AT_TEST = 0, VM_AT_QUERY, VM_AT_SET, VM_AT_EXEC };
+
+enum vm_at_result {
+  VM_AT_OK,      /* engine prints the dialect's OK */
+  VM_AT_ERROR,   /* engine prints the dialect's error for at->errcode */
+  VM_AT_DONE,    /* the handler printed its whole reply itself */
+  VM_AT_PENDING, /* the handler finishes later with vm_at_complete() */
+};
+
+struct vm_at;
+typedef enum vm_at_result (*vm_at_handler)(struct vm_at *at, const struct vm_at_args *args);
+
+/* One row of a dialect's command table. name is what follows "AT": "+CWJAP",
+ * "E0", "" (bare AT). secret_mask bit i marks parameter i as a secret: it is
+ * replaced by "***" in traces and logs. */
+struct vm_at_cmd {
+  const char *name;
+  vm_at_handler test, query, set, exec;
+  unsigned secret_mask;
+};
+
+struct vm_at_table {
+  const struct vm_at_cmd *cmds;
+  size_t n;
+};
+
+/* The dialect's framing and reply bytes. */
+struct vm_at_style {
+  const char *ok;    /* e.g. "\r\nOK\r\n" */
+  const char *busy;  /* whole busy reply, e.g. "\r\nbusy p...\r\n" */
+  const char *ready; /* boot banner, e.g. "\r\nready\r\n" (NULL: none) */
+  bool case_insensitive; /* command names (ME3630: yes) */
+  unsigned parse_flags;  /* VM_AT_PARSE_* */
+  /* Prints the error reply for code (engine errors and VM_AT_ERROR). */
+  void (*error)(struct vm_at *at, uint32_t code);
+};
+
+/* Data-entry ('>') mode. */
+enum vm_at_data_status {
+  VM_AT_DATA_OK,
+  VM_AT_DATA_ABORTED, /* the abort sequence was received */
+  VM_AT_DATA_TIMEOUT, /* the data did not complete in time */
+  VM_AT_DATA_SHORT,   /* a CR LF ended the data before len bytes */
+  VM_AT_DATA_BAD_TRAILER,
+};
+
+typedef void (*vm_at_data_cb)(struct vm_at *at, enum vm_at_data_status st,
+                              const unsigned char *data, size_t len, void *ctx);
+
+struct vm_at_data_req {
+  size_t len;             /* exactly this many bytes */
+  unsigned timeout_ms;    /* whole data phase; 0 = no limit */
+  const char *abort_seq;  /* e.g. "+++\r\n" anywhere in the data aborts; NULL = none */
+  const char *trailer;    /* bytes required after the data, e.g. "\r\n"; NULL = none */
+  unsigned trailer_ms;    /* how long to wait for the trailer */
+  bool crlf_ends_early;   /* a CR LF before len bytes ends the data as SHORT */
+  vm_at_data_cb done;
+  void *ctx;
+};
+
+/* Output and trace hooks, provided by the module. */
+struct vm_at_io {
+  void (*write)(void *ctx, const void *buf, size_t len);
+  /* dir is '>' (to the module) or '<' (from it); bytes are already redacted */
+  void (*trace)(void *ctx, char dir, const void *buf, size_t len);
+  void *ctx;
+};
+
+enum vm_at_mode { VM_AT_MODE_OFF, VM_AT_MODE_COMMAND, VM_AT_MODE_PENDING, VM_AT_MODE_DATA };
+
+struct vm_at {
+  uv_loop_t *loop;
+  const char *name; /* for logs */
+  const struct vm_at_style *style;
+  struct vm_at_table tables[VM_AT_MAX_TABLES];
+  int ntables;
+  struct vm_at_io io;
+  void *data; /* the dialect's / module's pointer for handlers */
+
+  enum vm_at_mode mode;
+  bool echo;
+  uint32_t errcode; /* for VM_AT_ERROR */
+  const struct vm_at_cmd *current;
+
+  /* line framing */
+  char line[VM_AT_MAX_LINE + 1];
+  size_t line_len;
+  bool line_overflow;
+  bool last_was_cr;
+
+  /* data entry */
+  struct vm_at_data_req data_req;
+  unsigned char *data_buf;
+  size_t data_len, data_cap;
+  bool data_in_trailer;
+  size_t trailer_got;
+  uv_timer_t data_timer;
+
+  /* URCs queued while a response or data entry is open */
+  char *urc_buf;
+  size_t urc_len, urc_cap;
+  bool hold_urcs;
+
+  uint64_t lines, busy_replies;
+};
+
+void vm_at_init(struct vm_at *at, uv_loop_t *loop, const char *name,
+                const struct vm_at_style *style, const struct vm_at_io *io, void *data);
+/* Adds a command table; earlier tables win on duplicate names. */
+int vm_at_add_table(struct vm_at *at, const struct vm_at_cmd *cmds, size_t n);
+void vm_at_close(struct vm_at *at);
+
+/* Power state: OFF ignores input (booting), COMMAND accepts it. */
+void vm_at_power(struct vm_at *at, bool on);
+/* Forgets the partial line, pending command, data entry and queued URCs
+ * (module reset); echo returns to echo_default. */
+void vm_at_reset(struct vm_at *at, bool echo_default);
+
+/* Bytes from the MCU. */
+void vm_at_input(struct vm_at *at, const char *buf, size_t len);
+
+/* Reply output, inside a command's response. */
+void vm_at_write(struct vm_at *at, const void *buf, size_t len);
+void vm_at_puts(struct vm_at *at, const char *s);
+void vm_at_printf(struct vm_at *at, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void vm_at_vprintf(struct vm_at *at, const char *fmt, va_list ap);
+/* Prints the final result now (for handlers that return VM_AT_DONE). */
+void vm_at_reply_ok(struct vm_at *at);
+void vm_at_reply_error(struct vm_at *at, uint32_t code);
+
+/* Sets the code printed for VM_AT_ERROR; returns VM_AT_ERROR for convenience. */
+enum vm_at_result vm_at_fail(struct vm_at *at, uint32_t code);
+/* Finishes a pending command with OK, ERROR (at->errcode) or DONE. */
+void vm_at_complete(struct vm_at *at, enum vm_at_result r);
+bool vm_at_is_pending(const struct vm_at *at);
+
+/* Unsolicited output: written now when the line is idle, otherwise queued
+ * and flushed in order once the response or data entry ends. */
+void vm_at_urc(struct vm_at *at, const void *buf, size_t len);
+void vm_at_urcf(struct vm_at *at, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* While held, URCs are queued even in a pending command (e.g. a handler that
+ * must print its own lines first). Releasing flushes the queue. */
+void vm_at_hold_urcs(struct vm_at *at, bool hold);
+
+/* Enters data-entry mode; call from a handler that then returns
+ * VM_AT_PENDING (the done callback usually calls vm_at_complete). The handler
+ * prints its prompt itself. Returns 0 or -1 (len 0 or too large). */
+int vm_at_read_data(struct vm_at *at, const struct vm_at_data_req *req);
+
+#define VM_AT_MAX_DATA (64 * 1024)
+
+#endif

@@ -1,0 +1,47 @@
+/* config.h - the daemon configuration (JSON file or command line), validated
+ * completely before anything is created. */
+#ifndef VMODULE_CONFIG_H
+#define VMODULE_CONFIG_H
+
+#include <stdbool.h>
+#include <cjson/cJSON.h>
+
+#include "vmodule/log.h"
+
+struct vm_dialect;
+
+struct vm_module_config {
+  char *name;
+  const struct vm_dialect *dialect;
+  char *pty_link;
+  char *tcp_host; /* NULL: no TCP endpoint */
+  int tcp_port;
+  unsigned baud;  /* 0 = unpaced */
+  bool echo;
+  char *trace;    /* NULL: no trace */
+  unsigned boot_ms; /* simulated reboot time */
+  size_t tx_buffer;
+  cJSON *dialect_json; /* the object named after the dialect (may be NULL) */
+  void *dialect_conf;  /* parsed by the dialect */
+};
+
+struct vm_config {
+  char *state_dir;
+  enum vm_log_level log_level;
+  struct vm_module_config *modules;
+  int nmodules;
+};
+
+#define VM_DEFAULT_STATE_DIR "/var/lib/vmodule"
+
+/* Parses a JSON document. On error returns -1 with one line in err naming the key. */
+int vm_config_parse(struct vm_config *cfg, const char *json, char *err, size_t errlen);
+int vm_config_load(struct vm_config *cfg, const char *path, char *err, size_t errlen);
+/* Builds a one-module config from command-line values (NULL/0 = default). */
+int vm_config_single(struct vm_config *cfg, const char *dialect, const char *link,
+                     const char *state_dir, long baud, const char *tcp, char *err, size_t errlen);
+void vm_config_free(struct vm_config *cfg);
+/* "HOST:PORT" -> host, port. Returns 0 or -1. */
+int vm_config_parse_hostport(const char *s, char **host, int *port);
+
+#endif

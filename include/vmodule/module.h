@@ -1,0 +1,53 @@
+/* module.h - one virtual module: its serial endpoints, TX queue, trace, AT
+ * engine, persistent store and dialect, and its power cycle (boot, reset). */
+#ifndef VMODULE_MODULE_H
+#define VMODULE_MODULE_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "vmodule/at.h"
+#include "vmodule/config.h"
+#include "vmodule/dialect.h"
+#include "vmodule/pty.h"
+#include "vmodule/store.h"
+#include "vmodule/tcp.h"
+#include "vmodule/trace.h"
+#include "vmodule/txq.h"
+
+struct vm_module {
+  uv_loop_t *loop;
+  const struct vm_module_config *cfg;
+  const char *name;
+  struct vm_pty pty;
+  struct vm_tcp tcp;
+  bool has_tcp;
+  struct vm_txq txq;
+  struct vm_trace *trace;
+  struct vm_at at;
+  struct vm_store store;
+  const struct vm_dialect *dialect;
+  void *dialect_state;
+  uv_timer_t boot_timer;
+  bool powered; /* booted and accepting commands */
+  bool closing;
+};
+
+/* Creates everything and starts the power-on boot. Returns 0 or -1 (logged). */
+int vm_module_start(struct vm_module *m, uv_loop_t *loop, const struct vm_module_config *cfg,
+                    const char *state_dir);
+/* Reboot as AT+RST does: power_off now, banner after cfg->boot_ms. */
+void vm_module_reboot(struct vm_module *m);
+/* Stops input, tears down the dialect, removes the symlink, closes handles. */
+void vm_module_stop(struct vm_module *m);
+
+/* Frees what outlives the handles (store, dialect state); after uv_run ends. */
+void vm_module_cleanup(struct vm_module *m);
+
+/* Writes bytes towards the MCU (through the TX queue and the trace). */
+void vm_module_tx(struct vm_module *m, const void *buf, size_t len);
+
+/* The module behind an engine (handlers receive struct vm_at *). */
+static inline struct vm_module *vm_module_of(struct vm_at *at) { return (struct vm_module *)at->data; }
+
+#endif

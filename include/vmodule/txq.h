@@ -1,0 +1,48 @@
+/* txq.h - bounded TX queue towards the MCU, paced at the module's baud rate.
+ *
+ * Bytes are appended with vm_txq_write() and drained into the current sink at
+ * baud/10 bytes per second (8N1), or as fast as the sink takes them when the
+ * baud is 0. When the queue is full, new bytes are dropped (a UART without
+ * flow control loses them too): the drop is counted, a warning is logged once
+ * at the start of each overflow episode and a summary when it ends. */
+#ifndef VMODULE_TXQ_H
+#define VMODULE_TXQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "vmodule/sink.h"
+
+#define VM_TXQ_DEFAULT_CAP (64 * 1024)
+
+struct vm_txq {
+  uv_loop_t *loop;
+  uv_timer_t timer;
+  const char *name;       /* module name, for logs */
+  struct vm_sink *sink;   /* may be NULL: bytes wait in the queue */
+  unsigned char *buf;     /* ring buffer */
+  size_t cap, head, len;
+  uint32_t bytes_per_sec; /* baud / 10; 0 = unpaced */
+  uint64_t wire_free_ns;  /* uv_hrtime() at which the emulated wire is idle */
+  int waiting_writable;   /* asked the sink for a writable event */
+  int timer_armed;
+  int overflowing;        /* inside an overflow episode */
+  uint64_t dropped_episode, dropped_total, sent_total;
+  int sink_error;          /* last sink failure (negative errno), logged once; 0 after a write */
+};
+
+int vm_txq_init(struct vm_txq *q, uv_loop_t *loop, const char *name, unsigned baud, size_t cap);
+/* Switches the sink (NULL detaches). Queued bytes go to the new sink. */
+void vm_txq_set_sink(struct vm_txq *q, struct vm_sink *sink);
+/* Appends bytes; returns how many were accepted (the rest were dropped). */
+size_t vm_txq_write(struct vm_txq *q, const void *buf, size_t len);
+/* Called by the sink when it can take bytes again. */
+void vm_txq_on_writable(struct vm_txq *q);
+/* Drops everything queued (module reset keeps the wire, not the queue). */
+void vm_txq_clear(struct vm_txq *q);
+size_t vm_txq_pending(const struct vm_txq *q);
+/* Stops the timer handle; the struct must live until the loop has run the close. */
+void vm_txq_close(struct vm_txq *q);
+
+#endif

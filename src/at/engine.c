@@ -1,0 +1,482 @@
+/* engine.c - the AT engine: turns the MCU's byte stream into commands and
+ * the dialect handlers' output into the module's byte stream.
+ *
+ * Modes: OFF (booting: input discarded), COMMAND (lines are framed, echoed
+ * and dispatched), PENDING (a handler waits for the network: every complete
+ * line gets the dialect's busy reply and is not executed), DATA (exactly N
+ * raw bytes for a payload command: no echo, no framing).
+ *
+ * URCs are written at once only in COMMAND mode with no partial response open;
+ * otherwise they wait in a queue flushed in order when the command ends. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmodule/at.h"
+#include "vmodule/log.h"
+
+static void at_data_input(struct vm_at *at, const char *buf, size_t len);
+static void at_flush_urcs(struct vm_at *at);
+
+void vm_at_init(struct vm_at *at, uv_loop_t *loop, const char *name,
+                const struct vm_at_style *style, const struct vm_at_io *io, void *data) {
+  memset(at, 0, sizeof *at);
+  at->loop = loop;
+  at->name = name;
+  at->style = style;
+  at->io = *io;
+  at->data = data;
+  at->mode = VM_AT_MODE_OFF;
+  at->echo = true;
+  uv_timer_init(loop, &at->data_timer);
+}
+
+int vm_at_add_table(struct vm_at *at, const struct vm_at_cmd *cmds, size_t n) {
+  if (at->ntables == VM_AT_MAX_TABLES) return -1;
+  at->tables[at->ntables].cmds = cmds;
+  at->tables[at->ntables].n = n;
+  at->ntables++;
+  return 0;
+}
+
+void vm_at_close(struct vm_at *at) {
+  uv_timer_stop(&at->data_timer);
+  uv_close((uv_handle_t *)&at->data_timer, NULL);
+  free(at->data_buf);
+  at->data_buf = NULL;
+  free(at->urc_buf);
+  at->urc_buf = NULL;
+  at->mode = VM_AT_MODE_OFF;
+}
+
+static void at_drop_data(struct vm_at *at) {
+  uv_timer_stop(&at->data_timer);
+  free(at->data_buf);
+  at->data_buf = NULL;
+  at->data_len = at->data_cap = 0;
+}
+
+void vm_at_reset(struct vm_at *at, bool echo_default) {
+  at_drop_data(at);
+  at->line_len = 0;
+  at->line_overflow = false;
+  at->last_was_cr = false;
+  at->urc_len = 0;
+  at->hold_urcs = false;
+  at->current = NULL;
+  at->echo = echo_default;
+  at->mode = VM_AT_MODE_OFF;
+}
+
+void vm_at_power(struct vm_at *at, bool on) {
+  at->mode = on ? VM_AT_MODE_COMMAND : VM_AT_MODE_OFF;
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+static void at_out(struct vm_at *at, const void *buf, size_t len) {
+  if (len == 0) return;
+  at->io.write(at->io.ctx, buf, len);
+  if (at->io.trace) at->io.trace(at->io.ctx, '<', buf, len);
+}
+
+void vm_at_write(struct vm_at *at, const void *buf, size_t len) { at_out(at, buf, len); }
+
+void vm_at_puts(struct vm_at *at, const char *s) { at_out(at, s, strlen(s)); }
+
+void vm_at_vprintf(struct vm_at *at, const char *fmt, va_list ap) {
+  char small[512];
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(small, sizeof small, fmt, ap);
+  if (n < 0) {
+    va_end(ap2);
+    return;
+  }
+  if ((size_t)n < sizeof small) {
+    at_out(at, small, (size_t)n);
+  } else {
+    char *big = malloc((size_t)n + 1);
+    if (big) {
+      vsnprintf(big, (size_t)n + 1, fmt, ap2);
+      at_out(at, big, (size_t)n);
+      free(big);
+    }
+  }
+  va_end(ap2);
+}
+
+void vm_at_printf(struct vm_at *at, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vm_at_vprintf(at, fmt, ap);
+  va_end(ap);
+}
+
+void vm_at_reply_ok(struct vm_at *at) { vm_at_puts(at, at->style->ok); }
+
+void vm_at_reply_error(struct vm_at *at, uint32_t code) { at->style->error(at, code); }
+
+enum vm_at_result vm_at_fail(struct vm_at *at, uint32_t code) {
+  at->errcode = code;
+  return VM_AT_ERROR;
+}
+
+bool vm_at_is_pending(const struct vm_at *at) {
+  return at->mode == VM_AT_MODE_PENDING || at->mode == VM_AT_MODE_DATA;
+}
+
+/* ---- URCs -------------------------------------------------------------- */
+
+static bool at_urc_may_write(const struct vm_at *at) {
+  if (at->hold_urcs) return false;
+  return at->mode == VM_AT_MODE_COMMAND || at->mode == VM_AT_MODE_PENDING;
+}
+
+void vm_at_urc(struct vm_at *at, const void *buf, size_t len) {
+  if (at->mode == VM_AT_MODE_OFF) return; /* powered off: the URC never happened */
+  if (at_urc_may_write(at) && at->urc_len == 0) {
+    at_out(at, buf, len);
+    return;
+  }
+  if (at->urc_len + len > at->urc_cap) {
+    size_t cap = at->urc_cap ? at->urc_cap : 1024;
+    while (cap < at->urc_len + len) cap *= 2;
+    char *nb = realloc(at->urc_buf, cap);
+    if (!nb) {
+      vm_log_error(at->name, "out of memory queueing a URC; %zu bytes lost", len);
+      return;
+    }
+    at->urc_buf = nb;
+    at->urc_cap = cap;
+  }
+  memcpy(at->urc_buf + at->urc_len, buf, len);
+  at->urc_len += len;
+}
+
+void vm_at_urcf(struct vm_at *at, const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n >= sizeof buf) n = sizeof buf - 1;
+  vm_at_urc(at, buf, (size_t)n);
+}
+
+static void at_flush_urcs(struct vm_at *at) {
+  if (!at_urc_may_write(at) || at->urc_len == 0) return;
+  size_t n = at->urc_len;
+  at->urc_len = 0;
+  at_out(at, at->urc_buf, n);
+}
+
+void vm_at_hold_urcs(struct vm_at *at, bool hold) {
+  at->hold_urcs = hold;
+  if (!hold) at_flush_urcs(at);
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+static const struct vm_at_cmd *at_lookup(const struct vm_at *at, const char *name, size_t len) {
+  for (int t = 0; t < at->ntables; t++) {
+    for (size_t i = 0; i < at->tables[t].n; i++) {
+      const struct vm_at_cmd *c = &at->tables[t].cmds[i];
+      if (strlen(c->name) != len) continue;
+      int same = at->style->case_insensitive ? strncasecmp(c->name, name, len) == 0
+                                             : memcmp(c->name, name, len) == 0;
+      if (same) return c;
+    }
+  }
+  return NULL;
+}
+
+static void at_finish(struct vm_at *at, enum vm_at_result r) {
+  switch (r) {
+  case VM_AT_OK:
+    vm_at_reply_ok(at);
+    break;
+  case VM_AT_ERROR:
+    vm_at_reply_error(at, at->errcode ? at->errcode : VM_AT_ERR_COMMON);
+    break;
+  case VM_AT_DONE:
+  case VM_AT_PENDING:
+    break;
+  }
+  if (r == VM_AT_PENDING) {
+    if (at->mode == VM_AT_MODE_COMMAND) at->mode = VM_AT_MODE_PENDING;
+    return;
+  }
+  at->current = NULL;
+  if (at->mode == VM_AT_MODE_PENDING || at->mode == VM_AT_MODE_DATA) at->mode = VM_AT_MODE_COMMAND;
+  at_flush_urcs(at);
+}
+
+void vm_at_complete(struct vm_at *at, enum vm_at_result r) {
+  if (at->mode != VM_AT_MODE_PENDING && at->mode != VM_AT_MODE_DATA) return; /* reset meanwhile */
+  at_drop_data(at);
+  at->mode = VM_AT_MODE_PENDING;
+  at_finish(at, r == VM_AT_PENDING ? VM_AT_DONE : r);
+}
+
+/* Writes the line to the trace with secret parameters replaced by "***". */
+static void at_trace_line(struct vm_at *at, const char *line, size_t len, size_t params_off,
+                          const struct vm_at_args *args, unsigned secret_mask, bool echoed) {
+  if (!at->io.trace) return;
+  char red[VM_AT_MAX_LINE + 64];
+  size_t o = 0, pos = 0;
+  if (args && secret_mask) {
+    for (int i = 0; i < args->count && i < 32; i++) {
+      if (!(secret_mask & (1u << i)) || args->p[i].type == VM_AT_P_EMPTY) continue;
+      size_t s = params_off + args->p[i].off, e = s + args->p[i].len;
+      memcpy(red + o, line + pos, s - pos);
+      o += s - pos;
+      memcpy(red + o, "***", 3);
+      o += 3;
+      pos = e;
+    }
+  }
+  memcpy(red + o, line + pos, len - pos);
+  o += len - pos;
+  at->io.trace(at->io.ctx, '>', red, o);
+  if (echoed) at->io.trace(at->io.ctx, '<', red, o);
+}
+
+/* Splits "AT<name>[=?|?|=params]" and runs the handler. */
+static void at_execute(struct vm_at *at, const char *line, size_t len, const char *term,
+                       size_t tlen) {
+  /* the traced line includes its terminator so the trace shows the real bytes */
+  char full[VM_AT_MAX_LINE + 4];
+  memcpy(full, line, len);
+  memcpy(full + len, term, tlen);
+  bool echoed = at->echo;
+  const struct vm_at_style *st = at->style;
+
+  bool has_at = len >= 2 && (st->case_insensitive ? strncasecmp(line, "AT", 2) == 0
+                                                   : memcmp(line, "AT", 2) == 0);
+  if (!has_at) {
+    at_trace_line(at, full, len + tlen, 0, NULL, 0, echoed);
+    vm_at_reply_error(at, VM_AT_ERR_NO_AT);
+    return;
+  }
+  size_t name_end = 2;
+  while (name_end < len && line[name_end] != '=' && line[name_end] != '?') name_end++;
+  const char *name = line + 2;
+  size_t name_len = name_end - 2;
+
+  enum vm_at_form form;
+  size_t params_off = len;
+  if (name_end == len) {
+    form = VM_AT_EXEC;
+  } else if (line[name_end] == '?' && name_end + 1 == len) {
+    form = VM_AT_QUERY;
+  } else if (line[name_end] == '=' && name_end + 2 == len && line[name_end + 1] == '?') {
+    form = VM_AT_TEST;
+  } else if (line[name_end] == '=') {
+    form = VM_AT_SET;
+    params_off = name_end + 1;
+  } else {
+    at_trace_line(at, full, len + tlen, 0, NULL, 0, echoed);
+    vm_at_reply_error(at, VM_AT_ERR_PARA_PARSE);
+    return;
+  }
+
+  const struct vm_at_cmd *cmd = at_lookup(at, name, name_len);
+  static struct vm_at_args args; /* one command runs at a time; keeps the stack small */
+  memset(&args, 0, sizeof args);
+  int perr = 0;
+  if (form == VM_AT_SET) perr = vm_at_parse_params(&args, line + params_off, len - params_off,
+                                                   st->parse_flags);
+  at_trace_line(at, full, len + tlen, params_off, perr ? NULL : &args, cmd ? cmd->secret_mask : 0,
+                echoed);
+  if (!cmd) {
+    vm_log_debug(at->name, "unknown command %.*s", (int)(name_len + 2), line);
+    vm_at_reply_error(at, VM_AT_ERR_UNSUPPORTED);
+    return;
+  }
+  vm_at_handler h = form == VM_AT_TEST ? cmd->test
+                    : form == VM_AT_QUERY ? cmd->query
+                    : form == VM_AT_SET ? cmd->set : cmd->exec;
+  if (!h) {
+    vm_at_reply_error(at, VM_AT_ERR_OP_TYPE);
+    return;
+  }
+  if (perr) {
+    vm_at_reply_error(at, VM_AT_ERR_PARA_PARSE);
+    return;
+  }
+  at->current = cmd;
+  at->errcode = 0;
+  at_finish(at, h(at, &args));
+}
+
+static void at_line_done(struct vm_at *at, const char *term, size_t tlen) {
+  size_t len = at->line_len;
+  bool overflow = at->line_overflow;
+  at->line_len = 0;
+  at->line_overflow = false;
+  at->lines++;
+  if (overflow) {
+    if (at->io.trace) at->io.trace(at->io.ctx, '>', "<over-long line>", 16);
+    vm_log_debug(at->name, "over-long command line rejected");
+    if (at->mode == VM_AT_MODE_PENDING) {
+      at->busy_replies++;
+      vm_at_puts(at, at->style->busy);
+    } else {
+      vm_at_reply_error(at, VM_AT_ERR_PARA_LENGTH);
+    }
+    return;
+  }
+  if (len == 0) return; /* empty line */
+  if (at->mode == VM_AT_MODE_PENDING) {
+    /* trace without parsing: secrets in a rejected line are still redacted
+     * by the line's command row when it can be identified */
+    at_trace_line(at, at->line, len, 0, NULL, 0, at->echo);
+    at->busy_replies++;
+    vm_at_puts(at, at->style->busy);
+    return;
+  }
+  at_execute(at, at->line, len, term, tlen);
+}
+
+/* Echo is written before the line is processed, as ESP-AT does; the echoed
+ * bytes go to the wire but the trace gets them per line (redacted). */
+static void at_echo(struct vm_at *at, const char *buf, size_t len) {
+  if (at->echo && len) at->io.write(at->io.ctx, buf, len);
+}
+
+void vm_at_input(struct vm_at *at, const char *buf, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    if (at->mode == VM_AT_MODE_OFF) {
+      vm_log_debug(at->name, "%zu input bytes ignored (module not ready)", len - i);
+      return;
+    }
+    if (at->mode == VM_AT_MODE_DATA) {
+      /* data entry consumes what it needs and hands any leftover back here */
+      at_data_input(at, buf + i, len - i);
+      return;
+    }
+    /* COMMAND or PENDING: frame lines; echo up to and including the terminator */
+    size_t start = i;
+    for (; i < len; i++) {
+      char c = buf[i];
+      if (c == '\n' && at->last_was_cr) { /* LF of a CR LF pair: part of the terminator */
+        at->last_was_cr = false;
+        continue;
+      }
+      at->last_was_cr = false;
+      if (c == '\r' || c == '\n') {
+        at->last_was_cr = c == '\r';
+        /* swallow a following LF in this buffer too, so the echo includes it */
+        size_t tlen = 1;
+        if (c == '\r' && i + 1 < len && buf[i + 1] == '\n') {
+          tlen = 2;
+          at->last_was_cr = false;
+        }
+        at_echo(at, buf + start, i + tlen - start);
+        i += tlen;
+        at_line_done(at, buf + i - tlen, tlen);
+        goto next; /* the mode may have changed (data entry, reset) */
+      }
+      if (at->line_len < VM_AT_MAX_LINE - 2) {
+        at->line[at->line_len++] = c;
+      } else {
+        at->line_overflow = true;
+      }
+    }
+    at_echo(at, buf + start, i - start);
+  next:;
+  }
+}
+
+/* ---- data entry -------------------------------------------------------- */
+
+static void at_data_end(struct vm_at *at, enum vm_at_data_status st) {
+  struct vm_at_data_req req = at->data_req;
+  unsigned char *data = at->data_buf;
+  size_t n = at->data_len;
+  at->data_buf = NULL;
+  at->data_len = at->data_cap = 0;
+  uv_timer_stop(&at->data_timer);
+  if (at->io.trace) {
+    static const char *names[] = {"ok", "aborted", "timeout", "short", "bad trailer"};
+    at->io.trace(at->io.ctx, '>', data, n);
+    char note[64];
+    int k = snprintf(note, sizeof note, "<data %zu bytes: %s>", n, names[st]);
+    at->io.trace(at->io.ctx, '>', note, (size_t)k);
+  }
+  at->mode = VM_AT_MODE_PENDING;
+  req.done(at, st, data, n, req.ctx);
+  free(data);
+}
+
+static void at_data_timeout(uv_timer_t *t) {
+  struct vm_at *at = (struct vm_at *)((char *)t - offsetof(struct vm_at, data_timer));
+  if (at->mode != VM_AT_MODE_DATA) return;
+  at_data_end(at, at->data_in_trailer ? VM_AT_DATA_BAD_TRAILER : VM_AT_DATA_TIMEOUT);
+}
+
+int vm_at_read_data(struct vm_at *at, const struct vm_at_data_req *req) {
+  if (req->len == 0 || req->len > VM_AT_MAX_DATA || !req->done) return -1;
+  at->data_buf = malloc(req->len);
+  if (!at->data_buf) return -1;
+  at->data_req = *req;
+  at->data_cap = req->len;
+  at->data_len = 0;
+  at->data_in_trailer = false;
+  at->trailer_got = 0;
+  at->mode = VM_AT_MODE_DATA;
+  if (req->timeout_ms) uv_timer_start(&at->data_timer, at_data_timeout, req->timeout_ms, 0);
+  return 0;
+}
+
+static bool at_ends_with(const unsigned char *d, size_t n, const char *seq) {
+  size_t k = strlen(seq);
+  return k && n >= k && memcmp(d + n - k, seq, k) == 0;
+}
+
+static void at_data_input(struct vm_at *at, const char *buf, size_t len) {
+  const struct vm_at_data_req *rq = &at->data_req;
+  size_t i = 0;
+  while (i < len && at->mode == VM_AT_MODE_DATA) {
+    unsigned char c = (unsigned char)buf[i++];
+    if (at->last_was_cr) { /* the LF of the command's CR LF, split across reads */
+      at->last_was_cr = false;
+      if (c == '\n' && at->data_len == 0) continue;
+    }
+    if (!at->data_in_trailer) {
+      at->data_buf[at->data_len++] = c;
+      if (rq->abort_seq && at_ends_with(at->data_buf, at->data_len, rq->abort_seq)) {
+        at_data_end(at, VM_AT_DATA_ABORTED);
+        break;
+      }
+      if (rq->crlf_ends_early && at->data_len < rq->len && at_ends_with(at->data_buf, at->data_len, "\r\n")) {
+        at_data_end(at, VM_AT_DATA_SHORT);
+        break;
+      }
+      if (at->data_len == rq->len) {
+        if (!rq->trailer || !*rq->trailer) {
+          at_data_end(at, VM_AT_DATA_OK);
+          break;
+        }
+        at->data_in_trailer = true;
+        at->trailer_got = 0;
+        uv_timer_stop(&at->data_timer);
+        uv_timer_start(&at->data_timer, at_data_timeout, rq->trailer_ms ? rq->trailer_ms : 1000, 0);
+      }
+    } else {
+      if ((char)c != rq->trailer[at->trailer_got]) {
+        at_data_end(at, VM_AT_DATA_BAD_TRAILER);
+        break;
+      }
+      if (rq->trailer[++at->trailer_got] == '\0') {
+        at_data_end(at, VM_AT_DATA_OK);
+        break;
+      }
+    }
+  }
+  if (i < len && at->mode != VM_AT_MODE_DATA) vm_at_input(at, buf + i, len - i);
+}

@@ -1,0 +1,267 @@
+/* config.c - the JSON configuration (and the one-module command-line form)
+ * parsed into struct vm_config. Everything is validated before the daemon
+ * creates anything; the first problem is reported as one line naming the key
+ * ("modules[1].baud: must be an integer >= 0"). */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmodule/config.h"
+#include "vmodule/dialect.h"
+
+#define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
+
+static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
+
+int vm_config_parse_hostport(const char *s, char **host, int *port) {
+  const char *colon = strrchr(s, ':');
+  if (!colon || colon == s) return -1;
+  char *end;
+  errno = 0;
+  long p = strtol(colon + 1, &end, 10);
+  if (errno || *end || end == colon + 1 || p < 0 || p > 65535) return -1;
+  const char *h = s;
+  size_t hl = (size_t)(colon - s);
+  if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') { /* [::1]:port */
+    h++;
+    hl -= 2;
+  }
+  *host = strndup(h, hl);
+  *port = (int)p;
+  return *host ? 0 : -1;
+}
+
+static bool valid_name(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 32) return false;
+  for (; *s; s++)
+    if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' && *s != '.') return false;
+  return true;
+}
+
+static int get_uint(const cJSON *v, const char *where, long max, long *out, char *err,
+                    size_t errlen) {
+  if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble || v->valuedouble < 0 ||
+      v->valuedouble > (double)max)
+    return ERR("%s: must be an integer between 0 and %ld", where, max);
+  *out = (long)v->valuedouble;
+  return 0;
+}
+
+static int get_str(const cJSON *v, const char *where, char **out, char *err, size_t errlen) {
+  if (!cJSON_IsString(v) || !v->valuestring[0]) return ERR("%s: must be a non-empty string", where);
+  *out = strdup(v->valuestring);
+  return *out ? 0 : ERR("%s: out of memory", where);
+}
+
+static void module_defaults(struct vm_module_config *m) {
+  m->baud = 115200;
+  m->echo = true;
+  m->boot_ms = 500;
+  m->tx_buffer = 64 * 1024;
+}
+
+static int parse_module(const cJSON *obj, int idx, struct vm_module_config *m, char *err,
+                        size_t errlen) {
+  char where[96];
+  module_defaults(m);
+  if (!cJSON_IsObject(obj)) return ERR("modules[%d]: must be an object", idx);
+
+  const cJSON *d = cJSON_GetObjectItemCaseSensitive(obj, "dialect");
+  if (!cJSON_IsString(d)) return ERR("modules[%d].dialect: required (%s)", idx, vm_dialect_names());
+  m->dialect = vm_dialect_find(d->valuestring);
+  if (!m->dialect)
+    return ERR("modules[%d].dialect: unknown dialect \"%s\" (%s)", idx, d->valuestring,
+               vm_dialect_names());
+
+  const cJSON *it;
+  cJSON_ArrayForEach(it, obj) {
+    const char *k = it->string;
+    long v;
+    snprintf(where, sizeof where, "modules[%d].%s", idx, k);
+    if (!strcmp(k, "name")) {
+      if (get_str(it, where, &m->name, err, errlen)) return -1;
+      if (!valid_name(m->name))
+        return ERR("%s: 1 to 32 characters among A-Z a-z 0-9 _ - .", where);
+    } else if (!strcmp(k, "dialect")) {
+      continue;
+    } else if (!strcmp(k, "pty_link")) {
+      if (get_str(it, where, &m->pty_link, err, errlen)) return -1;
+    } else if (!strcmp(k, "tcp_listen")) {
+      if (cJSON_IsNull(it)) continue;
+      if (!cJSON_IsString(it) || vm_config_parse_hostport(it->valuestring, &m->tcp_host, &m->tcp_port))
+        return ERR("%s: must be \"HOST:PORT\"", where);
+    } else if (!strcmp(k, "baud")) {
+      if (get_uint(it, where, 10000000, &v, err, errlen)) return -1;
+      m->baud = (unsigned)v;
+    } else if (!strcmp(k, "echo")) {
+      if (!cJSON_IsBool(it)) return ERR("%s: must be true or false", where);
+      m->echo = cJSON_IsTrue(it);
+    } else if (!strcmp(k, "trace")) {
+      if (get_str(it, where, &m->trace, err, errlen)) return -1;
+    } else if (!strcmp(k, "boot_ms")) {
+      if (get_uint(it, where, 60000, &v, err, errlen)) return -1;
+      m->boot_ms = (unsigned)v;
+    } else if (!strcmp(k, "tx_buffer")) {
+      if (get_uint(it, where, 64L * 1024 * 1024, &v, err, errlen)) return -1;
+      if (v < 1024) return ERR("%s: must be at least 1024", where);
+      m->tx_buffer = (size_t)v;
+    } else if (!strcmp(k, m->dialect->name)) {
+      if (!cJSON_IsObject(it)) return ERR("%s: must be an object", where);
+      m->dialect_json = cJSON_Duplicate(it, 1);
+    } else {
+      return ERR("%s: unknown key", where);
+    }
+  }
+  if (!m->name) return ERR("modules[%d].name: required", idx);
+  if (!m->pty_link) return ERR("modules[%d].pty_link: required", idx);
+  snprintf(where, sizeof where, "modules[%d].%s", idx, m->dialect->name);
+  return m->dialect->parse_config(m->dialect_json, where, &m->dialect_conf, err, errlen);
+}
+
+static int parse_modules(struct vm_config *cfg, const cJSON *arr, char *err, size_t errlen) {
+  if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)
+    return ERR("modules: must be a non-empty array");
+  int n = cJSON_GetArraySize(arr);
+  cfg->modules = calloc((size_t)n, sizeof *cfg->modules);
+  if (!cfg->modules) return ERR("modules: out of memory");
+  const cJSON *it;
+  cJSON_ArrayForEach(it, arr) {
+    struct vm_module_config *m = &cfg->modules[cfg->nmodules];
+    if (parse_module(it, cfg->nmodules, m, err, errlen)) {
+      cfg->nmodules++; /* so vm_config_free releases what was parsed */
+      return -1;
+    }
+    for (int j = 0; j < cfg->nmodules; j++) {
+      if (!strcmp(cfg->modules[j].name, m->name)) {
+        cfg->nmodules++;
+        return ERR("modules[%d].name: \"%s\" is already used by modules[%d]", cfg->nmodules - 1,
+                   m->name, j);
+      }
+      if (!strcmp(cfg->modules[j].pty_link, m->pty_link)) {
+        cfg->nmodules++;
+        return ERR("modules[%d].pty_link: \"%s\" is already used by modules[%d]",
+                   cfg->nmodules - 1, m->pty_link, j);
+      }
+    }
+    cfg->nmodules++;
+  }
+  return 0;
+}
+
+int vm_config_parse(struct vm_config *cfg, const char *json, char *err, size_t errlen) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->log_level = VM_LOG_INFO;
+  cJSON *root = cJSON_Parse(json);
+  if (!root) {
+    const char *at = cJSON_GetErrorPtr();
+    return ERR("config: not valid JSON near \"%.20s\"", at ? at : "");
+  }
+  int rc = 0;
+  char sub[256];
+  if (!cJSON_IsObject(root)) {
+    rc = ERR("config: the top level must be an object");
+    goto out;
+  }
+  const cJSON *it;
+  cJSON_ArrayForEach(it, root) {
+    if (!strcmp(it->string, "state_dir")) {
+      if (get_str(it, "config: state_dir", &cfg->state_dir, err, errlen)) {
+        rc = -1;
+        goto out;
+      }
+    } else if (!strcmp(it->string, "log_level")) {
+      if (!cJSON_IsString(it) || vm_log_parse_level(it->valuestring, &cfg->log_level)) {
+        rc = ERR("config: log_level: must be one of error, warn, info, debug");
+        goto out;
+      }
+    } else if (strcmp(it->string, "modules")) {
+      rc = ERR("config: %s: unknown key", it->string);
+      goto out;
+    }
+  }
+  if (parse_modules(cfg, cJSON_GetObjectItemCaseSensitive(root, "modules"), sub, sizeof sub)) {
+    rc = ERR("config: %s", sub);
+    goto out;
+  }
+  if (!cfg->state_dir) cfg->state_dir = strdup(VM_DEFAULT_STATE_DIR);
+out:
+  cJSON_Delete(root);
+  return rc;
+}
+
+int vm_config_load(struct vm_config *cfg, const char *path, char *err, size_t errlen) {
+  memset(cfg, 0, sizeof *cfg);
+  FILE *f = fopen(path, "rb");
+  if (!f) return ERR("config: cannot open %s: %s", path, strerror(errno));
+  char *buf = NULL;
+  size_t len = 0, cap = 0;
+  for (;;) {
+    if (len + 4096 >= cap) {
+      cap = cap ? cap * 2 : 16384;
+      if (cap > 16 * 1024 * 1024) {
+        free(buf);
+        fclose(f);
+        return ERR("config: %s is too large", path);
+      }
+      char *nb = realloc(buf, cap);
+      if (!nb) {
+        free(buf);
+        fclose(f);
+        return ERR("config: out of memory");
+      }
+      buf = nb;
+    }
+    size_t n = fread(buf + len, 1, cap - len - 1, f);
+    if (n == 0) break;
+    len += n;
+  }
+  fclose(f);
+  buf[len] = '\0';
+  int rc = vm_config_parse(cfg, buf, err, errlen);
+  free(buf);
+  return rc;
+}
+
+int vm_config_single(struct vm_config *cfg, const char *dialect, const char *link,
+                     const char *state_dir, long baud, const char *tcp, char *err, size_t errlen) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->log_level = VM_LOG_INFO;
+  if (!dialect) return ERR("--dialect: required without -c (%s)", vm_dialect_names());
+  const struct vm_dialect *d = vm_dialect_find(dialect);
+  if (!d) return ERR("--dialect: unknown dialect \"%s\" (%s)", dialect, vm_dialect_names());
+  if (!link) return ERR("--link: required without -c");
+  cfg->modules = calloc(1, sizeof *cfg->modules);
+  if (!cfg->modules) return ERR("out of memory");
+  cfg->nmodules = 1;
+  struct vm_module_config *m = &cfg->modules[0];
+  module_defaults(m);
+  m->dialect = d;
+  m->name = strdup(d->name);
+  m->pty_link = strdup(link);
+  cfg->state_dir = xstrdup(state_dir ? state_dir : VM_DEFAULT_STATE_DIR);
+  if (baud >= 0) m->baud = (unsigned)baud;
+  if (tcp && vm_config_parse_hostport(tcp, &m->tcp_host, &m->tcp_port))
+    return ERR("--tcp: must be HOST:PORT");
+  char where[64];
+  snprintf(where, sizeof where, "%s", d->name);
+  return d->parse_config(NULL, where, &m->dialect_conf, err, errlen);
+}
+
+void vm_config_free(struct vm_config *cfg) {
+  for (int i = 0; i < cfg->nmodules; i++) {
+    struct vm_module_config *m = &cfg->modules[i];
+    if (m->dialect && m->dialect_conf) m->dialect->free_config(m->dialect_conf);
+    cJSON_Delete(m->dialect_json);
+    free(m->name);
+    free(m->pty_link);
+    free(m->tcp_host);
+    free(m->trace);
+  }
+  free(cfg->modules);
+  free(cfg->state_dir);
+  memset(cfg, 0, sizeof *cfg);
+}

@@ -1,0 +1,145 @@
+/* main.c - vmoduled: command line, configuration, signals; starts every
+ * module on one libuv loop and runs it until SIGTERM/SIGINT. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "vmodule/config.h"
+#include "vmodule/dialect.h"
+#include "vmodule/log.h"
+#include "vmodule/module.h"
+
+#ifndef VMODULE_VERSION
+#define VMODULE_VERSION "0.1.0"
+#endif
+
+static struct vm_module *g_modules;
+static int g_nmodules;
+static uv_signal_t g_sigterm, g_sigint;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: vmoduled -c FILE [--log-level LEVEL]\n"
+          "       vmoduled --dialect NAME --link PATH [--state-dir DIR] [--baud N]\n"
+          "                [--tcp HOST:PORT] [--log-level LEVEL]\n"
+          "\n"
+          "Runs virtual IoT communication modules, each on a pseudo-terminal.\n"
+          "\n"
+          "  -c, --config FILE     run the modules of a JSON configuration\n"
+          "  -d, --dialect NAME    one module of this dialect (%s)\n"
+          "  -l, --link PATH       symlink to create for its PTY\n"
+          "  -s, --state-dir DIR   persistent state (default %s)\n"
+          "  -b, --baud N          serial pacing in baud, 0 = unpaced (default 115200)\n"
+          "  -t, --tcp HOST:PORT   also serve the serial stream on TCP\n"
+          "  -L, --log-level L     error, warn, info (default) or debug\n"
+          "  -h, --help            this text\n"
+          "  -V, --version         print the version\n",
+          vm_dialect_names(), VM_DEFAULT_STATE_DIR);
+}
+
+static void stop_all(void) {
+  for (int i = 0; i < g_nmodules; i++) vm_module_stop(&g_modules[i]);
+  if (!uv_is_closing((uv_handle_t *)&g_sigterm)) uv_close((uv_handle_t *)&g_sigterm, NULL);
+  if (!uv_is_closing((uv_handle_t *)&g_sigint)) uv_close((uv_handle_t *)&g_sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  vm_log_info(NULL, "%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  stop_all();
+}
+
+int main(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"config", required_argument, NULL, 'c'},    {"dialect", required_argument, NULL, 'd'},
+      {"link", required_argument, NULL, 'l'},      {"state-dir", required_argument, NULL, 's'},
+      {"baud", required_argument, NULL, 'b'},      {"tcp", required_argument, NULL, 't'},
+      {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+  };
+  const char *config = NULL, *dialect = NULL, *link = NULL, *state_dir = NULL, *tcp = NULL;
+  const char *level = NULL;
+  long baud = -1;
+  int c;
+  while ((c = getopt_long(argc, argv, "c:d:l:s:b:t:L:hV", opts, NULL)) != -1) {
+    switch (c) {
+    case 'c': config = optarg; break;
+    case 'd': dialect = optarg; break;
+    case 'l': link = optarg; break;
+    case 's': state_dir = optarg; break;
+    case 't': tcp = optarg; break;
+    case 'L': level = optarg; break;
+    case 'b': {
+      char *end;
+      baud = strtol(optarg, &end, 10);
+      if (*end || end == optarg || baud < 0 || baud > 10000000) {
+        fprintf(stderr, "vmoduled: --baud: must be an integer between 0 and 10000000\n");
+        return 2;
+      }
+      break;
+    }
+    case 'h': usage(stdout); return 0;
+    case 'V': printf("vmoduled %s\n", VMODULE_VERSION); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "vmoduled: unexpected argument \"%s\" (see --help)\n", argv[optind]);
+    return 2;
+  }
+  if (config && (dialect || link || state_dir || tcp || baud >= 0)) {
+    fprintf(stderr, "vmoduled: -c cannot be combined with --dialect/--link/--state-dir/--baud/--tcp\n");
+    return 2;
+  }
+
+  struct vm_config cfg;
+  char err[512];
+  int rc = config ? vm_config_load(&cfg, config, err, sizeof err)
+                  : vm_config_single(&cfg, dialect, link, state_dir, baud, tcp, err, sizeof err);
+  if (rc) {
+    fprintf(stderr, "vmoduled: %s\n", err);
+    vm_config_free(&cfg);
+    return 2;
+  }
+  enum vm_log_level lvl = cfg.log_level;
+  if (level && vm_log_parse_level(level, &lvl)) {
+    fprintf(stderr, "vmoduled: --log-level: must be one of error, warn, info, debug\n");
+    vm_config_free(&cfg);
+    return 2;
+  }
+  vm_log_set_level(lvl);
+  signal(SIGPIPE, SIG_IGN);
+
+  uv_loop_t *loop = uv_default_loop();
+  uv_signal_init(loop, &g_sigterm);
+  uv_signal_init(loop, &g_sigint);
+  uv_signal_start(&g_sigterm, on_signal, SIGTERM);
+  uv_signal_start(&g_sigint, on_signal, SIGINT);
+
+  g_modules = calloc((size_t)cfg.nmodules, sizeof *g_modules);
+  int status = 0;
+  for (int i = 0; g_modules && i < cfg.nmodules; i++) {
+    g_nmodules = i + 1;
+    if (vm_module_start(&g_modules[i], loop, &cfg.modules[i], cfg.state_dir) < 0) {
+      vm_log_error(cfg.modules[i].name, "could not start; stopping");
+      status = 1;
+      stop_all();
+      break;
+    }
+  }
+  if (!g_modules) status = 1;
+  if (status == 0)
+    vm_log_info(NULL, "vmoduled %s running %d module%s", VMODULE_VERSION, cfg.nmodules,
+                cfg.nmodules == 1 ? "" : "s");
+
+  /* Runs until every handle is closed and every store write has finished. */
+  uv_run(loop, UV_RUN_DEFAULT);
+  for (int i = 0; i < g_nmodules; i++) vm_module_cleanup(&g_modules[i]);
+  free(g_modules);
+  vm_config_free(&cfg);
+  uv_loop_close(loop);
+  vm_log_info(NULL, "stopped");
+  return status;
+}

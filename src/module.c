@@ -1,0 +1,129 @@
+/* module.c - one virtual module: wires the serial endpoints, the TX queue,
+ * the trace, the AT engine, the store and the dialect together, and runs the
+ * module's power cycle (power-on boot delay, banner, AT+RST reboot). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmodule/log.h"
+#include "vmodule/module.h"
+
+/* ---- byte paths -------------------------------------------------------- */
+
+void vm_module_tx(struct vm_module *m, const void *buf, size_t len) {
+  if (m->closing) return;
+  vm_txq_write(&m->txq, buf, len);
+}
+
+static void module_at_write(void *ctx, const void *buf, size_t len) {
+  vm_module_tx(ctx, buf, len);
+}
+
+static void module_at_trace(void *ctx, char dir, const void *buf, size_t len) {
+  struct vm_module *m = ctx;
+  if (m->trace) vm_trace_data(m->trace, dir, buf, len);
+}
+
+static void module_input(void *data, const char *buf, size_t len) {
+  struct vm_module *m = data;
+  if (m->closing) return;
+  vm_at_input(&m->at, buf, len);
+}
+
+static void module_tcp_presence(void *data, int connected) {
+  struct vm_module *m = data;
+  if (m->closing) return;
+  vm_txq_set_sink(&m->txq, connected ? &m->tcp.sink : &m->pty.sink);
+  if (m->trace) vm_trace_note(m->trace, "tcp client %s", connected ? "connected" : "disconnected");
+}
+
+/* ---- power cycle ------------------------------------------------------- */
+
+static void module_booted(uv_timer_t *t) {
+  struct vm_module *m = t->data;
+  if (m->closing) return;
+  m->powered = true;
+  vm_at_power(&m->at, true);
+  if (m->trace) vm_trace_note(m->trace, "power on");
+  if (m->at.style->ready) vm_at_puts(&m->at, m->at.style->ready);
+  if (m->dialect->power_on) m->dialect->power_on(m);
+}
+
+static void module_boot(struct vm_module *m) {
+  vm_at_reset(&m->at, m->cfg->echo);
+  m->powered = false;
+  uv_timer_start(&m->boot_timer, module_booted, m->cfg->boot_ms, 0);
+}
+
+void vm_module_reboot(struct vm_module *m) {
+  vm_log_info(m->name, "reboot");
+  if (m->trace) vm_trace_note(m->trace, "reboot");
+  if (m->powered && m->dialect->power_off) m->dialect->power_off(m);
+  module_boot(m);
+}
+
+/* ---- life cycle -------------------------------------------------------- */
+
+int vm_module_start(struct vm_module *m, uv_loop_t *loop, const struct vm_module_config *cfg,
+                    const char *state_dir) {
+  memset(m, 0, sizeof *m);
+  m->loop = loop;
+  m->cfg = cfg;
+  m->name = cfg->name;
+  m->dialect = cfg->dialect;
+
+  if (vm_store_open(&m->store, loop, state_dir, cfg->name) < 0) return -1;
+  if (cfg->trace) {
+    m->trace = vm_trace_open(cfg->trace, cfg->name);
+    if (!m->trace) return -1;
+  }
+  if (vm_txq_init(&m->txq, loop, cfg->name, cfg->baud, cfg->tx_buffer) < 0) return -1;
+  uv_timer_init(loop, &m->boot_timer);
+  m->boot_timer.data = m;
+
+  struct vm_at_io io = {.write = module_at_write, .trace = module_at_trace, .ctx = m};
+  vm_at_init(&m->at, loop, cfg->name, NULL, &io, m);
+  if (m->dialect->init(m) < 0) {
+    vm_log_error(m->name, "dialect %s failed to start", m->dialect->name);
+    return -1;
+  }
+  if (vm_pty_open(&m->pty, loop, cfg->name, cfg->pty_link, module_input, m) < 0) return -1;
+  vm_txq_set_sink(&m->txq, &m->pty.sink);
+  if (cfg->tcp_host) {
+    if (vm_tcp_listen(&m->tcp, loop, cfg->name, cfg->tcp_host, cfg->tcp_port, module_input,
+                      module_tcp_presence, m) < 0)
+      return -1;
+    m->has_tcp = true;
+  }
+  vm_log_info(m->name, "%s module on %s (baud %u%s)", m->dialect->name, cfg->pty_link, cfg->baud,
+              cfg->baud ? "" : ", unpaced");
+  module_boot(m);
+  return 0;
+}
+
+void vm_module_stop(struct vm_module *m) {
+  if (m->closing) return;
+  m->closing = true;
+  if (m->powered && m->dialect->power_off) m->dialect->power_off(m);
+  m->powered = false;
+  if (m->dialect_state && m->dialect->destroy) m->dialect->destroy(m);
+  if (uv_is_active((uv_handle_t *)&m->boot_timer)) uv_timer_stop(&m->boot_timer);
+  if (m->boot_timer.loop) uv_close((uv_handle_t *)&m->boot_timer, NULL);
+  if (m->at.loop) vm_at_close(&m->at);
+  if (m->has_tcp) vm_tcp_close(&m->tcp);
+  if (m->pty.loop) vm_pty_close(&m->pty);
+  if (m->txq.loop) vm_txq_close(&m->txq);
+  if (m->txq.dropped_total)
+    vm_log_info(m->name, "%llu bytes of output were dropped in TX overflows",
+                (unsigned long long)m->txq.dropped_total);
+  if (m->trace) {
+    vm_trace_note(m->trace, "stop");
+    vm_trace_close(m->trace);
+    m->trace = NULL;
+  }
+}
+
+void vm_module_cleanup(struct vm_module *m) {
+  vm_store_close(&m->store);
+  free(m->dialect_state);
+  m->dialect_state = NULL;
+}
