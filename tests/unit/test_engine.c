@@ -1,0 +1,354 @@
+/* test_engine.c - unit tests of the AT engine (src/at/engine.c) with a command
+ * table and reply style defined here: line framing, echo, the four forms,
+ * pending/busy, URC queueing and data-entry mode. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vmodule/at.h"
+
+static char out[8192];
+static size_t out_len;
+static char trace_buf[8192];
+static size_t trace_len;
+
+static void cap_write(void *ctx, const void *buf, size_t len) {
+  assert_true(out_len + len < sizeof out);
+  memcpy(out + out_len, buf, len);
+  out_len += len;
+}
+
+static void cap_trace(void *ctx, char dir, const void *buf, size_t len) {
+  int n = snprintf(trace_buf + trace_len, sizeof trace_buf - trace_len, "%c%.*s|", dir, (int)len,
+                   (const char *)buf);
+  trace_len += (size_t)n;
+}
+
+static void t_error(struct vm_at *at, uint32_t code) { vm_at_printf(at, "E%08x\r\n", code); }
+
+static const struct vm_at_style style = {
+    .ok = "\r\nOK\r\n", .busy = "\r\nBUSY\r\n", .ready = "\r\nready\r\n", .error = t_error};
+
+static int last_form;
+static long last_int;
+static char last_str[64];
+static int last_count;
+
+static enum vm_at_result h_test(struct vm_at *at, const struct vm_at_args *a) {
+  last_form = VM_AT_TEST;
+  vm_at_puts(at, "+X:(0-1)\r\n");
+  return VM_AT_OK;
+}
+static enum vm_at_result h_query(struct vm_at *at, const struct vm_at_args *a) {
+  last_form = VM_AT_QUERY;
+  vm_at_puts(at, "+X:1\r\n");
+  return VM_AT_OK;
+}
+static enum vm_at_result h_set(struct vm_at *at, const struct vm_at_args *a) {
+  last_form = VM_AT_SET;
+  last_count = a->count;
+  const char *s;
+  if (vm_at_arg_int(a, 0, &last_int) != VM_AT_ARG_OK) return vm_at_fail(at, 0x01050000);
+  if (vm_at_arg_str(a, 1, &s, NULL) == VM_AT_ARG_OK) snprintf(last_str, sizeof last_str, "%s", s);
+  return VM_AT_OK;
+}
+static enum vm_at_result h_exec(struct vm_at *at, const struct vm_at_args *a) {
+  last_form = VM_AT_EXEC;
+  return VM_AT_OK;
+}
+static enum vm_at_result h_wait(struct vm_at *at, const struct vm_at_args *a) {
+  vm_at_puts(at, "OK\r\n");
+  return VM_AT_PENDING;
+}
+
+static enum vm_at_data_status data_status;
+static char data_got[256];
+static size_t data_got_len;
+static int data_calls;
+
+static void data_done(struct vm_at *at, enum vm_at_data_status st, const unsigned char *d, size_t n,
+                      void *ctx) {
+  data_calls++;
+  data_status = st;
+  memcpy(data_got, d, n);
+  data_got_len = n;
+  vm_at_puts(at, st == VM_AT_DATA_OK ? "+PUBL:OK\r\n" : "+CME ERROR:204\r\n");
+  vm_at_complete(at, VM_AT_DONE);
+}
+
+static unsigned data_timeout_ms = 0;
+
+static enum vm_at_result h_publ(struct vm_at *at, const struct vm_at_args *a) {
+  long n;
+  if (vm_at_arg_int(a, 0, &n) != VM_AT_ARG_OK) return vm_at_fail(at, 0x01050000);
+  struct vm_at_data_req rq = {.len = (size_t)n,
+                              .timeout_ms = data_timeout_ms,
+                              .abort_seq = "+++\r\n",
+                              .trailer = "\r\n",
+                              .trailer_ms = 50,
+                              .crlf_ends_early = true,
+                              .done = data_done};
+  vm_at_puts(at, "OK\r\n>\r\n");
+  vm_at_read_data(at, &rq);
+  return VM_AT_PENDING;
+}
+
+static const struct vm_at_cmd cmds[] = {
+    {.name = "", .exec = h_exec},
+    {.name = "+X", .test = h_test, .query = h_query, .set = h_set, .exec = h_exec},
+    {.name = "+Q", .query = h_query},
+    {.name = "+WAIT", .exec = h_wait},
+    {.name = "+PUBL", .set = h_publ},
+    {.name = "+SECRET", .set = h_set, .secret_mask = 0x2},
+};
+
+static uv_loop_t loop;
+static struct vm_at at;
+
+static int setup(void **state) {
+  out_len = trace_len = 0;
+  memset(out, 0, sizeof out);
+  memset(trace_buf, 0, sizeof trace_buf);
+  data_calls = 0;
+  data_timeout_ms = 0;
+  uv_loop_init(&loop);
+  struct vm_at_io io = {.write = cap_write, .trace = cap_trace};
+  vm_at_init(&at, &loop, "t", &style, &io, NULL);
+  vm_at_add_table(&at, cmds, sizeof cmds / sizeof cmds[0]);
+  vm_at_reset(&at, false);
+  vm_at_power(&at, true);
+  return 0;
+}
+
+static int teardown(void **state) {
+  vm_at_close(&at);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  return 0;
+}
+
+static void feed(const char *s) { vm_at_input(&at, s, strlen(s)); }
+
+static void expect_out(const char *s) {
+  size_t n = strlen(s);
+  if (out_len != n || memcmp(out, s, n) != 0) {
+    print_error("expected [%s] (%zu)\n     got [%.*s] (%zu)\n", s, n, (int)out_len, out, out_len);
+    fail();
+  }
+  out_len = 0;
+}
+
+static void test_four_forms(void **state) {
+  feed("AT+X=?\r\n");
+  expect_out("+X:(0-1)\r\n\r\nOK\r\n");
+  assert_int_equal(last_form, VM_AT_TEST);
+  feed("AT+X?\r\n");
+  expect_out("+X:1\r\n\r\nOK\r\n");
+  feed("AT+X=5,\"a\\,b\"\r\n");
+  expect_out("\r\nOK\r\n");
+  assert_int_equal(last_form, VM_AT_SET);
+  assert_int_equal(last_int, 5);
+  assert_string_equal(last_str, "a,b");
+  feed("AT+X\r\n");
+  expect_out("\r\nOK\r\n");
+  assert_int_equal(last_form, VM_AT_EXEC);
+}
+
+static void test_unregistered_form_and_unknown(void **state) {
+  feed("AT+Q=?\r\n");
+  expect_out("E010c0000\r\n");
+  feed("AT+Q\r\n");
+  expect_out("E010c0000\r\n");
+  feed("AT+NOPE\r\n");
+  expect_out("E01090000\r\n");
+  feed("at\r\n"); /* case-sensitive style: lower-case prefix is not AT */
+  expect_out("E01030000\r\n");
+  feed("AT+X=\"open\r\n"); /* unterminated quote */
+  expect_out("E01080000\r\n");
+  feed("AT+X=\"s\",1\r\n"); /* handler error */
+  expect_out("E01050000\r\n");
+}
+
+static void test_framing_cr_lf_variants(void **state) {
+  feed("AT\r");
+  expect_out("\r\nOK\r\n");
+  feed("\nAT\n"); /* LF of the previous CR is swallowed; a lone LF ends a line */
+  expect_out("\r\nOK\r\n");
+  feed("A");
+  feed("T+X");
+  feed("?\r");
+  feed("\n");
+  expect_out("+X:1\r\n\r\nOK\r\n");
+  feed("\r\n\r\n"); /* empty lines are ignored */
+  expect_out("");
+  feed("AT\r\nAT+X?\r\n"); /* two lines in one read */
+  expect_out("\r\nOK\r\n+X:1\r\n\r\nOK\r\n");
+}
+
+static void test_echo_exact_bytes(void **state) {
+  at.echo = true;
+  feed("AT\r\n");
+  expect_out("AT\r\n\r\nOK\r\n");
+  feed("AT+X?\r");
+  expect_out("AT+X?\r+X:1\r\n\r\nOK\r\n");
+  feed("A");
+  expect_out("A");
+}
+
+static void test_line_limit(void **state) {
+  char line[300];
+  memset(line, 'B', sizeof line);
+  memcpy(line, "AT", 2);
+  /* 254 characters + CR LF = 256 bytes: accepted (and unknown) */
+  vm_at_input(&at, line, 254);
+  feed("\r\n");
+  expect_out("E01090000\r\n");
+  /* 255 characters: too long, answered once, never executed */
+  vm_at_input(&at, line, 255);
+  feed("\r\n");
+  expect_out("E01040000\r\n");
+  vm_at_input(&at, line, 300);
+  vm_at_input(&at, line, 300);
+  feed("\r\nAT\r\n");
+  expect_out("E01040000\r\n\r\nOK\r\n");
+}
+
+static void test_pending_busy_and_urc_order(void **state) {
+  feed("AT+WAIT\r\n");
+  expect_out("OK\r\n");
+  assert_true(vm_at_is_pending(&at));
+  feed("AT\r\nAT+X?\r\n");
+  expect_out("\r\nBUSY\r\n\r\nBUSY\r\n");
+  vm_at_urc(&at, "+U1\r\n", 5); /* pending: URCs go out at once */
+  expect_out("+U1\r\n");
+  vm_at_hold_urcs(&at, true);
+  vm_at_urc(&at, "+U2\r\n", 5);
+  vm_at_urc(&at, "+U3\r\n", 5);
+  expect_out("");
+  vm_at_puts(&at, "+WAIT:OK\r\n");
+  vm_at_complete(&at, VM_AT_DONE);
+  vm_at_hold_urcs(&at, false);
+  expect_out("+WAIT:OK\r\n+U2\r\n+U3\r\n");
+  feed("AT\r\n");
+  expect_out("\r\nOK\r\n");
+  assert_int_equal(at.busy_replies, 2);
+}
+
+static void test_power_off_ignores_input(void **state) {
+  vm_at_power(&at, false);
+  feed("AT\r\n");
+  vm_at_urc(&at, "+U\r\n", 4);
+  expect_out("");
+  vm_at_power(&at, true);
+  feed("AT\r\n");
+  expect_out("\r\nOK\r\n");
+}
+
+static void test_data_entry_ok_with_trailing_commands(void **state) {
+  at.echo = true;
+  feed("AT+PUBL=11\r\n");
+  expect_out("AT+PUBL=11\r\nOK\r\n>\r\n");
+  vm_at_urc(&at, "+RCV\r\n", 6); /* queued during data entry */
+  feed("hello,");
+  feed("world\r\nAT\r\n"); /* the payload is not echoed; the next line is */
+  assert_int_equal(data_calls, 1);
+  assert_int_equal(data_status, VM_AT_DATA_OK);
+  assert_int_equal(data_got_len, 11);
+  assert_memory_equal(data_got, "hello,world", 11);
+  expect_out("+PUBL:OK\r\n+RCV\r\nAT\r\n\r\nOK\r\n");
+}
+
+static void test_data_entry_binary_and_split_crlf(void **state) {
+  feed("AT+PUBL=4\r"); /* the LF arrives in the next read: not data */
+  expect_out("OK\r\n>\r\n");
+  vm_at_input(&at, "\n\x00\xff\r", 4);
+  vm_at_input(&at, "\x01\r\n", 3);
+  assert_int_equal(data_status, VM_AT_DATA_OK);
+  assert_int_equal(data_got_len, 4);
+  assert_memory_equal(data_got, "\x00\xff\r\x01", 4);
+}
+
+static void test_data_entry_abort_short_trailer(void **state) {
+  feed("AT+PUBL=20\r\n");
+  feed("abc+++\r\n");
+  assert_int_equal(data_status, VM_AT_DATA_ABORTED);
+  expect_out("OK\r\n>\r\n+CME ERROR:204\r\n");
+  feed("AT+PUBL=20\r\nabc\r\n");
+  assert_int_equal(data_status, VM_AT_DATA_SHORT);
+  expect_out("OK\r\n>\r\n+CME ERROR:204\r\n");
+  feed("AT+PUBL=3\r\nabcXY");
+  assert_int_equal(data_status, VM_AT_DATA_BAD_TRAILER);
+  /* Y is not part of the data: it starts a new (incomplete) command line */
+  expect_out("OK\r\n>\r\n+CME ERROR:204\r\n");
+  feed("\r\n");
+  expect_out("E01030000\r\n");
+}
+
+static void test_data_entry_timeout(void **state) {
+  data_timeout_ms = 30;
+  feed("AT+PUBL=5\r\nab");
+  uint64_t t0 = uv_hrtime();
+  uv_run(&loop, UV_RUN_ONCE);
+  uint64_t ms = (uv_hrtime() - t0) / 1000000;
+  assert_int_equal(data_calls, 1);
+  assert_int_equal(data_status, VM_AT_DATA_TIMEOUT);
+  assert_true(ms >= 25);
+  expect_out("OK\r\n>\r\n+CME ERROR:204\r\n");
+  feed("AT\r\n");
+  expect_out("\r\nOK\r\n");
+}
+
+static void test_trailer_timeout(void **state) {
+  feed("AT+PUBL=2\r\nab");
+  uv_run(&loop, UV_RUN_ONCE); /* trailer_ms = 50 */
+  assert_int_equal(data_status, VM_AT_DATA_BAD_TRAILER);
+}
+
+static void test_trace_redacts_secrets(void **state) {
+  at.echo = true;
+  feed("AT+SECRET=1,\"hunter2\",\"x\"\r\n");
+  assert_null(strstr(trace_buf, "hunter2"));
+  assert_non_null(strstr(trace_buf, ">AT+SECRET=1,***,\"x\"\r\n|"));
+  assert_non_null(strstr(trace_buf, "<AT+SECRET=1,***,\"x\"\r\n|")); /* the echo, redacted */
+  /* the wire still carries the real echo, as the module would */
+  assert_non_null(memmem(out, out_len, "hunter2", 7));
+}
+
+static void test_reset_clears_everything(void **state) {
+  feed("AT+WAIT\r\n");
+  feed("AT+X");
+  vm_at_urc(&at, "+U\r\n", 4);
+  vm_at_reset(&at, true);
+  assert_false(vm_at_is_pending(&at));
+  vm_at_power(&at, true);
+  out_len = 0;
+  feed("?\r\n"); /* the partial line was forgotten */
+  expect_out("?\r\nE01030000\r\n");
+  vm_at_complete(&at, VM_AT_OK); /* a late completion after reset is ignored */
+  expect_out("");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_four_forms, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_unregistered_form_and_unknown, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_framing_cr_lf_variants, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_echo_exact_bytes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_line_limit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pending_busy_and_urc_order, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_power_off_ignores_input, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_data_entry_ok_with_trailing_commands, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_data_entry_binary_and_split_crlf, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_data_entry_abort_short_trailer, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_data_entry_timeout, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_trailer_timeout, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_trace_redacts_secrets, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_reset_clears_everything, setup, teardown),
+  };
+  return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
+}
