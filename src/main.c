@@ -63,6 +63,7 @@ int main(int argc, char **argv) {
   const char *level = NULL;
   long baud = -1;
   int c;
+  opterr = 0; /* one line of our own instead of getopt's */
   while ((c = getopt_long(argc, argv, "c:d:l:s:b:t:L:hV", opts, NULL)) != -1) {
     switch (c) {
     case 'c': config = optarg; break;
@@ -82,7 +83,13 @@ int main(int argc, char **argv) {
     }
     case 'h': usage(stdout); return 0;
     case 'V': printf("vmoduled %s\n", VMODULE_VERSION); return 0;
-    default: usage(stderr); return 2;
+    default:
+      if (optopt)
+        fprintf(stderr, "vmoduled: option -%c: unknown or missing its value (see --help)\n", optopt);
+      else
+        fprintf(stderr, "vmoduled: option %s: unknown or missing its value (see --help)\n",
+                argv[optind - 1]);
+      return 2;
     }
   }
   if (optind < argc) {

@@ -231,6 +231,10 @@ static void at_trace_line(struct vm_at *at, const char *line, size_t len, size_t
     for (int i = 0; i < args->count && i < 32; i++) {
       if (!(secret_mask & (1u << i)) || args->p[i].type == VM_AT_P_EMPTY) continue;
       size_t s = params_off + args->p[i].off, e = s + args->p[i].len;
+      if (args->p[i].type == VM_AT_P_STR && e - s >= 2) { /* keep the quotes: "***" */
+        s++;
+        e--;
+      }
       memcpy(red + o, line + pos, s - pos);
       o += s - pos;
       memcpy(red + o, "***", 3);

@@ -1,0 +1,408 @@
+/* test_pty.c - unit tests of the PTY endpoint (src/serial/pty.c) on a real
+ * libuv loop and a real PTY. The test plays the MCU: it opens the symlink like
+ * firmware would and talks through it; every wait is on a loop event, bounded
+ * by a watchdog timer so a missing event fails the test instead of hanging. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "vmodule/pty.h"
+#include "vmodule/txq.h"
+
+#define WATCHDOG_MS 3000
+#define BIG (50 * 1000) /* more than the kernel buffers master->slave (~14-18 KiB) */
+
+struct fixture {
+  uv_loop_t loop;
+  char dir[64], link[PATH_MAX];
+  struct vm_pty p;
+  struct vm_txq q;
+  int q_open;
+  char input[BIG];  /* what on_input received (the MCU's bytes) */
+  size_t input_len;
+  int client;       /* the test's own fd on the link, -1 when closed */
+  uv_poll_t client_poll;
+  int client_polling;
+  unsigned char at_client[BIG]; /* what the client read */
+  size_t at_client_len;
+  int log_saved_fd, log_fd;
+};
+
+/* ---- plumbing ----------------------------------------------------------- */
+
+static void on_input(void *data, const char *buf, size_t len) {
+  struct fixture *fx = data;
+
+  assert_true(fx->input_len + len <= sizeof fx->input);
+  memcpy(fx->input + fx->input_len, buf, len);
+  fx->input_len += len;
+}
+
+static void on_client_readable(uv_poll_t *handle, int status, int events) {
+  struct fixture *fx = handle->data;
+  ssize_t n;
+
+  (void)events;
+  assert_int_equal(status, 0);
+  while ((n = read(fx->client, fx->at_client + fx->at_client_len,
+                   sizeof fx->at_client - fx->at_client_len)) > 0)
+    fx->at_client_len += (size_t)n;
+}
+
+/* Opens the link like firmware does, and reads whatever arrives there. */
+static void client_open(struct fixture *fx) {
+  fx->client = open(fx->link, O_RDWR | O_NOCTTY | O_NONBLOCK);
+  assert_true(fx->client >= 0);
+  assert_int_equal(uv_poll_init(&fx->loop, &fx->client_poll, fx->client), 0);
+  fx->client_poll.data = fx;
+  assert_int_equal(uv_poll_start(&fx->client_poll, UV_READABLE, on_client_readable), 0);
+  fx->client_polling = 1;
+}
+
+static void client_close(struct fixture *fx) {
+  if (fx->client_polling) {
+    uv_close((uv_handle_t *)&fx->client_poll, NULL);
+    uv_run(&fx->loop, UV_RUN_NOWAIT); /* the handle is reused by a later open */
+    fx->client_polling = 0;
+  }
+  if (fx->client >= 0)
+    close(fx->client);
+  fx->client = -1;
+}
+
+static void client_send(struct fixture *fx, const char *s) {
+  assert_int_equal(write(fx->client, s, strlen(s)), (ssize_t)strlen(s));
+}
+
+struct run_ctx {
+  struct fixture *fx;
+  int (*done)(struct fixture *);
+  int expired;
+};
+
+static void on_watchdog(uv_timer_t *timer) {
+  ((struct run_ctx *)timer->data)->expired = 1;
+  uv_stop(timer->loop);
+}
+
+/* Runs before the loop would block, so a met condition never waits for one
+ * more event. */
+static void on_prepare(uv_prepare_t *prepare) {
+  struct run_ctx *ctx = prepare->data;
+
+  if (ctx->done(ctx->fx))
+    uv_stop(prepare->loop);
+}
+
+/* Runs the loop until done(fx) holds; fails after WATCHDOG_MS. */
+static void run_until(struct fixture *fx, int (*done)(struct fixture *)) {
+  struct run_ctx ctx = {fx, done, 0};
+  uv_timer_t dog;
+  uv_prepare_t check;
+
+  uv_timer_init(&fx->loop, &dog);
+  dog.data = &ctx;
+  uv_timer_start(&dog, on_watchdog, WATCHDOG_MS, 0);
+  uv_prepare_init(&fx->loop, &check);
+  check.data = &ctx;
+  uv_prepare_start(&check, on_prepare);
+  if (!done(fx))
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+  uv_close((uv_handle_t *)&dog, NULL);
+  uv_close((uv_handle_t *)&check, NULL);
+  uv_run(&fx->loop, UV_RUN_NOWAIT);
+  assert_false(ctx.expired);
+}
+
+static size_t want_len; /* the byte count the predicates below wait for */
+
+static int input_has_want(struct fixture *fx) { return fx->input_len >= want_len; }
+static int client_has_want(struct fixture *fx) { return fx->at_client_len >= want_len; }
+static int one_client(struct fixture *fx) { return fx->p.clients == 1; }
+static int no_client(struct fixture *fx) { return fx->p.clients == 0; }
+
+/* stderr (where vm_log writes) goes to a temp file while a test looks at logs. */
+static void log_capture(struct fixture *fx) {
+  char path[] = "/tmp/test_pty.log.XXXXXX";
+
+  fx->log_fd = mkstemp(path);
+  assert_true(fx->log_fd >= 0);
+  unlink(path);
+  fx->log_saved_fd = dup(2);
+  assert_int_equal(dup2(fx->log_fd, 2), 2);
+}
+
+static int log_count(struct fixture *fx, const char *needle) {
+  static char text[64 * 1024];
+  ssize_t n = pread(fx->log_fd, text, sizeof text - 1, 0);
+  int count = 0;
+
+  assert_true(n >= 0);
+  text[n] = '\0';
+  for (const char *at = text; (at = strstr(at, needle)); at += strlen(needle))
+    count++;
+  return count;
+}
+
+static int setup_dir(void **state) {
+  struct fixture *fx = calloc(1, sizeof *fx);
+
+  assert_non_null(fx);
+  fx->client = fx->log_fd = -1;
+  fx->p.master = -1;
+  assert_int_equal(uv_loop_init(&fx->loop), 0);
+  snprintf(fx->dir, sizeof fx->dir, "/tmp/test_pty.XXXXXX");
+  assert_non_null(mkdtemp(fx->dir));
+  snprintf(fx->link, sizeof fx->link, "%s/ttyVM0", fx->dir);
+  *state = fx;
+  return 0;
+}
+
+static int setup_open(void **state) {
+  struct fixture *fx;
+
+  setup_dir(state);
+  fx = *state;
+  assert_int_equal(vm_pty_open(&fx->p, &fx->loop, "test", fx->link, on_input, fx), 0);
+  return 0;
+}
+
+static int teardown(void **state) {
+  struct fixture *fx = *state;
+
+  if (fx->log_fd >= 0) {
+    dup2(fx->log_saved_fd, 2);
+    close(fx->log_saved_fd);
+    close(fx->log_fd);
+  }
+  client_close(fx);
+  if (fx->q_open)
+    vm_txq_close(&fx->q);
+  vm_pty_close(&fx->p);
+  uv_run(&fx->loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&fx->loop), 0); /* every handle was closed */
+  unlink(fx->link);
+  assert_int_equal(rmdir(fx->dir), 0); /* nothing else (no temp link) left behind */
+  free(fx);
+  return 0;
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void test_pty_link_points_to_the_slave(void **state) {
+  struct fixture *fx = *state;
+  char target[PATH_MAX];
+  ssize_t n = readlink(fx->link, target, sizeof target - 1);
+
+  assert_true(n > 0);
+  target[n] = '\0';
+  assert_string_equal(target, fx->p.slave_path);
+  assert_memory_equal(target, "/dev/pts/", 9);
+  assert_int_equal(fx->p.clients, 0); /* our own slave fd is not a client */
+}
+
+static void test_pty_client_bytes_reach_on_input(void **state) {
+  struct fixture *fx = *state;
+
+  client_open(fx);
+  client_send(fx, "AT\r");
+  want_len = 3;
+  run_until(fx, input_has_want);
+  assert_int_equal(fx->input_len, 3);
+  assert_memory_equal(fx->input, "AT\r", 3);
+
+  client_send(fx, "A\nB"); /* no ONLCR on the way to the daemon */
+  want_len = 6;
+  run_until(fx, input_has_want);
+  assert_int_equal(fx->input_len, 6);
+  assert_memory_equal(fx->input, "AT\rA\nB", 6);
+}
+
+/* More than the PTY buffers: the queue sees -EAGAIN, waits for the master to
+ * become writable as the client reads, and every byte arrives in order. */
+static void test_pty_txq_bytes_reach_the_client(void **state) {
+  struct fixture *fx = *state;
+  static unsigned char data[BIG];
+
+  for (size_t i = 0; i < sizeof data; i++)
+    data[i] = (unsigned char)((i * 131 + 7) % 251);
+  assert_int_equal(vm_txq_init(&fx->q, &fx->loop, "test", 0, 64 * 1024), 0);
+  fx->q_open = 1;
+  vm_txq_set_sink(&fx->q, &fx->p.sink);
+  client_open(fx);
+
+  assert_int_equal(vm_txq_write(&fx->q, data, sizeof data), sizeof data);
+  assert_true(fx->q.waiting_writable);
+  assert_true(vm_txq_pending(&fx->q) > 0);
+  want_len = sizeof data;
+  run_until(fx, client_has_want);
+  assert_int_equal(fx->at_client_len, sizeof data);
+  assert_memory_equal(fx->at_client, data, sizeof data);
+  assert_int_equal(fx->q.sent_total, sizeof data);
+  assert_int_equal(fx->q.dropped_total, 0);
+  assert_false(fx->p.poll_events & UV_WRITABLE); /* asked only while needed */
+}
+
+/* Raw both ways: no echo back to the daemon, no CR/NL translation. */
+static void test_pty_client_side_is_raw(void **state) {
+  struct fixture *fx = *state;
+  struct termios t;
+
+  client_open(fx);
+  assert_int_equal(tcgetattr(fx->client, &t), 0);
+  assert_int_equal(t.c_lflag & (ECHO | ICANON | ISIG), 0);
+  assert_int_equal(t.c_iflag & (ICRNL | INLCR | IGNCR | IXON), 0);
+  assert_int_equal(t.c_oflag & OPOST, 0);
+
+  assert_int_equal(fx->p.sink.ops->write(&fx->p.sink, "\r\n", 2), 2);
+  want_len = 2;
+  run_until(fx, client_has_want);
+  assert_int_equal(fx->at_client_len, 2);
+  assert_memory_equal(fx->at_client, "\r\n", 2);
+
+  /* An echo of "\r\n" would reach on_input before this "X". */
+  client_send(fx, "X");
+  want_len = 1;
+  run_until(fx, input_has_want);
+  assert_int_equal(fx->input_len, 1);
+  assert_memory_equal(fx->input, "X", 1);
+}
+
+/* inotify counts the client in and out, the log says so, and the master keeps
+ * working after the client left (our held slave fd prevents HUP/EIO). */
+static void test_pty_counts_client_open_and_close(void **state) {
+  struct fixture *fx = *state;
+  char line[PATH_MAX + 32];
+
+  log_capture(fx);
+  client_open(fx);
+  run_until(fx, one_client);
+  client_close(fx);
+  run_until(fx, no_client);
+  uv_run(&fx->loop, UV_RUN_NOWAIT);
+
+  snprintf(line, sizeof line, "INFO [test] client opened %s\n", fx->link);
+  assert_int_equal(log_count(fx, line), 1);
+  snprintf(line, sizeof line, "INFO [test] client closed %s\n", fx->link);
+  assert_int_equal(log_count(fx, line), 1);
+  assert_int_equal(log_count(fx, "ERROR"), 0);
+  assert_true(fx->p.poll_events & UV_READABLE);
+  assert_int_equal(fx->p.sink.ops->write(&fx->p.sink, "x", 1), 1);
+
+  client_open(fx); /* and a second session is counted the same way */
+  run_until(fx, one_client);
+  assert_int_equal(fx->p.clients, 1);
+}
+
+/* A client that leaves the line cooked gets it raw again at the next open,
+ * with the speed and the software flow control it chose kept. */
+static void test_pty_reapplies_raw_on_client_open(void **state) {
+  struct fixture *fx = *state;
+  struct termios t;
+
+  client_open(fx);
+  run_until(fx, one_client);
+  assert_int_equal(tcgetattr(fx->client, &t), 0);
+  t.c_lflag |= ECHO | ICANON;
+  t.c_iflag |= ICRNL | IXON;
+  t.c_oflag |= OPOST | ONLCR;
+  cfsetspeed(&t, B9600);
+  assert_int_equal(tcsetattr(fx->client, TCSANOW, &t), 0);
+  client_close(fx);
+  run_until(fx, no_client);
+  assert_int_equal(tcgetattr(fx->p.master, &t), 0);
+  assert_true(t.c_lflag & ECHO); /* termios outlives the client: the fix is needed */
+
+  client_open(fx);
+  run_until(fx, one_client);
+  assert_int_equal(tcgetattr(fx->client, &t), 0);
+  assert_int_equal(t.c_lflag & (ECHO | ICANON), 0);
+  assert_int_equal(t.c_iflag & ICRNL, 0);
+  assert_int_equal(t.c_oflag & OPOST, 0);
+  assert_int_equal(cfgetospeed(&t), B9600);
+  assert_true(t.c_iflag & IXON);
+}
+
+static void test_pty_close_removes_the_link(void **state) {
+  struct fixture *fx = *state;
+  struct stat st;
+
+  vm_pty_close(&fx->p);
+  assert_int_equal(lstat(fx->link, &st), -1);
+  assert_int_equal(errno, ENOENT);
+}
+
+/* Someone re-pointed the link (another daemon took the name): not ours to delete. */
+static void test_pty_close_keeps_a_link_pointing_elsewhere(void **state) {
+  struct fixture *fx = *state;
+  char other[PATH_MAX + 8], target[PATH_MAX];
+  ssize_t n;
+
+  snprintf(other, sizeof other, "%s.other", fx->link);
+  assert_int_equal(symlink("/dev/null", other), 0);
+  assert_int_equal(rename(other, fx->link), 0);
+  vm_pty_close(&fx->p);
+  n = readlink(fx->link, target, sizeof target - 1);
+  assert_true(n > 0);
+  target[n] = '\0';
+  assert_string_equal(target, "/dev/null");
+}
+
+/* A stale link from an earlier run is replaced, not an error. */
+static void test_pty_open_replaces_a_stale_link(void **state) {
+  struct fixture *fx = *state;
+  char target[PATH_MAX];
+  ssize_t n;
+
+  assert_int_equal(symlink("/dev/pts/nonexistent", fx->link), 0);
+  assert_int_equal(vm_pty_open(&fx->p, &fx->loop, "test", fx->link, on_input, fx), 0);
+  n = readlink(fx->link, target, sizeof target - 1);
+  assert_true(n > 0);
+  target[n] = '\0';
+  assert_string_equal(target, fx->p.slave_path);
+}
+
+static void test_pty_open_fails_when_the_directory_is_missing(void **state) {
+  struct fixture *fx = *state;
+  char link[PATH_MAX + 16], line[2 * PATH_MAX + 128];
+
+  snprintf(link, sizeof link, "%s/missing/ttyVM0", fx->dir);
+  log_capture(fx);
+  assert_int_equal(vm_pty_open(&fx->p, &fx->loop, "test", link, on_input, fx), -ENOENT);
+  assert_int_equal(fx->p.master, -1);
+  snprintf(line, sizeof line, "ERROR [test] cannot create symlink %s: directory %s/missing does not exist",
+           link, fx->dir);
+  assert_int_equal(log_count(fx, line), 1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_pty_link_points_to_the_slave, setup_open, teardown),
+      cmocka_unit_test_setup_teardown(test_pty_client_bytes_reach_on_input, setup_open, teardown),
+      cmocka_unit_test_setup_teardown(test_pty_txq_bytes_reach_the_client, setup_open, teardown),
+      cmocka_unit_test_setup_teardown(test_pty_client_side_is_raw, setup_open, teardown),
+      cmocka_unit_test_setup_teardown(test_pty_counts_client_open_and_close, setup_open, teardown),
+      cmocka_unit_test_setup_teardown(test_pty_reapplies_raw_on_client_open, setup_open, teardown),
+      cmocka_unit_test_setup_teardown(test_pty_close_removes_the_link, setup_open, teardown),
+      cmocka_unit_test_setup_teardown(test_pty_close_keeps_a_link_pointing_elsewhere, setup_open,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_pty_open_replaces_a_stale_link, setup_dir, teardown),
+      cmocka_unit_test_setup_teardown(test_pty_open_fails_when_the_directory_is_missing, setup_dir,
+                                      teardown),
+  };
+
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,404 @@
+/* test_txq.c - unit tests of the TX queue (src/serial/txq.c) on a real libuv
+ * loop, draining into a fake sink that records every byte and can play a full
+ * device (-EAGAIN, then writable a millisecond later) or a broken one. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "vmodule/txq.h"
+
+#define FAKE_CAP (64 * 1024)
+#define FAKE_MAX_WRITES 4096
+#define UNLIMITED SIZE_MAX
+#define WATCHDOG_MS 3000
+
+struct fake_sink {
+  struct vm_sink sink; /* first member */
+  unsigned char got[FAKE_CAP];
+  size_t got_len;
+  size_t room;   /* bytes taken before -EAGAIN; UNLIMITED never fills */
+  size_t refill; /* room once it has "drained" after an -EAGAIN */
+  int error;     /* negative errno returned by every write when set */
+  int writes, want_on, want_off;
+  uv_timer_t wake; /* plays the device draining: writable 1 ms after want_writable(1) */
+  uint64_t write_at[FAKE_MAX_WRITES];
+  size_t total_at[FAKE_MAX_WRITES];
+};
+
+struct fixture {
+  uv_loop_t loop;
+  struct vm_txq q;
+  struct fake_sink f;
+  int log_saved_fd, log_fd; /* stderr capture, -1 when off */
+};
+
+/* ---- fake sink ---------------------------------------------------------- */
+
+static ssize_t fake_write(struct vm_sink *sink, const void *buf, size_t len) {
+  struct fake_sink *f = (struct fake_sink *)sink;
+  size_t n = len;
+
+  f->writes++;
+  if (f->error)
+    return f->error;
+  if (f->room == 0)
+    return -EAGAIN;
+  if (f->room != UNLIMITED && n > f->room)
+    n = f->room;
+  assert_true(f->got_len + n <= FAKE_CAP);
+  memcpy(f->got + f->got_len, buf, n);
+  f->got_len += n;
+  if (f->room != UNLIMITED)
+    f->room -= n;
+  if (f->writes <= FAKE_MAX_WRITES) {
+    f->write_at[f->writes - 1] = uv_hrtime();
+    f->total_at[f->writes - 1] = f->got_len;
+  }
+  return (ssize_t)n;
+}
+
+static void fake_on_wake(uv_timer_t *timer) {
+  struct fake_sink *f = timer->data;
+
+  f->room = f->refill;
+  vm_txq_on_writable(f->sink.txq);
+}
+
+static void fake_want_writable(struct vm_sink *sink, int on) {
+  struct fake_sink *f = (struct fake_sink *)sink;
+
+  if (on) {
+    f->want_on++;
+    uv_timer_start(&f->wake, fake_on_wake, 1, 0);
+  } else {
+    f->want_off++;
+    uv_timer_stop(&f->wake);
+  }
+}
+
+static const struct vm_sink_ops fake_ops = {fake_write, fake_want_writable};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void fill_pattern(unsigned char *buf, size_t len, unsigned seed) {
+  for (size_t i = 0; i < len; i++)
+    buf[i] = (unsigned char)((i * 131 + seed) % 251);
+}
+
+/* Redirects stderr (where vm_log writes) into a temp file. */
+static void log_capture(struct fixture *fx) {
+  char path[] = "/tmp/test_txq.log.XXXXXX";
+
+  fx->log_fd = mkstemp(path);
+  assert_true(fx->log_fd >= 0);
+  unlink(path);
+  fx->log_saved_fd = dup(2);
+  assert_int_equal(dup2(fx->log_fd, 2), 2);
+}
+
+/* How many times needle was logged since log_capture(). */
+static int log_count(struct fixture *fx, const char *needle) {
+  static char text[64 * 1024];
+  ssize_t n = pread(fx->log_fd, text, sizeof text - 1, 0);
+  int count = 0;
+
+  assert_true(n >= 0);
+  text[n] = '\0';
+  for (const char *at = text; (at = strstr(at, needle)); at += strlen(needle))
+    count++;
+  return count;
+}
+
+static void log_restore(struct fixture *fx) {
+  if (fx->log_fd < 0)
+    return;
+  dup2(fx->log_saved_fd, 2);
+  close(fx->log_saved_fd);
+  close(fx->log_fd);
+  fx->log_fd = -1;
+}
+
+static int drained(struct fixture *fx) {
+  return !vm_txq_pending(&fx->q) && !fx->q.timer_armed && !fx->q.waiting_writable;
+}
+
+struct run_ctx {
+  struct fixture *fx;
+  int expired;
+};
+
+static void on_watchdog(uv_timer_t *timer) {
+  ((struct run_ctx *)timer->data)->expired = 1;
+  uv_stop(timer->loop);
+}
+
+/* Runs before the loop would block: stopping here means a condition met by a
+ * timer callback does not wait for the next event. */
+static void on_prepare(uv_prepare_t *prepare) {
+  struct run_ctx *ctx = prepare->data;
+
+  if (drained(ctx->fx))
+    uv_stop(prepare->loop);
+}
+
+/* Runs the loop until the queue is empty with no timer armed and the sink is
+ * not waiting; fails after WATCHDOG_MS instead of hanging. */
+static void run_until_drained(struct fixture *fx) {
+  struct run_ctx ctx = {fx, 0};
+  uv_timer_t dog;
+  uv_prepare_t check;
+
+  uv_timer_init(&fx->loop, &dog);
+  dog.data = &ctx;
+  uv_timer_start(&dog, on_watchdog, WATCHDOG_MS, 0);
+  uv_prepare_init(&fx->loop, &check);
+  check.data = &ctx;
+  uv_prepare_start(&check, on_prepare);
+  if (!drained(fx))
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+  uv_close((uv_handle_t *)&dog, NULL);
+  uv_close((uv_handle_t *)&check, NULL);
+  uv_run(&fx->loop, UV_RUN_NOWAIT);
+  if (ctx.expired)
+    print_message("stuck: pending %zu timer_armed %d waiting_writable %d sink got %zu\n",
+                  vm_txq_pending(&fx->q), fx->q.timer_armed, fx->q.waiting_writable,
+                  fx->f.got_len);
+  assert_false(ctx.expired);
+}
+
+static int fixture_setup(void **state, unsigned baud, size_t cap) {
+  struct fixture *fx = calloc(1, sizeof *fx);
+
+  assert_non_null(fx);
+  fx->log_fd = -1;
+  assert_int_equal(uv_loop_init(&fx->loop), 0);
+  assert_int_equal(vm_txq_init(&fx->q, &fx->loop, "test", baud, cap), 0);
+  fx->f.sink.ops = &fake_ops;
+  fx->f.room = fx->f.refill = UNLIMITED;
+  uv_timer_init(&fx->loop, &fx->f.wake);
+  fx->f.wake.data = &fx->f;
+  *state = fx;
+  return 0;
+}
+
+static int teardown(void **state) {
+  struct fixture *fx = *state;
+
+  log_restore(fx);
+  vm_txq_close(&fx->q);
+  uv_close((uv_handle_t *)&fx->f.wake, NULL);
+  uv_run(&fx->loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&fx->loop), 0); /* every handle was closed */
+  free(fx);
+  return 0;
+}
+
+static int setup_unpaced_4k(void **state) { return fixture_setup(state, 0, 4096); }
+static int setup_unpaced_100(void **state) { return fixture_setup(state, 0, 100); }
+static int setup_unpaced_16(void **state) { return fixture_setup(state, 0, 16); }
+static int setup_115200(void **state) { return fixture_setup(state, 115200, VM_TXQ_DEFAULT_CAP); }
+
+/* ---- tests -------------------------------------------------------------- */
+
+/* Unpaced: each write reaches the sink before vm_txq_write returns, in order,
+ * and more than the queue holds is not dropped when the sink takes it all. */
+static void test_txq_unpaced_passes_everything_in_order(void **state) {
+  struct fixture *fx = *state;
+  static unsigned char data[9000];
+  const size_t sizes[] = {1000, 3000, 5000};
+  size_t off = 0;
+
+  fill_pattern(data, sizeof data, 1);
+  vm_txq_set_sink(&fx->q, &fx->f.sink);
+  for (size_t i = 0; i < 3; i++) {
+    assert_int_equal(vm_txq_write(&fx->q, data + off, sizes[i]), sizes[i]);
+    off += sizes[i];
+    assert_int_equal(fx->f.got_len, off);
+  }
+  assert_memory_equal(fx->f.got, data, sizeof data);
+  assert_int_equal(vm_txq_pending(&fx->q), 0);
+  assert_int_equal(fx->q.sent_total, sizeof data);
+  assert_int_equal(fx->q.dropped_total, 0);
+  assert_false(fx->q.timer_armed);
+}
+
+/* With nothing draining, a 100-byte queue keeps the first 100 bytes and drops
+ * exactly the rest; one warning per episode, one summary when it drains. */
+static void test_txq_overflow_drops_exactly_the_excess_and_counts_it(void **state) {
+  struct fixture *fx = *state;
+  unsigned char a[60], b[70], c[5], d[101], want[100];
+
+  fill_pattern(a, sizeof a, 2);
+  fill_pattern(b, sizeof b, 3);
+  fill_pattern(c, sizeof c, 4);
+  fill_pattern(d, sizeof d, 5);
+  log_capture(fx);
+  assert_int_equal(vm_txq_write(&fx->q, a, sizeof a), 60);
+  assert_false(fx->q.overflowing);
+  assert_int_equal(vm_txq_write(&fx->q, b, sizeof b), 40);
+  assert_int_equal(vm_txq_write(&fx->q, c, sizeof c), 0);
+  assert_true(fx->q.overflowing);
+  assert_int_equal(fx->q.dropped_episode, 35);
+  assert_int_equal(fx->q.dropped_total, 35);
+  assert_int_equal(vm_txq_pending(&fx->q), 100);
+  assert_int_equal(log_count(fx, "WARN [test] TX overflow: the MCU is not reading, dropping output"), 1);
+  assert_int_equal(log_count(fx, "TX overflow ended"), 0);
+
+  vm_txq_set_sink(&fx->q, &fx->f.sink);
+  memcpy(want, a, 60);
+  memcpy(want + 60, b, 40);
+  assert_int_equal(fx->f.got_len, 100);
+  assert_memory_equal(fx->f.got, want, 100);
+  assert_false(fx->q.overflowing);
+  assert_int_equal(fx->q.dropped_episode, 0);
+  assert_int_equal(fx->q.dropped_total, 35);
+  assert_int_equal(fx->q.sent_total, 100);
+  assert_int_equal(log_count(fx, "INFO [test] TX overflow ended: 35 bytes dropped (35 total)"), 1);
+
+  /* A second episode is reported again, with the running total. */
+  vm_txq_set_sink(&fx->q, NULL);
+  assert_int_equal(vm_txq_write(&fx->q, d, sizeof d), 100);
+  vm_txq_set_sink(&fx->q, &fx->f.sink);
+  assert_int_equal(fx->f.got_len, 200);
+  assert_memory_equal(fx->f.got + 100, d, 100);
+  assert_int_equal(log_count(fx, "TX overflow: the MCU is not reading, dropping output"), 2);
+  assert_int_equal(log_count(fx, "TX overflow ended: 1 bytes dropped (36 total)"), 1);
+}
+
+/* vm_txq_clear empties the queue, which also ends an overflow episode. */
+static void test_txq_clear_drops_pending_and_ends_episode(void **state) {
+  struct fixture *fx = *state;
+  unsigned char data[150];
+
+  fill_pattern(data, sizeof data, 6);
+  log_capture(fx);
+  assert_int_equal(vm_txq_write(&fx->q, data, sizeof data), 100);
+  vm_txq_clear(&fx->q);
+  assert_int_equal(vm_txq_pending(&fx->q), 0);
+  assert_int_equal(log_count(fx, "TX overflow ended: 50 bytes dropped (50 total)"), 1);
+  vm_txq_set_sink(&fx->q, &fx->f.sink);
+  assert_int_equal(fx->f.got_len, 0);
+  assert_int_equal(vm_txq_write(&fx->q, data, 3), 3);
+  assert_int_equal(fx->f.got_len, 3);
+  assert_memory_equal(fx->f.got, data, 3);
+}
+
+/* 2304 bytes at 115200 8N1 (11520 B/s) take 0.2 s end to end, and at no
+ * moment has the sink received a byte whose wire slot is more than the 2 ms
+ * lookahead away. */
+static void test_txq_paced_2304_bytes_at_115200_takes_200ms(void **state) {
+  struct fixture *fx = *state;
+  static unsigned char data[2304];
+  uint64_t t0, elapsed;
+
+  fill_pattern(data, sizeof data, 7);
+  vm_txq_set_sink(&fx->q, &fx->f.sink);
+  t0 = uv_hrtime();
+  assert_int_equal(vm_txq_write(&fx->q, data, sizeof data), sizeof data);
+  run_until_drained(fx);
+  elapsed = uv_hrtime() - t0;
+
+  assert_int_equal(fx->f.got_len, sizeof data);
+  assert_memory_equal(fx->f.got, data, sizeof data);
+  assert_in_range(elapsed, 190000000, 210000000);
+  assert_true(fx->f.writes > 20); /* spread over the 0.2 s, not one burst */
+  for (int i = 0; i < fx->f.writes && i < FAKE_MAX_WRITES; i++) {
+    uint64_t since = fx->f.write_at[i] - t0 + 2000000;
+    size_t allowed = (size_t)(since * 11520 / 1000000000) + 2;
+
+    assert_true(fx->f.total_at[i] <= allowed);
+  }
+}
+
+/* A full sink stops the drain (no write attempts while waiting, even when
+ * more bytes arrive and wrap the ring); its writable event resumes it. */
+static void test_txq_eagain_stops_and_resumes_on_writable(void **state) {
+  struct fixture *fx = *state;
+  unsigned char data[20];
+  int writes;
+
+  fill_pattern(data, sizeof data, 8);
+  fx->f.room = 6;
+  vm_txq_set_sink(&fx->q, &fx->f.sink);
+  assert_int_equal(vm_txq_write(&fx->q, data, 10), 10);
+  assert_int_equal(fx->f.got_len, 6);
+  assert_int_equal(fx->f.want_on, 1);
+  assert_true(fx->q.waiting_writable);
+  writes = fx->f.writes;
+
+  assert_int_equal(vm_txq_write(&fx->q, data + 10, 10), 10); /* wraps the 16-byte ring */
+  assert_int_equal(fx->f.writes, writes);
+  assert_int_equal(vm_txq_pending(&fx->q), 14);
+
+  run_until_drained(fx);
+  assert_int_equal(fx->f.got_len, 20);
+  assert_memory_equal(fx->f.got, data, 20);
+  assert_int_equal(fx->f.want_on, 1);
+  assert_int_equal(fx->q.sent_total, 20);
+  assert_int_equal(fx->q.dropped_total, 0);
+}
+
+/* Detaching a sink that was asked for a writable event cancels the request. */
+static void test_txq_set_sink_cancels_want_writable(void **state) {
+  struct fixture *fx = *state;
+  unsigned char data[8];
+
+  fill_pattern(data, sizeof data, 9);
+  fx->f.room = 0;
+  vm_txq_set_sink(&fx->q, &fx->f.sink);
+  vm_txq_write(&fx->q, data, sizeof data);
+  assert_int_equal(fx->f.want_on, 1);
+  vm_txq_set_sink(&fx->q, NULL);
+  assert_true(fx->f.want_off >= 1);
+  assert_false(fx->q.waiting_writable);
+  assert_int_equal(vm_txq_pending(&fx->q), 8);
+}
+
+/* A sink failing with anything but -EAGAIN loses the queued bytes; the error
+ * is logged once, not once per write. */
+static void test_txq_sink_error_drops_queue_and_logs_once(void **state) {
+  struct fixture *fx = *state;
+  unsigned char data[10];
+
+  fill_pattern(data, sizeof data, 10);
+  fx->f.error = -EIO;
+  log_capture(fx);
+  vm_txq_set_sink(&fx->q, &fx->f.sink);
+  assert_int_equal(vm_txq_write(&fx->q, data, 10), 10);
+  assert_int_equal(vm_txq_pending(&fx->q), 0);
+  assert_int_equal(vm_txq_write(&fx->q, data, 5), 5);
+  assert_int_equal(fx->q.dropped_total, 15);
+  assert_int_equal(fx->q.sent_total, 0);
+  assert_int_equal(log_count(fx, "TX write failed (Input/output error)"), 1);
+  assert_int_equal(fx->f.want_on, 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_txq_unpaced_passes_everything_in_order,
+                                      setup_unpaced_4k, teardown),
+      cmocka_unit_test_setup_teardown(test_txq_overflow_drops_exactly_the_excess_and_counts_it,
+                                      setup_unpaced_100, teardown),
+      cmocka_unit_test_setup_teardown(test_txq_clear_drops_pending_and_ends_episode,
+                                      setup_unpaced_100, teardown),
+      cmocka_unit_test_setup_teardown(test_txq_paced_2304_bytes_at_115200_takes_200ms,
+                                      setup_115200, teardown),
+      cmocka_unit_test_setup_teardown(test_txq_eagain_stops_and_resumes_on_writable,
+                                      setup_unpaced_16, teardown),
+      cmocka_unit_test_setup_teardown(test_txq_set_sink_cancels_want_writable,
+                                      setup_unpaced_16, teardown),
+      cmocka_unit_test_setup_teardown(test_txq_sink_error_drops_queue_and_logs_once,
+                                      setup_unpaced_16, teardown),
+  };
+
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
