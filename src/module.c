@@ -29,9 +29,17 @@ static void module_input(void *data, const char *buf, size_t len) {
   vm_at_input(&m->at, buf, len);
 }
 
+static void module_power_on_first_open(struct vm_module *m);
+
+static void module_pty_presence(void *data, int clients) {
+  struct vm_module *m = data;
+  if (!m->closing && clients > 0) module_power_on_first_open(m);
+}
+
 static void module_tcp_presence(void *data, int connected) {
   struct vm_module *m = data;
   if (m->closing) return;
+  if (connected) module_power_on_first_open(m);
   vm_txq_set_sink(&m->txq, connected ? &m->tcp.sink : &m->pty.sink);
   if (m->trace) vm_trace_note(m->trace, "tcp client %s", connected ? "connected" : "disconnected");
 }
@@ -52,6 +60,16 @@ static void module_boot(struct vm_module *m) {
   vm_at_reset(&m->at, m->cfg->echo);
   m->powered = false;
   uv_timer_start(&m->boot_timer, module_booted, m->cfg->boot_ms, 0);
+}
+
+/* Power is applied when the MCU first opens the serial port (PTY or TCP), so
+ * the boot banner is never written into a line nobody listens to (pyserial,
+ * for one, flushes its input when it opens the port). */
+static void module_power_on_first_open(struct vm_module *m) {
+  if (m->power_applied) return;
+  m->power_applied = true;
+  vm_log_info(m->name, "serial port opened: powering on");
+  module_boot(m);
 }
 
 void vm_module_reboot(struct vm_module *m) {
@@ -87,6 +105,7 @@ int vm_module_start(struct vm_module *m, uv_loop_t *loop, const struct vm_module
     return -1;
   }
   if (vm_pty_open(&m->pty, loop, cfg->name, cfg->pty_link, module_input, m) < 0) return -1;
+  m->pty.on_presence = module_pty_presence;
   vm_txq_set_sink(&m->txq, &m->pty.sink);
   if (cfg->tcp_host) {
     if (vm_tcp_listen(&m->tcp, loop, cfg->name, cfg->tcp_host, cfg->tcp_port, module_input,
@@ -94,9 +113,9 @@ int vm_module_start(struct vm_module *m, uv_loop_t *loop, const struct vm_module
       return -1;
     m->has_tcp = true;
   }
-  vm_log_info(m->name, "%s module on %s (baud %u%s)", m->dialect->name, cfg->pty_link, cfg->baud,
-              cfg->baud ? "" : ", unpaced");
-  module_boot(m);
+  vm_log_info(m->name, "%s module on %s (baud %u%s), powers on when the port is opened",
+              m->dialect->name, cfg->pty_link, cfg->baud, cfg->baud ? "" : ", unpaced");
+  vm_at_reset(&m->at, cfg->echo);
   return 0;
 }
 

@@ -29,7 +29,8 @@ struct vm_module {
   const struct vm_dialect *dialect;
   void *dialect_state;
   uv_timer_t boot_timer;
-  bool powered; /* booted and accepting commands */
+  bool power_applied; /* the port has been opened once: power is on */
+  bool powered;       /* booted and accepting commands */
   bool closing;
 };
 

@@ -24,6 +24,8 @@ struct vm_pty {
   int poll_events;
   int clients; /* opens seen minus closes seen (our own slave fd excluded) */
   vm_input_cb on_input;
+  /* optional: called after each client open/close with the new count */
+  void (*on_presence)(void *data, int clients);
   void *data;
 };
 

@@ -185,6 +185,8 @@ static void pty_on_client_event(struct vm_pty *p, uint32_t mask) {
       p->clients--;
     vm_log_info(pty_who(p), "client closed %s", pty_path(p));
   }
+  if ((mask & (IN_OPEN | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE)) && p->on_presence)
+    p->on_presence(p->data, p->clients);
   if (mask & IN_Q_OVERFLOW)
     vm_log_warn(pty_who(p), "inotify queue overflow: client count of %s may be wrong", pty_path(p));
   if (mask & IN_IGNORED)
@@ -399,7 +401,7 @@ int vm_pty_open(struct vm_pty *p, uv_loop_t *loop, const char *name, const char 
     p->link = NULL;
     return r;
   }
-  vm_log_info(pty_who(p), "serial port %s -> %s", pty_path(p), p->slave_path);
+  vm_log_info(pty_who(p), "pty %s linked at %s", p->slave_path, pty_path(p));
   return 0;
 }
 

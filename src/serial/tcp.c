@@ -330,7 +330,7 @@ int vm_tcp_listen(struct vm_tcp *t, uv_loop_t *loop, const char *name, const cha
     return r;
   }
   t->loop = loop; /* also marks the endpoint open for vm_tcp_close */
-  vm_log_info(tcp_who(t), "TCP serial endpoint listening on %s:%d", host, t->port);
+  vm_log_info(tcp_who(t), "tcp serial endpoint on %s:%d", host, t->port);
   return 0;
 }
 
