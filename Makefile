@@ -55,7 +55,11 @@ asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" test
 
-bench: all
+$(BUILD)/bench/pty_echo: tests/bench/pty_echo.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
+
+bench: all $(BUILD)/bench/pty_echo
 	VMODULED=$(abspath $(BUILD)/vmoduled) $(PYTHON) tests/bench/run.py
 
 install: all
