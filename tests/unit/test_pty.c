@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "logcap.h"
 #include <uv.h>
 
 #include "vmodule/pty.h"
@@ -38,7 +40,7 @@ struct fixture {
   int client_polling;
   unsigned char at_client[BIG]; /* what the client read */
   size_t at_client_len;
-  int log_saved_fd, log_fd;
+  struct logcap log; /* stderr capture */
 };
 
 /* ---- plumbing ----------------------------------------------------------- */
@@ -134,34 +136,12 @@ static int client_has_want(struct fixture *fx) { return fx->at_client_len >= wan
 static int one_client(struct fixture *fx) { return fx->p.clients == 1; }
 static int no_client(struct fixture *fx) { return fx->p.clients == 0; }
 
-/* stderr (where vm_log writes) goes to a temp file while a test looks at logs. */
-static void log_capture(struct fixture *fx) {
-  char path[] = "/tmp/test_pty.log.XXXXXX";
-
-  fx->log_fd = mkstemp(path);
-  assert_true(fx->log_fd >= 0);
-  unlink(path);
-  fx->log_saved_fd = dup(2);
-  assert_int_equal(dup2(fx->log_fd, 2), 2);
-}
-
-static int log_count(struct fixture *fx, const char *needle) {
-  static char text[64 * 1024];
-  ssize_t n = pread(fx->log_fd, text, sizeof text - 1, 0);
-  int count = 0;
-
-  assert_true(n >= 0);
-  text[n] = '\0';
-  for (const char *at = text; (at = strstr(at, needle)); at += strlen(needle))
-    count++;
-  return count;
-}
-
 static int setup_dir(void **state) {
   struct fixture *fx = calloc(1, sizeof *fx);
 
   assert_non_null(fx);
-  fx->client = fx->log_fd = -1;
+  fx->client = -1;
+  logcap_init(&fx->log);
   fx->p.master = -1;
   assert_int_equal(uv_loop_init(&fx->loop), 0);
   snprintf(fx->dir, sizeof fx->dir, "/tmp/test_pty.XXXXXX");
@@ -183,11 +163,7 @@ static int setup_open(void **state) {
 static int teardown(void **state) {
   struct fixture *fx = *state;
 
-  if (fx->log_fd >= 0) {
-    dup2(fx->log_saved_fd, 2);
-    close(fx->log_saved_fd);
-    close(fx->log_fd);
-  }
+  logcap_stop(&fx->log);
   client_close(fx);
   if (fx->q_open)
     vm_txq_close(&fx->q);
@@ -287,7 +263,7 @@ static void test_pty_counts_client_open_and_close(void **state) {
   struct fixture *fx = *state;
   char line[PATH_MAX + 32];
 
-  log_capture(fx);
+  assert_int_equal(logcap_start(&fx->log), 0);
   client_open(fx);
   run_until(fx, one_client);
   client_close(fx);
@@ -295,10 +271,10 @@ static void test_pty_counts_client_open_and_close(void **state) {
   uv_run(&fx->loop, UV_RUN_NOWAIT);
 
   snprintf(line, sizeof line, "INFO [test] client opened %s\n", fx->link);
-  assert_int_equal(log_count(fx, line), 1);
+  assert_int_equal(logcap_count(&fx->log, line), 1);
   snprintf(line, sizeof line, "INFO [test] client closed %s\n", fx->link);
-  assert_int_equal(log_count(fx, line), 1);
-  assert_int_equal(log_count(fx, "ERROR"), 0);
+  assert_int_equal(logcap_count(&fx->log, line), 1);
+  assert_int_equal(logcap_count(&fx->log, "ERROR"), 0);
   assert_true(fx->p.poll_events & UV_READABLE);
   assert_int_equal(fx->p.sink.ops->write(&fx->p.sink, "x", 1), 1);
 
@@ -380,12 +356,12 @@ static void test_pty_open_fails_when_the_directory_is_missing(void **state) {
   char link[PATH_MAX + 16], line[2 * PATH_MAX + 128];
 
   snprintf(link, sizeof link, "%s/missing/ttyVM0", fx->dir);
-  log_capture(fx);
+  assert_int_equal(logcap_start(&fx->log), 0);
   assert_int_equal(vm_pty_open(&fx->p, &fx->loop, "test", link, on_input, fx), -ENOENT);
   assert_int_equal(fx->p.master, -1);
   snprintf(line, sizeof line, "ERROR [test] cannot create symlink %s: directory %s/missing does not exist",
            link, fx->dir);
-  assert_int_equal(log_count(fx, line), 1);
+  assert_int_equal(logcap_count(&fx->log, line), 1);
 }
 
 int main(void) {

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "logcap.h"
 #include <uv.h>
 
 #include "vmodule/txq.h"
@@ -38,7 +40,7 @@ struct fixture {
   uv_loop_t loop;
   struct vm_txq q;
   struct fake_sink f;
-  int log_saved_fd, log_fd; /* stderr capture, -1 when off */
+  struct logcap log; /* stderr capture */
 };
 
 /* ---- fake sink ---------------------------------------------------------- */
@@ -94,39 +96,6 @@ static void fill_pattern(unsigned char *buf, size_t len, unsigned seed) {
     buf[i] = (unsigned char)((i * 131 + seed) % 251);
 }
 
-/* Redirects stderr (where vm_log writes) into a temp file. */
-static void log_capture(struct fixture *fx) {
-  char path[] = "/tmp/test_txq.log.XXXXXX";
-
-  fx->log_fd = mkstemp(path);
-  assert_true(fx->log_fd >= 0);
-  unlink(path);
-  fx->log_saved_fd = dup(2);
-  assert_int_equal(dup2(fx->log_fd, 2), 2);
-}
-
-/* How many times needle was logged since log_capture(). */
-static int log_count(struct fixture *fx, const char *needle) {
-  static char text[64 * 1024];
-  ssize_t n = pread(fx->log_fd, text, sizeof text - 1, 0);
-  int count = 0;
-
-  assert_true(n >= 0);
-  text[n] = '\0';
-  for (const char *at = text; (at = strstr(at, needle)); at += strlen(needle))
-    count++;
-  return count;
-}
-
-static void log_restore(struct fixture *fx) {
-  if (fx->log_fd < 0)
-    return;
-  dup2(fx->log_saved_fd, 2);
-  close(fx->log_saved_fd);
-  close(fx->log_fd);
-  fx->log_fd = -1;
-}
-
 static int drained(struct fixture *fx) {
   return !vm_txq_pending(&fx->q) && !fx->q.timer_armed && !fx->q.waiting_writable;
 }
@@ -179,7 +148,7 @@ static int fixture_setup(void **state, unsigned baud, size_t cap) {
   struct fixture *fx = calloc(1, sizeof *fx);
 
   assert_non_null(fx);
-  fx->log_fd = -1;
+  logcap_init(&fx->log);
   assert_int_equal(uv_loop_init(&fx->loop), 0);
   assert_int_equal(vm_txq_init(&fx->q, &fx->loop, "test", baud, cap), 0);
   fx->f.sink.ops = &fake_ops;
@@ -193,7 +162,7 @@ static int fixture_setup(void **state, unsigned baud, size_t cap) {
 static int teardown(void **state) {
   struct fixture *fx = *state;
 
-  log_restore(fx);
+  logcap_stop(&fx->log);
   vm_txq_close(&fx->q);
   uv_close((uv_handle_t *)&fx->f.wake, NULL);
   uv_run(&fx->loop, UV_RUN_DEFAULT);
@@ -241,7 +210,7 @@ static void test_txq_overflow_drops_exactly_the_excess_and_counts_it(void **stat
   fill_pattern(b, sizeof b, 3);
   fill_pattern(c, sizeof c, 4);
   fill_pattern(d, sizeof d, 5);
-  log_capture(fx);
+  assert_int_equal(logcap_start(&fx->log), 0);
   assert_int_equal(vm_txq_write(&fx->q, a, sizeof a), 60);
   assert_false(fx->q.overflowing);
   assert_int_equal(vm_txq_write(&fx->q, b, sizeof b), 40);
@@ -250,8 +219,8 @@ static void test_txq_overflow_drops_exactly_the_excess_and_counts_it(void **stat
   assert_int_equal(fx->q.dropped_episode, 35);
   assert_int_equal(fx->q.dropped_total, 35);
   assert_int_equal(vm_txq_pending(&fx->q), 100);
-  assert_int_equal(log_count(fx, "WARN [test] TX overflow: the MCU is not reading, dropping output"), 1);
-  assert_int_equal(log_count(fx, "TX overflow ended"), 0);
+  assert_int_equal(logcap_count(&fx->log, "WARN [test] TX overflow: the MCU is not reading, dropping output"), 1);
+  assert_int_equal(logcap_count(&fx->log, "TX overflow ended"), 0);
 
   vm_txq_set_sink(&fx->q, &fx->f.sink);
   memcpy(want, a, 60);
@@ -262,7 +231,7 @@ static void test_txq_overflow_drops_exactly_the_excess_and_counts_it(void **stat
   assert_int_equal(fx->q.dropped_episode, 0);
   assert_int_equal(fx->q.dropped_total, 35);
   assert_int_equal(fx->q.sent_total, 100);
-  assert_int_equal(log_count(fx, "INFO [test] TX overflow ended: 35 bytes dropped (35 total)"), 1);
+  assert_int_equal(logcap_count(&fx->log, "INFO [test] TX overflow ended: 35 bytes dropped (35 total)"), 1);
 
   /* A second episode is reported again, with the running total. */
   vm_txq_set_sink(&fx->q, NULL);
@@ -270,8 +239,8 @@ static void test_txq_overflow_drops_exactly_the_excess_and_counts_it(void **stat
   vm_txq_set_sink(&fx->q, &fx->f.sink);
   assert_int_equal(fx->f.got_len, 200);
   assert_memory_equal(fx->f.got + 100, d, 100);
-  assert_int_equal(log_count(fx, "TX overflow: the MCU is not reading, dropping output"), 2);
-  assert_int_equal(log_count(fx, "TX overflow ended: 1 bytes dropped (36 total)"), 1);
+  assert_int_equal(logcap_count(&fx->log, "TX overflow: the MCU is not reading, dropping output"), 2);
+  assert_int_equal(logcap_count(&fx->log, "TX overflow ended: 1 bytes dropped (36 total)"), 1);
 }
 
 /* vm_txq_clear empties the queue, which also ends an overflow episode. */
@@ -280,11 +249,11 @@ static void test_txq_clear_drops_pending_and_ends_episode(void **state) {
   unsigned char data[150];
 
   fill_pattern(data, sizeof data, 6);
-  log_capture(fx);
+  assert_int_equal(logcap_start(&fx->log), 0);
   assert_int_equal(vm_txq_write(&fx->q, data, sizeof data), 100);
   vm_txq_clear(&fx->q);
   assert_int_equal(vm_txq_pending(&fx->q), 0);
-  assert_int_equal(log_count(fx, "TX overflow ended: 50 bytes dropped (50 total)"), 1);
+  assert_int_equal(logcap_count(&fx->log, "TX overflow ended: 50 bytes dropped (50 total)"), 1);
   vm_txq_set_sink(&fx->q, &fx->f.sink);
   assert_int_equal(fx->f.got_len, 0);
   assert_int_equal(vm_txq_write(&fx->q, data, 3), 3);
@@ -371,14 +340,14 @@ static void test_txq_sink_error_drops_queue_and_logs_once(void **state) {
 
   fill_pattern(data, sizeof data, 10);
   fx->f.error = -EIO;
-  log_capture(fx);
+  assert_int_equal(logcap_start(&fx->log), 0);
   vm_txq_set_sink(&fx->q, &fx->f.sink);
   assert_int_equal(vm_txq_write(&fx->q, data, 10), 10);
   assert_int_equal(vm_txq_pending(&fx->q), 0);
   assert_int_equal(vm_txq_write(&fx->q, data, 5), 5);
   assert_int_equal(fx->q.dropped_total, 15);
   assert_int_equal(fx->q.sent_total, 0);
-  assert_int_equal(log_count(fx, "TX write failed (Input/output error)"), 1);
+  assert_int_equal(logcap_count(&fx->log, "TX write failed (Input/output error)"), 1);
   assert_int_equal(fx->f.want_on, 0);
 }
 
