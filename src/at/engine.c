@@ -248,70 +248,88 @@ static void at_trace_line(struct vm_at *at, const char *line, size_t len, size_t
   if (echoed) at->io.trace(at->io.ctx, '<', red, o);
 }
 
-/* Splits "AT<name>[=?|?|=params]" and runs the handler. */
-static void at_execute(struct vm_at *at, const char *line, size_t len, const char *term,
-                       size_t tlen) {
-  /* the traced line includes its terminator so the trace shows the real bytes */
-  char full[VM_AT_MAX_LINE + 4];
-  memcpy(full, line, len);
-  memcpy(full + len, term, tlen);
-  bool echoed = at->echo;
-  const struct vm_at_style *st = at->style;
+/* A command line split into its parts. */
+struct at_line {
+  uint32_t error;              /* 0, or the engine error to reply */
+  enum vm_at_form form;
+  const struct vm_at_cmd *cmd; /* NULL: unknown */
+  size_t params_off;           /* where the parameters start in the line */
+  bool params_ok;
+};
 
+/* Splits "AT<name>[=?|?|=params]", finds the command row and parses the
+ * parameters of the set form into args. */
+static void at_split(struct vm_at *at, const char *line, size_t len, struct vm_at_args *args,
+                     struct at_line *l) {
+  const struct vm_at_style *st = at->style;
+  memset(l, 0, sizeof *l);
+  l->params_off = len;
   bool has_at = len >= 2 && (st->case_insensitive ? strncasecmp(line, "AT", 2) == 0
                                                    : memcmp(line, "AT", 2) == 0);
   if (!has_at) {
-    at_trace_line(at, full, len + tlen, 0, NULL, 0, echoed);
-    vm_at_reply_error(at, VM_AT_ERR_NO_AT);
+    l->error = VM_AT_ERR_NO_AT;
     return;
   }
   size_t name_end = 2;
   while (name_end < len && line[name_end] != '=' && line[name_end] != '?') name_end++;
-  const char *name = line + 2;
-  size_t name_len = name_end - 2;
-
-  enum vm_at_form form;
-  size_t params_off = len;
   if (name_end == len) {
-    form = VM_AT_EXEC;
+    l->form = VM_AT_EXEC;
   } else if (line[name_end] == '?' && name_end + 1 == len) {
-    form = VM_AT_QUERY;
+    l->form = VM_AT_QUERY;
   } else if (line[name_end] == '=' && name_end + 2 == len && line[name_end + 1] == '?') {
-    form = VM_AT_TEST;
+    l->form = VM_AT_TEST;
   } else if (line[name_end] == '=') {
-    form = VM_AT_SET;
-    params_off = name_end + 1;
+    l->form = VM_AT_SET;
+    l->params_off = name_end + 1;
   } else {
-    at_trace_line(at, full, len + tlen, 0, NULL, 0, echoed);
-    vm_at_reply_error(at, VM_AT_ERR_PARA_PARSE);
+    l->error = VM_AT_ERR_PARA_PARSE;
     return;
   }
+  l->cmd = at_lookup(at, line + 2, name_end - 2);
+  memset(args, 0, sizeof *args);
+  l->params_ok = l->form != VM_AT_SET ||
+                 vm_at_parse_params(args, line + l->params_off, len - l->params_off,
+                                    st->parse_flags) == 0;
+  if (!l->cmd) {
+    vm_log_debug(at->name, "unknown command %.*s", (int)(name_end), line);
+    l->error = VM_AT_ERR_UNSUPPORTED;
+  }
+}
 
-  const struct vm_at_cmd *cmd = at_lookup(at, name, name_len);
+/* Traces the line (with its terminator, secrets redacted), then answers busy
+ * or runs the handler. */
+static void at_execute(struct vm_at *at, const char *line, size_t len, const char *term,
+                       size_t tlen, bool busy) {
   static struct vm_at_args args; /* one command runs at a time; keeps the stack small */
-  memset(&args, 0, sizeof args);
-  int perr = 0;
-  if (form == VM_AT_SET) perr = vm_at_parse_params(&args, line + params_off, len - params_off,
-                                                   st->parse_flags);
-  at_trace_line(at, full, len + tlen, params_off, perr ? NULL : &args, cmd ? cmd->secret_mask : 0,
-                echoed);
-  if (!cmd) {
-    vm_log_debug(at->name, "unknown command %.*s", (int)(name_len + 2), line);
-    vm_at_reply_error(at, VM_AT_ERR_UNSUPPORTED);
+  struct at_line l;
+  char full[VM_AT_MAX_LINE + 4];
+  memcpy(full, line, len);
+  memcpy(full + len, term, tlen);
+  at_split(at, line, len, &args, &l);
+  at_trace_line(at, full, len + tlen, l.params_off, l.params_ok ? &args : NULL,
+                l.cmd ? l.cmd->secret_mask : 0, at->echo);
+  if (busy) {
+    at->busy_replies++;
+    vm_at_puts(at, at->style->busy);
     return;
   }
-  vm_at_handler h = form == VM_AT_TEST ? cmd->test
-                    : form == VM_AT_QUERY ? cmd->query
-                    : form == VM_AT_SET ? cmd->set : cmd->exec;
+  if (l.error) {
+    vm_at_reply_error(at, l.error);
+    return;
+  }
+  vm_at_handler h = l.form == VM_AT_TEST    ? l.cmd->test
+                    : l.form == VM_AT_QUERY ? l.cmd->query
+                    : l.form == VM_AT_SET   ? l.cmd->set
+                                            : l.cmd->exec;
   if (!h) {
     vm_at_reply_error(at, VM_AT_ERR_OP_TYPE);
     return;
   }
-  if (perr) {
+  if (!l.params_ok) {
     vm_at_reply_error(at, VM_AT_ERR_PARA_PARSE);
     return;
   }
-  at->current = cmd;
+  at->current = l.cmd;
   at->errcode = 0;
   at_finish(at, h(at, &args));
 }
@@ -334,15 +352,7 @@ static void at_line_done(struct vm_at *at, const char *term, size_t tlen) {
     return;
   }
   if (len == 0) return; /* empty line */
-  if (at->mode == VM_AT_MODE_PENDING) {
-    /* trace without parsing: secrets in a rejected line are still redacted
-     * by the line's command row when it can be identified */
-    at_trace_line(at, at->line, len, 0, NULL, 0, at->echo);
-    at->busy_replies++;
-    vm_at_puts(at, at->style->busy);
-    return;
-  }
-  at_execute(at, at->line, len, term, tlen);
+  at_execute(at, at->line, len, term, tlen, at->mode == VM_AT_MODE_PENDING);
 }
 
 /* Echo is written before the line is processed, as ESP-AT does; the echoed

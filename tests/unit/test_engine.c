@@ -319,6 +319,14 @@ static void test_trace_redacts_secrets(void **state) {
   assert_non_null(memmem(out, out_len, "hunter2", 7));
 }
 
+static void test_trace_redacts_secrets_in_busy_lines(void **state) {
+  feed("AT+WAIT\r\n");
+  feed("AT+SECRET=2,\"hunter2\"\r\n");
+  expect_out("OK\r\n\r\nBUSY\r\n");
+  assert_null(strstr(trace_buf, "hunter2"));
+  assert_non_null(strstr(trace_buf, ">AT+SECRET=2,\"***\"\r\n|"));
+}
+
 static void test_reset_clears_everything(void **state) {
   feed("AT+WAIT\r\n");
   feed("AT+X");
@@ -348,6 +356,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_data_entry_timeout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_trailer_timeout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_trace_redacts_secrets, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_trace_redacts_secrets_in_busy_lines, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reset_clears_everything, setup, teardown),
   };
   return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
