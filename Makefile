@@ -43,11 +43,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# the standalone MQTT session probe driven by tests/integration/test_mqtt_session.py
+$(BUILD)/tests/mqtt_probe: tests/unit/mqtt_probe.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-integration: $(BUILD)/vmoduled
-	VMODULED=$(abspath $(BUILD)/vmoduled) $(PYTHON) -m pytest -q tests/integration
+integration: $(BUILD)/vmoduled $(BUILD)/tests/mqtt_probe
+	VMODULED=$(abspath $(BUILD)/vmoduled) MQTT_PROBE=$(abspath $(BUILD)/tests/mqtt_probe) $(PYTHON) -m pytest -q tests/integration
 
 test: all unit integration
 
@@ -59,7 +64,11 @@ $(BUILD)/bench/pty_echo: tests/bench/pty_echo.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<
 
-bench: all $(BUILD)/bench/pty_echo
+$(BUILD)/bench/mqtt_direct: tests/bench/mqtt_direct.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(shell pkg-config --libs libmosquitto)
+
+bench: all $(BUILD)/bench/pty_echo $(BUILD)/bench/mqtt_direct
 	VMODULED=$(abspath $(BUILD)/vmoduled) $(PYTHON) tests/bench/run.py
 
 install: all

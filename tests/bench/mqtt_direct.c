@@ -5,7 +5,7 @@
  *
  *   mqtt_direct pub   HOST PORT TOPIC N SIZE       N sequential QoS 1 publishes,
  *                                                  each waiting for its PUBACK;
- *                                                  prints "pub <N> <total ns>"
+ *                                                  prints "pub <N> <total ns> <median ns>"
  *   mqtt_direct sub   HOST PORT TOPIC N QOS        prints "ready" once subscribed,
  *                                                  then "sub <count> <CLOCK_MONOTONIC
  *                                                  ns of the last message>" after N
@@ -15,14 +15,34 @@
  *                                                  N messages as fast as it can (QoS 1:
  *                                                  until every PUBACK), prints "flood
  *                                                  <N> <ns>"
+ *   mqtt_direct serial PATH N CMDHEX REPLYHEX      the MCU side of the uplink: opens the
+ *                                                  tty PATH raw, N times writes CMD and
+ *                                                  reads until exactly REPLY came back;
+ *                                                  prints "serial <N> <total ns> <median
+ *                                                  ns> <p99 ns>" (a C client, so that the
+ *                                                  figures are the daemon's, not Python's)
+ *   mqtt_direct urcs PATH N                        the MCU side of the downlink: prints
+ *                                                  "ready" once PATH is open, counts
+ *                                                  "+TCMQTTRCVPUB:" in what the tty
+ *                                                  delivers; after N or 5 s without any,
+ *                                                  prints "urcs <count> <CLOCK_MONOTONIC
+ *                                                  ns of the last>"
+ *   mqtt_direct echo                               the PTY baseline of the uplink: owns a
+ *                                                  raw PTY (slave held open), prints the
+ *                                                  slave path, writes every byte back as
+ *                                                  it arrives; exits when stdin closes
  *
  * Build: cc -O2 -o build/mqtt_direct tests/bench/mqtt_direct.c -lmosquitto */
 #define _GNU_SOURCE
+#include <fcntl.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <mosquitto.h>
 
@@ -90,15 +110,26 @@ static char *payload_of(int size) {
   return p;
 }
 
+static int cmp_ll(const void *a, const void *b) {
+  long long x = *(const long long *)a, y = *(const long long *)b;
+  return x < y ? -1 : x > y;
+}
+
 static int run_pub(struct mosquitto *m, const char *topic, long n, int size) {
   char *p = payload_of(size);
-  long long t0 = now_ns();
+  long long *t = calloc((size_t)n, sizeof *t), total = 0;
+  if (!t || n < 1) return 2;
   for (long i = 0; i < n; i++) {
+    long long t0 = now_ns();
     acked = false;
     if (mosquitto_publish(m, NULL, topic, size, p, 1, false) != MOSQ_ERR_SUCCESS) return 2;
     while (!acked) loop_once(m, 1000);
+    t[i] = now_ns() - t0;
+    total += t[i];
   }
-  printf("pub %ld %lld\n", n, now_ns() - t0);
+  qsort(t, (size_t)n, sizeof *t, cmp_ll);
+  printf("pub %ld %lld %lld\n", n, total, t[(n - 1) / 2]);
+  free(t);
   free(p);
   return 0;
 }
@@ -139,9 +170,109 @@ static int run_flood(struct mosquitto *m, const char *topic, long n, int size, i
   return 0;
 }
 
+static size_t unhex(const char *h, char *out, size_t cap) {
+  size_t n = 0;
+  for (; h[0] && h[1] && n < cap; h += 2) {
+    unsigned v;
+    if (sscanf(h, "%2x", &v) != 1) break;
+    out[n++] = (char)v;
+  }
+  return n;
+}
+
+static int run_serial(const char *path, long n, const char *cmd_hex, const char *reply_hex) {
+  char cmd[512], reply[512], buf[4096];
+  size_t cl = unhex(cmd_hex, cmd, sizeof cmd), rl = unhex(reply_hex, reply, sizeof reply);
+  int fd = open(path, O_RDWR | O_NOCTTY);
+  long long *t = calloc((size_t)n, sizeof *t), total = 0;
+  if (fd < 0 || !t || n < 1 || !cl || !rl) return perror("serial"), 2;
+  struct termios tio;
+  tcgetattr(fd, &tio);
+  cfmakeraw(&tio);
+  tcsetattr(fd, TCSANOW, &tio);
+  for (long i = 0; i < n; i++) {
+    long long t0 = now_ns();
+    if (write(fd, cmd, cl) != (ssize_t)cl) return perror("write"), 2;
+    size_t got = 0;
+    while (got < rl) {
+      struct pollfd p = {.fd = fd, .events = POLLIN};
+      if (poll(&p, 1, 10000) != 1) return fprintf(stderr, "serial: timeout\n"), 2;
+      ssize_t k = read(fd, buf + got, sizeof buf - got);
+      if (k <= 0) return perror("read"), 2;
+      got += (size_t)k;
+    }
+    t[i] = now_ns() - t0;
+    total += t[i];
+    if (got != rl || memcmp(buf, reply, rl)) {
+      fprintf(stderr, "serial: unexpected reply %.*s\n", (int)got, buf);
+      return 2;
+    }
+  }
+  qsort(t, (size_t)n, sizeof *t, cmp_ll);
+  printf("serial %ld %lld %lld %lld\n", n, total, t[(n - 1) / 2], t[(n * 99 - 1) / 100]);
+  free(t);
+  return 0;
+}
+
+static int run_urcs(const char *path, long n) {
+  static const char marker[] = "+TCMQTTRCVPUB:";
+  const size_t ml = sizeof marker - 1;
+  char buf[65536 + sizeof marker];
+  size_t keep = 0; /* tail of the previous read that may start a marker */
+  long count = 0;
+  int fd = open(path, O_RDWR | O_NOCTTY);
+  if (fd < 0) return perror("urcs"), 2;
+  struct termios tio;
+  tcgetattr(fd, &tio);
+  cfmakeraw(&tio);
+  tcsetattr(fd, TCSANOW, &tio);
+  printf("ready\n");
+  fflush(stdout);
+  while (count < n) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 5000) != 1) break;
+    ssize_t k = read(fd, buf + keep, sizeof buf - keep - 1);
+    if (k <= 0) break;
+    size_t len = keep + (size_t)k;
+    long before = count;
+    for (char *q = buf; (q = memmem(q, len - (size_t)(q - buf), marker, ml)); q += ml) count++;
+    if (count != before) last_ns = now_ns();
+    keep = len < ml - 1 ? len : ml - 1;
+    memmove(buf, buf + len - keep, keep);
+  }
+  printf("urcs %ld %lld\n", count, last_ns);
+  return 0;
+}
+
+/* The same bytes back over a raw PTY: a round trip with no module behind it. */
+static int run_echo(void) {
+  int master = posix_openpt(O_RDWR | O_NOCTTY);
+  if (master < 0 || grantpt(master) || unlockpt(master)) return perror("pty"), 2;
+  struct termios t;
+  tcgetattr(master, &t);
+  cfmakeraw(&t);
+  tcsetattr(master, TCSANOW, &t);
+  const char *name = ptsname(master);
+  int slave = open(name, O_RDWR | O_NOCTTY); /* held: the master never sees HUP */
+  if (slave < 0) return perror("slave"), 2;
+  printf("%s\n", name);
+  fflush(stdout);
+  char buf[65536];
+  struct pollfd p[2] = {{.fd = master, .events = POLLIN}, {.fd = 0, .events = POLLIN}};
+  for (;;) {
+    if (poll(p, 2, -1) < 0) continue;
+    if (p[1].revents) return 0;
+    ssize_t n = read(master, buf, sizeof buf);
+    if (n > 0 && write(master, buf, (size_t)n) != n) return 2;
+  }
+}
+
 int main(int argc, char **argv) {
+  if (argc == 2 && !strcmp(argv[1], "echo")) return run_echo();
+  if (argc == 6 && !strcmp(argv[1], "serial")) return run_serial(argv[2], atol(argv[3]), argv[4], argv[5]);
+  if (argc == 4 && !strcmp(argv[1], "urcs")) return run_urcs(argv[2], atol(argv[3]));
   if (argc < 6) {
-    fprintf(stderr, "usage: mqtt_direct pub|sub|flood HOST PORT TOPIC N [SIZE] [QOS]\n");
+    fprintf(stderr, "usage: mqtt_direct pub|sub|flood HOST PORT TOPIC N [SIZE] [QOS] | echo\n");
     return 2;
   }
   const char *mode = argv[1], *host = argv[2], *topic = argv[4];

@@ -281,6 +281,10 @@ def bench_at_roundtrip(args):
 # @bench function returning its summary line the same way.
 
 
+import bench_tencent  # noqa: E402  (adds the Tencent MQTT benchmarks)
+bench_tencent.register(sys.modules[__name__])
+
+
 def main():
     if sys.argv[1:] == ["--baseline-peer"]:
         return baseline_peer_main()

@@ -1,8 +1,10 @@
 /* tencent.c - the "tencent" dialect: Tencent Cloud IoT "QCloud AT" firmware
  * on an ESP8266 (v2.x). This file holds the dialect's framing (the esp-at v2
  * core of that firmware prints an `ERR CODE:` line before every ERROR), its
- * configuration and its power hooks; the TC command families live beside it.
+ * configuration and its power hooks; the TC command families live beside it
+ * (tc_info.c: identity and module information, tc_mqtt.c: MQTT).
  * Ground truth: shared/reference/tencent-at.md. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,47 +21,218 @@ static const char *const gmr_default[] = {
     NULL,
 };
 
+/* ---- helpers shared by the command files ------------------------------- */
+
+struct tc_state *tc_state_of(struct vm_at *at) {
+  return (struct tc_state *)vm_module_of(at)->dialect_state;
+}
+
+enum vm_at_result tc_cme(struct vm_at *at, int code) {
+  vm_at_printf(at, TC_CME_FMT, code);
+  return VM_AT_DONE;
+}
+
+int tc_bcc(const char *s) {
+  int r = 0;
+  for (; *s; s++) r ^= (unsigned char)*s;
+  return r;
+}
+
+/* ---- framing ------------------------------------------------------------ */
+
 static void tc_error(struct vm_at *at, uint32_t code) {
   vm_at_printf(at, TC_ERR_CODE_FMT TC_ERROR, code);
 }
 
+/* The ESP8266 core splits parameters at every bare ',' even inside quotes
+ * (reference §1.8: hosts escape ',' for this firmware). */
 static const struct vm_at_style tc_style = {
     .ok = TC_OK,
     .busy = TC_BUSY,
     .ready = TC_READY,
+    .parse_flags = VM_AT_PARSE_COMMA_SPLITS_QUOTES,
     .error = tc_error,
 };
+
+/* ---- configuration ------------------------------------------------------ */
+
+#define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
+
+static int cfg_string(const cJSON *v, char *dst, size_t cap, size_t min, const char *where,
+                      char *err, size_t errlen) {
+  if (!cJSON_IsString(v)) return ERR("%s.%s: must be a string", where, v->string);
+  size_t n = strlen(v->valuestring);
+  if (n < min || n >= cap)
+    return ERR("%s.%s: must be %zu to %zu characters", where, v->string, min, cap - 1);
+  if (strpbrk(v->valuestring, "\r\n"))
+    return ERR("%s.%s: must be a single line", where, v->string);
+  memcpy(dst, v->valuestring, n + 1);
+  return 0;
+}
+
+static int cfg_int(const cJSON *v, int lo, int hi, int *out, const char *where, char *err,
+                   size_t errlen) {
+  if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble ||
+      v->valuedouble < lo || v->valuedouble > hi)
+    return ERR("%s.%s: must be an integer between %d and %d", where, v->string, lo, hi);
+  *out = (int)v->valuedouble;
+  return 0;
+}
+
+/* "xx:xx:xx:xx:xx:xx", printed lower-case as the firmware's %02x does. */
+static int cfg_mac(const cJSON *v, char *dst, const char *where, char *err, size_t errlen) {
+  const char *s = cJSON_IsString(v) ? v->valuestring : "";
+  bool ok = strlen(s) == 17;
+  for (int i = 0; ok && i < 17; i++)
+    ok = i % 3 == 2 ? s[i] == ':' : isxdigit((unsigned char)s[i]) != 0;
+  if (!ok) return ERR("%s.%s: must be a MAC address like \"84:f3:eb:56:0e:e9\"", where, v->string);
+  for (int i = 0; i < 17; i++) dst[i] = (char)tolower((unsigned char)s[i]);
+  dst[17] = '\0';
+  return 0;
+}
+
+static int cfg_transport(const cJSON *v, struct tc_config *c, const char *where, char *err,
+                         size_t errlen) {
+  const char *s = cJSON_IsString(v) ? v->valuestring : "";
+  if (!strcmp(s, "tls-psk")) c->transport = TC_TRANSPORT_TLS_PSK;
+  else if (!strcmp(s, "tcp")) c->transport = TC_TRANSPORT_TCP;
+  else if (!strcmp(s, "tls")) c->transport = TC_TRANSPORT_TLS;
+  else return ERR("%s.%s: must be \"tls-psk\", \"tcp\" or \"tls\"", where, v->string);
+  return 0;
+}
+
+static int cfg_sign(const cJSON *v, struct tc_config *c, const char *where, char *err,
+                    size_t errlen) {
+  const char *s = cJSON_IsString(v) ? v->valuestring : "";
+  if (!strcmp(s, "hmacsha256")) c->sign = VM_TENCENT_HMAC_SHA256;
+  else if (!strcmp(s, "hmacsha1")) c->sign = VM_TENCENT_HMAC_SHA1;
+  else return ERR("%s.%s: must be \"hmacsha256\" or \"hmacsha1\"", where, v->string);
+  return 0;
+}
+
+static int cfg_dup(const cJSON *v, char **dst, const char *where, char *err, size_t errlen) {
+  if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) > 255)
+    return ERR("%s.%s: must be a string of 1 to 255 characters", where, v->string);
+  free(*dst);
+  *dst = strdup(v->valuestring);
+  return *dst ? 0 : ERR("%s.%s: out of memory", where, v->string);
+}
+
+static int cfg_connid(const cJSON *v, char *dst, const char *where, char *err, size_t errlen) {
+  const char *s = cJSON_IsString(v) ? v->valuestring : "";
+  bool ok = strlen(s) == VM_TENCENT_CONNID_LEN;
+  for (const char *p = s; ok && *p; p++) ok = isalnum((unsigned char)*p) != 0;
+  if (!ok) return ERR("%s.%s: must be %d characters of [A-Za-z0-9]", where, v->string, VM_TENCENT_CONNID_LEN);
+  strcpy(dst, s);
+  return 0;
+}
+
+static int cfg_sdkappid(const cJSON *v, char *dst, const char *where, char *err, size_t errlen) {
+  const char *s = cJSON_IsString(v) ? v->valuestring : "";
+  bool ok = *s && strlen(s) < 16;
+  for (const char *p = s; ok && *p; p++) ok = isdigit((unsigned char)*p) != 0;
+  if (!ok) return ERR("%s.%s: must be a string of 1 to 15 digits", where, v->string);
+  strcpy(dst, s);
+  return 0;
+}
+
+static void cfg_defaults(struct tc_config *c) {
+  vm_esp_config_defaults(&c->esp);
+  strcpy(c->module_name, TC_DEFAULT_MODULE_NAME);
+  c->flash_mb = 2;
+  strcpy(c->mac, "84:f3:eb:56:0e:e9");
+  strcpy(c->fw_version, "QCloud_AT_ESP8266_v2.1.1");
+  strcpy(c->sdk_version, "3.2.1");
+  strcpy(c->compile_time, "Sep  3 2020 11:43:26");
+  c->transport = TC_TRANSPORT_TLS_PSK;
+  strcpy(c->sdkappid, VM_TENCENT_SDKAPPID);
+  c->sign = VM_TENCENT_HMAC_SHA256;
+  c->publ_timeout_ms = 20000;
+  c->reconnect_max_ms = 60000;
+}
+
+/* One key of the tencent object. Returns 0, or -1 with err set. */
+static int cfg_key(struct tc_config *c, const cJSON *it, const char *where, char *err,
+                   size_t errlen) {
+  const char *k = it->string;
+  int v;
+  if (!strcmp(k, "module_name"))
+    return cfg_string(it, c->module_name, sizeof c->module_name, 1, where, err, errlen);
+  if (!strcmp(k, "flash_mb")) {
+    if (cfg_int(it, 2, 4, &v, where, err, errlen) || (v != 2 && v != 4))
+      return ERR("%s.%s: must be 2 or 4", where, k);
+    c->flash_mb = v;
+    return 0;
+  }
+  if (!strcmp(k, "mac")) return cfg_mac(it, c->mac, where, err, errlen);
+  if (!strcmp(k, "fw_version"))
+    return cfg_string(it, c->fw_version, sizeof c->fw_version, 1, where, err, errlen);
+  if (!strcmp(k, "sdk_version"))
+    return cfg_string(it, c->sdk_version, sizeof c->sdk_version, 1, where, err, errlen);
+  if (!strcmp(k, "compile_time"))
+    return cfg_string(it, c->compile_time, sizeof c->compile_time, 1, where, err, errlen);
+  if (!strcmp(k, "mqtt_transport")) return cfg_transport(it, c, where, err, errlen);
+  if (!strcmp(k, "mqtt_host")) return cfg_dup(it, &c->mqtt_host, where, err, errlen);
+  if (!strcmp(k, "mqtt_port")) return cfg_int(it, 1, 65535, &c->mqtt_port, where, err, errlen);
+  if (!strcmp(k, "sdkappid")) return cfg_sdkappid(it, c->sdkappid, where, err, errlen);
+  if (!strcmp(k, "ca_file")) return cfg_dup(it, &c->ca_file, where, err, errlen);
+  if (!strcmp(k, "sign_method")) return cfg_sign(it, c, where, err, errlen);
+  if (!strcmp(k, "connid")) return cfg_connid(it, c->connid, where, err, errlen);
+  if (!strcmp(k, "publ_timeout_ms")) {
+    if (cfg_int(it, 100, 600000, &v, where, err, errlen)) return -1;
+    c->publ_timeout_ms = (unsigned)v;
+    return 0;
+  }
+  if (!strcmp(k, "reconnect_max_ms")) {
+    if (cfg_int(it, 1000, 3600000, &v, where, err, errlen)) return -1;
+    c->reconnect_max_ms = (unsigned)v;
+    return 0;
+  }
+  return ERR("%s.%s: unknown key", where, k);
+}
 
 static int tc_parse_config(const cJSON *obj, const char *where, void **out, char *err, size_t errlen) {
   struct tc_config *c = calloc(1, sizeof *c);
   if (!c) return snprintf(err, errlen, "%s: out of memory", where), -1;
   *out = c;
-  vm_esp_config_defaults(&c->esp);
+  cfg_defaults(c);
   const cJSON *it;
   cJSON_ArrayForEach(it, obj) {
     int r = vm_esp_config_key(&c->esp, it, where, err, errlen);
     if (r < 0) return -1;
-    if (r == 0) return snprintf(err, errlen, "%s.%s: unknown key", where, it->string), -1;
+    if (r == 0 && cfg_key(c, it, where, err, errlen)) return -1;
   }
+  if (c->transport == TC_TRANSPORT_TLS && !c->ca_file)
+    return ERR("%s.ca_file: required when mqtt_transport is \"tls\"", where);
   return 0;
 }
 
 static void tc_free_config(void *conf) {
   struct tc_config *c = conf;
   vm_esp_config_free(&c->esp);
+  free(c->mqtt_host);
+  free(c->ca_file);
   free(c);
 }
 
-static void tc_on_wifi(struct vm_esp *esp, bool up) { (void)esp; (void)up; }
+/* ---- life cycle --------------------------------------------------------- */
+
+static void tc_on_wifi(struct vm_esp *esp, bool up) {
+  tc_mqtt_on_wifi((struct tc_state *)esp, up);
+}
 
 static int tc_init(struct vm_module *m) {
   struct tc_state *s = calloc(1, sizeof *s);
   if (!s) return -1;
   m->dialect_state = s;
+  s->m = m;
+  s->cfg = m->cfg->dialect_conf;
   m->at.style = &tc_style;
-  vm_esp_init(&s->esp, m, &((const struct tc_config *)m->cfg->dialect_conf)->esp, gmr_default,
-              tc_on_wifi);
-  return 0;
+  /* TC tables first (earlier tables win on a duplicate name) */
+  vm_at_add_table(&m->at, tc_info_cmds, tc_info_ncmds);
+  vm_at_add_table(&m->at, tc_mqtt_cmds, tc_mqtt_ncmds);
+  vm_esp_init(&s->esp, m, &s->cfg->esp, gmr_default, tc_on_wifi);
+  return tc_mqtt_init(s);
 }
 
 static void tc_power_on(struct vm_module *m) {
@@ -67,13 +240,20 @@ static void tc_power_on(struct vm_module *m) {
   vm_esp_power_on(&s->esp);
 }
 
+/* Reset or power loss: what lives in RAM goes (MQTT session, TCMQTTSRV). */
 static void tc_power_off(struct vm_module *m) {
   struct tc_state *s = m->dialect_state;
+  s->gen++;
+  tc_mqtt_power_off(s);
   vm_esp_power_off(&s->esp);
+  s->mqtt_srv[0] = '\0';
+  s->fw_downloading = false;
 }
 
 static void tc_destroy(struct vm_module *m) {
   struct tc_state *s = m->dialect_state;
+  s->gen++;
+  tc_mqtt_destroy(s);
   vm_esp_destroy(&s->esp); /* the module frees s once the loop has closed the handles */
 }
 

@@ -1,23 +1,232 @@
 /* tencent.h - the tencent dialect's shared state and, in one place, every
- * fixed reply string it prints (shared/reference/tencent-at.md). */
+ * fixed reply string it prints (shared/reference/tencent-at.md).
+ *
+ * Reply conventions of the QCloud handlers (reference §1.5-§1.7): handler
+ * lines end in CR LF with no leading blank line ("OK\r\n", "+TCxxx:OK\r\n"),
+ * while the esp-at core's own OK/ERROR carry a leading CR LF. No space after
+ * the colon except in the few fixed informational lines below. */
 #ifndef VMODULE_DIALECT_TENCENT_H
 #define VMODULE_DIALECT_TENCENT_H
 
-#include "vmodule/esp.h"
+#include <stdbool.h>
+#include <stdint.h>
 
-/* framing of the esp-at v2 core in the QCloud firmware */
+#include "vmodule/esp.h"
+#include "vmodule/tencent_sign.h"
+
+/* ---- framing of the esp-at v2 core in the QCloud firmware -------------- */
 #define TC_OK "\r\nOK\r\n"
 #define TC_ERROR "\r\nERROR\r\n"
 #define TC_ERR_CODE_FMT "ERR CODE:0x%08x\r\n"
 #define TC_BUSY "ERR CODE:0x010b0000\r\n\r\nbusy p...\r\n"
 #define TC_READY "\r\nready\r\n"
 
+/* ---- QCloud handler lines ---------------------------------------------- */
+#define TC_HANDLER_OK "OK\r\n"         /* first line of every accepted set/exec */
+#define TC_CME_FMT "+CME ERROR:%d\r\n" /* validation / state errors (no OK after) */
+#define TC_PROMPT ">\r\n"              /* PUBL / PUBRAW data prompt */
+
+/* CME codes [ATSRC qcloud_at_cmd.h] */
+#define TC_E_DEALING 200 /* "previous command not finished": firmware downloading */
+#define TC_E_TIMEOUT 202
+#define TC_E_PARA 204
+#define TC_E_MEM 206
+#define TC_E_FLASH 207 /* flash access; also "nothing stored" */
+#define TC_E_STATE 208
+
+/* Core error codes for handlers that return the esp-at ERROR (the firmware's
+ * exact ERR CODE for these is not observed, reference §1.8 / A.7). */
+#define TC_ERR_TYPE VM_AT_ERR_PARA_TYPE        /* a number was expected */
+#define TC_ERR_COUNT(need, given) VM_AT_ERR_PARA_NUM(need, given)
+
+/* ---- identity and module information (tc_info.c) ----------------------- */
+#define TC_DEVINFO_TEST \
+  "+TCDEVINFOSET:\"TLS_MODE(1)\",\"PRODUCT_ID\",\"DEVICE_NAME\",\"DEVICE_SECRET_BCC\",\"PRODUCT_REGION\"\r\n"
+#define TC_DEVINFO_QUERY_FMT "+TCDEVINFOSET:%d,\"%s\",\"%s\",%d,\"%s\"\r\n"
+#define TC_DEVINFO_SET_OK "+TCDEVINFOSET:OK\r\n"
+#define TC_DEVINFO_SET_FAIL_FMT "+TCDEVINFOSET:FAIL,%d\r\n"
+
+#define TC_PRDINFO_TEST \
+  "+TCPRDINFOSET:\"TLS_MODE(1)\",\"PRODUCT_ID\",\"PRODUCT_SECRET_BCC\",\"DEVICE_NAME\",\"PRODUCT_REGION\"\r\n"
+#define TC_PRDINFO_QUERY_FMT "+TCPRDINFOSET:%d,\"%s\",%d,\"%s\",\"%s\"\r\n"
+#define TC_PRDINFO_SET_OK "+TCPRDINFOSET:OK\r\n"
+#define TC_PRDINFO_SET_FAIL_FMT "+TCPRDINFOSET:FAIL,%d\r\n"
+
+#define TC_MODULE_FMT                     \
+  "Module HW name: %s\r\n"                \
+  "Module FW version: %s\r\n"             \
+  "Module Mac addr: %s\r\n"               \
+  "Module FW compiled time: %s\r\n"       \
+  "Module Flash size: %dMB\r\n"
+
+/* v2.1.x: two spaces before "version" in the first line */
+#define TC_VER_FMT                                  \
+  "Tencent Cloud IoT AT  version: %s\r\n"           \
+  "Tencent Cloud IoT SDK version: %s\r\n"           \
+  "Firmware compile time: %s\r\n"                   \
+  "Tencent Technology Co. Ltd.\r\n"
+
+#define TC_RESTORE_TEST "+TCRESTORE: CLEAR CONFIG AND RESET\r\n"
+
+#define TC_MODINFO_TEST                                                                        \
+  "+TCMODINFOSET:\"MODULE NAME\",\"FLASH_SIZE (2/4)\",\"WIFI LED GPIO\",\"FW BASE ADDR\",\"FW " \
+  "MAX SIZE\",\"RESERVED\"\r\n"
+#define TC_MODINFO_QUERY_FMT "+TCMODINFOSET:\"%s\",%d,%d,%ld,%ld,%ld\r\n"
+#define TC_MODINFO_SET_OK "+TCMODINFOSET:OK\r\n"
+#define TC_MODINFO_SET_FAIL_FMT "+TCMODINFOSET:FAIL,%d\r\n"
+
+#define TC_MQTTSRV_TEST "+TCMQTTSRV:\"MQTT SERVER IP\"\r\n"
+#define TC_MQTTSRV_QUERY_FMT "+TCMQTTSRV:%s\r\n"
+/* what the v2.x firmware prints for an unset server (printf of NULL, §11.3) */
+#define TC_MQTTSRV_UNSET "(null)"
+#define TC_MQTTSRV_SET_OK "+TCMQTTSRV:OK\r\n"
+#define TC_MQTTSRV_SET_FAIL "+TCMQTTSRV:FAIL\r\n" /* no ",code" [FW211] */
+
+/* ---- MQTT (tc_mqtt.c) -------------------------------------------------- */
+#define TC_CONN_TEST_FMT                                                                  \
+  "+TCMQTTCONN:<TLSMODE_SELECTED>,<CMDTIMEOUT_VALUE(%d-%dms)>,<KEEPALIVE>(60-690s),"    \
+  "<CLEAN_SESSION>(0/1),<RECONNECT>(0/1)\r\n"
+#define TC_CONN_QUERY_FMT "+TCMQTTCONN:1,%u,%u,%u,%u\r\n"
+#define TC_CONN_OK "+TCMQTTCONN:OK\r\n"
+#define TC_CONN_FAIL_FMT "+TCMQTTCONN:FAIL,%d\r\n"
+
+#define TC_PUB_TEST "+TCMQTTPUB: \"TOPIC_NAME(maxlen 128)\", \"QOS(0/1)\",\"PAYLOAD\"\r\n"
+#define TC_PUBL_TEST_FMT "%s: \"TOPIC_NAME(maxlen 128)\", \"QOS(0/1)\",\"LEN(1-2048)\"\r\n"
+#define TC_PUB_RESULT_OK_FMT "%s:OK\r\n"        /* +TCMQTTPUB / +TCMQTTPUBL / +TCMQTTPUBRAW */
+#define TC_PUB_RESULT_FAIL_FMT "%s:FAIL,%d\r\n"
+
+#define TC_SUB_TEST "+TCMQTTSUB:\"TOPIC_NAME(maxlen 128)\",\"QOS(0/1)\"\r\n"
+#define TC_SUB_LIST_FMT "+TCMQTTSUB:\"%s\",%d\r\n"
+#define TC_SUB_OK "+TCMQTTSUB:OK\r\n"
+#define TC_SUB_FAIL_FMT "+TCMQTTSUB:FAIL,%d\r\n"
+#define TC_UNSUB_TEST "+TCMQTTUNSUB:\"TOPIC_NAME\"\r\n"
+#define TC_UNSUB_OK "+TCMQTTUNSUB:OK\r\n"
+#define TC_UNSUB_FAIL_FMT "+TCMQTTUNSUB:FAIL,%d\r\n"
+#define TC_STATE_FMT "+TCMQTTSTATE:%d\r\n"
+
+/* URCs (§4). RCVPUB is built by hand: the payload is raw bytes. */
+#define TC_URC_RCVPUB_HEAD_FMT "+TCMQTTRCVPUB:\"%s\",%zu,\""
+#define TC_URC_RCVPUB_TAIL "\"\r\n"
+#define TC_URC_DISCON_FMT "+TCMQTTDISCON,%d\r\n" /* comma, not colon */
+#define TC_URC_RECONNECTING "+TCMQTTRECONNECTING\r\n"
+#define TC_URC_RECONNECTED "+TCMQTTRECONNECTED\r\n"
+
+/* SDK return codes [EXPL qcloud_iot_export_error.h] (§6.1) */
+#define TC_RC_MANUALLY_DISCONNECTED 2
+#define TC_RC_FAILURE (-1001)
+#define TC_RC_INVAL (-1002)
+#define TC_RC_NO_CONN (-103)
+#define TC_RC_RECONNECT_TIMEOUT (-106)
+#define TC_RC_MAX_SUBS (-107)
+#define TC_RC_SUB_REFUSED (-108)
+#define TC_RC_BUF_TOO_SHORT (-119)
+#define TC_RC_UNSUB_FAIL (-121)
+#define TC_RC_BAD_PROTOCOL (-113)
+#define TC_RC_ID_REJECTED (-114)
+#define TC_RC_SERVER_UNAVAILABLE (-115)
+#define TC_RC_BAD_USERPASS (-116)
+#define TC_RC_NOT_AUTHORIZED (-117)
+#define TC_RC_CONNACK_UNKNOWN (-112)
+#define TC_RC_TCP_UNKNOWN_HOST (-602)
+#define TC_RC_TCP_CONNECT (-603)
+#define TC_RC_TCP_PEER_SHUTDOWN (-608)
+#define TC_RC_SSL_CONNECT (-703)
+#define TC_RC_SSL_READ (-708)
+
+/* ---- limits (Appendix B) ----------------------------------------------- */
+#define TC_MAX_PID 10
+#define TC_MAX_DN 48
+#define TC_MAX_DEV_SECRET 44
+#define TC_MAX_PRD_SECRET 32
+#define TC_MAX_REGION 24
+#define TC_MAX_MODULE_NAME 30
+#define TC_MAX_TOPIC 128
+#define TC_MAX_PUBL 2048
+#define TC_MAX_SUBS 10 /* MAX_MESSAGE_HANDLERS */
+#define TC_MAX_HOST 63 /* HOST_STR_LENGTH 64 with its NUL */
+#define TC_CMD_TIMEOUT_MIN 1000
+#define TC_CMD_TIMEOUT_MAX 10000
+#define TC_KEEPALIVE_MIN 60
+#define TC_KEEPALIVE_MAX 690
+#define TC_OTA_FW_START 1118208 /* 0x111000: lowest OTA base address */
+#define TC_OTA_FW_MAX_2MB 716800
+#define TC_FLASH_SECTOR 4096
+
+#define TC_DEFAULT_REGION "ap-guangzhou"
+#define TC_DEFAULT_MODULE_NAME "ESP-DEFAULT-2MB"
+
+/* ---- persistence: keys of the module's store document ------------------ */
+#define TC_STORE_DEVINFO "tc_devinfo"
+#define TC_STORE_PRDINFO "tc_prdinfo"
+#define TC_STORE_MODINFO "tc_modinfo"
+#define TC_STORE_FWINFO "tc_fwinfo" /* OTA firmware record (OTA issue); TCRESTORE erases it */
+
+/* ---- configuration (the module's "tencent" object) ---------------------- */
+enum tc_transport {
+  TC_TRANSPORT_TLS_PSK, /* what the firmware does: TLS-PSK on 8883 */
+  TC_TRANSPORT_TCP,     /* plain TCP on 1883 with the signed username/password */
+  TC_TRANSPORT_TLS,     /* TLS verified against ca_file, signed username/password */
+};
+
 struct tc_config {
   struct vm_esp_config esp;
+  char module_name[TC_MAX_MODULE_NAME + 1]; /* module name until TCMODINFOSET */
+  int flash_mb;                             /* flash size until TCMODINFOSET */
+  char mac[18];                             /* "84:f3:eb:56:0e:e9" */
+  char fw_version[64];                      /* TCVER / TCMODULE */
+  char sdk_version[32];
+  char compile_time[32]; /* __DATE__ " " __TIME__ of the emulated build */
+  enum tc_transport transport;
+  char *mqtt_host; /* NULL: the Tencent host for the product */
+  int mqtt_port;   /* 0: 8883 for TLS, 1883 for tcp */
+  char sdkappid[16];
+  char *ca_file;   /* tls transport */
+  enum vm_tencent_hmac sign;
+  char connid[VM_TENCENT_CONNID_LEN + 1]; /* "" = random per connect */
+  unsigned publ_timeout_ms;  /* PUBL/PUBRAW data phase (firmware: 20 s) */
+  unsigned reconnect_max_ms; /* give up once the back-off passes this (SDK: 60 s) */
 };
+
+/* ---- runtime state ------------------------------------------------------ */
+struct tc_devinfo {
+  int tls;
+  char pid[TC_MAX_PID + 1], dn[TC_MAX_DN + 1], secret[TC_MAX_DEV_SECRET + 1];
+  char region[TC_MAX_REGION + 1];
+};
+
+struct tc_mqtt; /* tc_mqtt.c */
 
 struct tc_state {
   struct vm_esp esp; /* first: the ESP-family commands find it there */
+  struct vm_module *m;
+  const struct tc_config *cfg;
+  bool fw_downloading;      /* set by the OTA task (later issue): gates most setters with 200 */
+  char mqtt_srv[TC_MAX_HOST + 1]; /* AT+TCMQTTSRV, RAM only; "" = unset */
+  unsigned gen;             /* bumped at every power-off: stale callbacks check it */
+  struct tc_mqtt *mqtt;
 };
+
+/* tencent.c: helpers shared by the command files */
+struct tc_state *tc_state_of(struct vm_at *at);
+/* "+CME ERROR:<code>\r\n"; returns VM_AT_DONE (no OK follows). */
+enum vm_at_result tc_cme(struct vm_at *at, int code);
+/* The XOR of the bytes of s, printed by queries in place of a secret. */
+int tc_bcc(const char *s);
+
+/* tc_info.c */
+extern const struct vm_at_cmd tc_info_cmds[];
+extern const size_t tc_info_ncmds;
+/* Loads the stored device triple. Returns 0, or -1 when none is stored. */
+int tc_devinfo_load(struct tc_state *s, struct tc_devinfo *out);
+
+/* tc_mqtt.c */
+extern const struct vm_at_cmd tc_mqtt_cmds[];
+extern const size_t tc_mqtt_ncmds;
+int tc_mqtt_init(struct tc_state *s);
+/* mqtt_task_running of §2: set from TCMQTTCONN until the task exits. */
+bool tc_mqtt_task_running(const struct tc_state *s);
+void tc_mqtt_on_wifi(struct tc_state *s, bool up);
+void tc_mqtt_power_off(struct tc_state *s);
+void tc_mqtt_destroy(struct tc_state *s);
 
 #endif

@@ -1,0 +1,168 @@
+/* tencent_sign.c - Tencent Cloud IoT device credentials for MQTT (tencent-at.md
+ * §7.1): signed username/password for key auth and the TLS-PSK pair of TLS
+ * mode 1, plus the base64/hex codecs they need. HMAC comes from OpenSSL.
+ * Nothing here logs: every input except pid/dn is a secret. */
+#include "vmodule/tencent_sign.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+/* Largest decoded device secret we accept; real ones are 16 bytes. */
+#define SECRET_MAX 128
+
+static int b64_value(char c) {
+  if (c >= 'A' && c <= 'Z')
+    return c - 'A';
+  if (c >= 'a' && c <= 'z')
+    return c - 'a' + 26;
+  if (c >= '0' && c <= '9')
+    return c - '0' + 52;
+  if (c == '+')
+    return 62;
+  if (c == '/')
+    return 63;
+  return -1;
+}
+
+/* Length without trailing '=' padding, or -EINVAL if the padding is malformed
+ * (more than two, or present on input whose length is not a multiple of 4). */
+static int b64_data_len(const char *in, size_t *out) {
+  size_t n = strlen(in), pad = 0;
+
+  while (pad < n && in[n - 1 - pad] == '=')
+    pad++;
+  if (pad > 2 || (pad > 0 && n % 4 != 0))
+    return -EINVAL;
+  *out = n - pad;
+  return 0;
+}
+
+int vm_base64_decode(const char *in, unsigned char *out, size_t cap) {
+  size_t n, len = 0;
+  unsigned acc = 0;
+  int bits = 0;
+
+  if (!in || !out || b64_data_len(in, &n) < 0 || n % 4 == 1)
+    return -EINVAL;
+  if (n * 3 / 4 > cap)
+    return -ENOSPC;
+  for (size_t i = 0; i < n; i++) {
+    int v = b64_value(in[i]);
+    if (v < 0)
+      return -EINVAL;
+    acc = (acc << 6) | (unsigned)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[len++] = (unsigned char)(acc >> bits);
+      acc &= (1u << bits) - 1;
+    }
+  }
+  return (int)len;
+}
+
+int vm_hex_encode(char *out, size_t cap, const unsigned char *in, size_t len) {
+  static const char digits[] = "0123456789abcdef";
+
+  if (!out || (!in && len))
+    return -EINVAL;
+  if (cap < len * 2 + 1)
+    return -ENOSPC;
+  for (size_t i = 0; i < len; i++) {
+    out[2 * i] = digits[in[i] >> 4];
+    out[2 * i + 1] = digits[in[i] & 15];
+  }
+  out[len * 2] = '\0';
+  return (int)(len * 2);
+}
+
+int vm_tencent_connid(char *out, size_t cap) {
+  static const char set[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  unsigned char r;
+  size_t i = 0;
+
+  if (!out)
+    return -EINVAL;
+  if (cap < VM_TENCENT_CONNID_LEN + 1)
+    return -ENOSPC;
+  while (i < VM_TENCENT_CONNID_LEN) {
+    if (RAND_bytes(&r, 1) != 1)
+      return -EIO;
+    /* 248 = 4 * 62: rejecting the top 8 values keeps every character equally likely. */
+    if (r < 248)
+      out[i++] = set[r % 62];
+  }
+  out[i] = '\0';
+  return VM_TENCENT_CONNID_LEN;
+}
+
+/* snprintf into out; -ENOSPC when it did not fit. */
+static int fit(int n, size_t cap) {
+  if (n < 0)
+    return -EINVAL;
+  return (size_t)n >= cap ? -ENOSPC : n;
+}
+
+int vm_tencent_username(char *out, size_t cap, const char *pid, const char *dn,
+                        const char *sdkappid, const char *connid, long long expiry) {
+  if (!out || !pid || !dn || !sdkappid || !connid || !*pid || !*dn)
+    return -EINVAL;
+  return fit(snprintf(out, cap, "%s%s;%s;%s;%lld", pid, dn, sdkappid, connid, expiry), cap);
+}
+
+int vm_tencent_password(char *out, size_t cap, const char *username, const char *secret_b64,
+                        enum vm_tencent_hmac alg) {
+  unsigned char key[SECRET_MAX], mac[EVP_MAX_MD_SIZE];
+  unsigned mac_len = 0;
+  char hex[2 * EVP_MAX_MD_SIZE + 1];
+  const EVP_MD *md = alg == VM_TENCENT_HMAC_SHA1 ? EVP_sha1() : EVP_sha256();
+  int key_len, rc;
+
+  if (!out || !username || !secret_b64 ||
+      (alg != VM_TENCENT_HMAC_SHA1 && alg != VM_TENCENT_HMAC_SHA256))
+    return -EINVAL;
+  key_len = vm_base64_decode(secret_b64, key, sizeof key);
+  if (key_len <= 0) {
+    OPENSSL_cleanse(key, sizeof key); /* a rejected secret may be half decoded */
+    return key_len == 0 ? -EINVAL : key_len;
+  }
+  rc = HMAC(md, key, key_len, (const unsigned char *)username, strlen(username), mac, &mac_len)
+           ? 0
+           : -EIO;
+  OPENSSL_cleanse(key, sizeof key);
+  if (rc == 0)
+    rc = vm_hex_encode(hex, sizeof hex, mac, mac_len);
+  if (rc >= 0)
+    rc = fit(snprintf(out, cap, "%s;%s", hex,
+                      alg == VM_TENCENT_HMAC_SHA1 ? "hmacsha1" : "hmacsha256"),
+             cap);
+  OPENSSL_cleanse(mac, sizeof mac);
+  OPENSSL_cleanse(hex, sizeof hex);
+  return rc;
+}
+
+int vm_tencent_psk(char *identity, size_t identity_cap, char *key_hex, size_t key_cap,
+                   const char *pid, const char *dn, const char *secret_b64) {
+  unsigned char key[SECRET_MAX];
+  int key_len, rc;
+
+  if (!identity || !key_hex || !pid || !dn || !secret_b64 || !*pid || !*dn)
+    return -EINVAL;
+  rc = fit(snprintf(identity, identity_cap, "%s%s", pid, dn), identity_cap);
+  if (rc < 0)
+    return rc;
+  key_len = vm_base64_decode(secret_b64, key, sizeof key);
+  if (key_len <= 0) {
+    OPENSSL_cleanse(key, sizeof key);
+    return key_len == 0 ? -EINVAL : key_len;
+  }
+  rc = vm_hex_encode(key_hex, key_cap, key, (size_t)key_len);
+  OPENSSL_cleanse(key, sizeof key);
+  return rc;
+}

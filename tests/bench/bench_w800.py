@@ -1,0 +1,294 @@
+#!/usr/bin/python3
+"""bench_w800.py - the w800 dialect's WebSocket transport against plain TCP,
+for run.py (`make bench`).
+
+w800_ws_vs_tcp: one w800 module (unpaced, echo off) and one mosquitto with a
+  plain and a websockets listener. The module alternates between scheme 1
+  (MQTT over TCP) and scheme 6 (MQTT over WebSocket through the daemon's
+  relay, src/net/ws.c) on the same broker, `rounds` times, and measures for
+  QoS 0 payloads of 64 B and 1 KiB:
+    down: mosquitto_pub floods N messages on a topic the module subscribed;
+          rate = N / time until the last +MQTTSUBRECV left the PTY;
+    up:   N sequential AT+MQTTPUB (64 B) / AT+MQTTPUBRAW (1 KiB) through the
+          PTY; rate = N / time until a mosquitto_sub has all N.
+  Figure per case: median WebSocket rate / median TCP rate. Target >= 80 %.
+
+mosquitto 2.0.11 binds websockets listeners to every interface, so the
+benchmark runs in a private network namespace (needs CAP_SYS_ADMIN, as the
+integration tests do); without one it reports the benchmark as failed rather
+than open a port to the network.
+
+Wiring: run.py calls register(<its own module object>), or run this file:
+/usr/bin/python3 tests/bench/bench_w800.py [w800_ws_vs_tcp] [-n N]."""
+
+import ctypes
+import os
+import select
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import paho.mqtt.client as paho
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MOSQUITTO = os.environ.get("MOSQUITTO", "/usr/sbin/mosquitto")
+MOSQUITTO_PUB = "/usr/bin/mosquitto_pub"
+CLONE_NEWNET = 0x40000000
+OK = b"\r\nOK\r\n"
+ROUNDS = 3
+
+
+class NetNamespace:
+    """This process (and what it starts) in a fresh network namespace."""
+
+    def __enter__(self):
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.orig = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        if self.libc.unshare(CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            os.close(self.orig)
+            raise OSError(err, os.strerror(err))
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        return self
+
+    def __exit__(self, *exc):
+        self.libc.setns(self.orig, CLONE_NEWNET)
+        os.close(self.orig)
+        return False
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, run, work):
+        self.port, self.ws_port = free_port(), free_port()
+        conf = os.path.join(work, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write("user root\npersistence false\nlog_dest none\nallow_anonymous true\n"
+                    "listener %d 127.0.0.1\nlistener %d 127.0.0.1\nprotocol websockets\n"
+                    % (self.port, self.ws_port))
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", conf], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        for p in (self.port, self.ws_port):
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", p), 0.5).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or self.proc.poll() is not None:
+                        self.stop()
+                        raise run.BenchError("mosquitto did not start")
+                    time.sleep(0.02)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def expect(run, fd, want, timeout=10.0):
+    got = run.read_until(fd, want, timeout)
+    if got != want:
+        raise run.BenchError(f"expected {want!r}, got {got[-200:]!r}")
+
+
+def command(run, fd, line, reply=OK, timeout=10.0):
+    os.write(fd, line + b"\r\n")
+    expect(run, fd, reply, timeout)
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            time.sleep(0.0005)
+            continue
+        view = view[n:]
+
+
+def connect(run, fd, scheme, port):
+    command(run, fd, b'AT+MQTTUSERCFG=0,%d,"bench","","",0,0,"mqtt"' % scheme)
+    path = b"/mqtt" if scheme >= 6 else b""
+    command(run, fd, b'AT+MQTTCONN=0,"127.0.0.1",%d,0' % port,
+            b'+MQTTCONNECTED:0,%d,"127.0.0.1","%d","%s",0\r\n' % (scheme, port, path) + OK)
+    command(run, fd, b'AT+MQTTSUB=0,"bench/down",0')
+
+
+def downlink(run, fd, port, size, n):
+    """mosquitto_pub floods n messages; returns msg/s out of the PTY, from
+    the first byte to the last."""
+    payload = b"d" * size
+    urc = b'+MQTTSUBRECV:0,"bench/down",%d,' % size + payload + b"\r\n"
+    total = len(urc) * n
+    run.drain(fd)
+    got = bytearray()
+    pub = subprocess.Popen([MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", str(port), "-t", "bench/down",
+                            "-q", "0", "-l"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    lines = (payload + b"\n") * n
+    feeder = threading.Thread(target=lambda: (pub.stdin.write(lines), pub.stdin.close()),
+                              daemon=True)
+    feeder.start()
+    t0 = None
+    deadline = time.monotonic() + 120
+    while len(got) < total and time.monotonic() < deadline:
+        if not select.select([fd], [], [], 3.0)[0]:
+            break  # nothing for 3 s: the rest is lost
+        try:
+            chunk = os.read(fd, 1 << 20)
+        except BlockingIOError:
+            continue
+        if t0 is None:
+            t0 = time.perf_counter()
+        got += chunk
+    elapsed = time.perf_counter() - (t0 or 0)
+    feeder.join(10)
+    pub.wait(10)
+    received = got.count(b'+MQTTSUBRECV:0,"bench/down",')
+    if received != n or bytes(got[:len(urc)]) != urc:
+        raise run.BenchError(f"downlink {size} B: {received} of {n} messages arrived")
+    return n / elapsed
+
+
+class Subscriber:
+    """A paho subscriber counting bench/up messages."""
+
+    def __init__(self, port, n, size):
+        self.n, self.size, self.count, self.bad = n, size, 0, 0
+        self.done, self.ready = threading.Event(), threading.Event()
+        self.c = paho.Client(client_id="bench-sub-%d" % time.monotonic_ns(),
+                             protocol=paho.MQTTv311)
+        self.c.on_connect = lambda c, u, f, rc: c.subscribe("bench/up", 0)
+        self.c.on_subscribe = lambda c, u, mid, q: self.ready.set()
+        self.c.on_message = self._on_message
+        self.c.connect("127.0.0.1", port, 60)
+        self.c.loop_start()
+
+    def _on_message(self, c, u, msg):
+        self.count += 1
+        self.bad += len(msg.payload) != self.size
+        if self.count == self.n:
+            self.done.set()
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def uplink(run, fd, port, size, n):
+    """n sequential publishes through the PTY; returns msg/s at a subscriber."""
+    sub = Subscriber(port, n, size)
+    try:
+        if not sub.ready.wait(10):
+            raise run.BenchError("the subscriber did not subscribe")
+        payload = b"u" * size
+        t0 = time.perf_counter()
+        if size <= 200:
+            line = b'AT+MQTTPUB=0,"bench/up","' + payload + b'",0,0\r\n'
+            for _ in range(n):
+                os.write(fd, line)
+                expect(run, fd, OK)
+        else:
+            line = b'AT+MQTTPUBRAW=0,"bench/up",%d,0,0\r\n' % size
+            for _ in range(n):
+                os.write(fd, line)
+                expect(run, fd, OK + b"\r\n>")
+                write_all(fd, payload)
+                expect(run, fd, b"+MQTTPUB:OK\r\n")
+        if not sub.done.wait(60):
+            raise run.BenchError(f"uplink {size} B: the subscriber got {sub.count} of {n}")
+        elapsed = time.perf_counter() - t0
+        if sub.bad:
+            raise run.BenchError(f"uplink {size} B: {sub.bad} messages of the wrong size")
+        return n / elapsed
+    finally:
+        sub.close()
+
+
+def bench_w800_ws_vs_tcp(run, args):
+    n_down, n_up = max(args.n, 1000) * 5, max(args.n // 2, 200)
+    cases = [("down", 64), ("down", 1024), ("up", 64), ("up", 1024)]
+    rates = {(d, s, t): [] for d, s in cases for t in ("tcp", "ws")}
+    try:
+        ns = NetNamespace()
+        ns.__enter__()
+    except OSError as e:
+        raise run.BenchError(f"no private network namespace for mosquitto's websockets "
+                             f"listener ({e}); run as root") from None
+    try:
+        with tempfile.TemporaryDirectory(prefix="vmodule-bench-w800.") as work:
+            broker = Broker(run, work)
+            link = os.path.join(work, "ttyW8")
+            daemon = run.Daemon(run.vmoduled_path(), [{
+                "name": "w8bench", "dialect": "w800", "pty_link": link, "baud": 0,
+                "echo": False, "boot_ms": 0, "tx_buffer": 64 << 20,
+                "w800": {"wifi": {"access_points": [{"ssid": "lab", "password": "pw"}],
+                                  "auto_join": "lab", "join_ms": 1}}}], work)
+            fd = None
+            try:
+                daemon.wait_linked()
+                fd = run.open_serial(link)
+                run.sync(fd)
+                time.sleep(0.1)  # the auto-join URCs
+                run.drain(fd)
+                for _ in range(ROUNDS):
+                    for transport, scheme, port in (("tcp", 1, broker.port),
+                                                    ("ws", 6, broker.ws_port)):
+                        connect(run, fd, scheme, port)
+                        for d, size in cases:
+                            fn = downlink if d == "down" else uplink
+                            rates[(d, size, transport)].append(
+                                fn(run, fd, broker.port, size, n_down if d == "down" else n_up))
+                        command(run, fd, b"AT+MQTTCLEAN=0")
+            finally:
+                if fd is not None:
+                    os.close(fd)
+                rc = daemon.stop()
+                broker.stop()
+            if rc != 0:
+                raise run.BenchError(f"vmoduled exited with status {rc}:\n" + "\n".join(daemon.log))
+    finally:
+        ns.__exit__(None, None, None)
+    parts, worst = [], None
+    for d, size in cases:
+        tcp = statistics.median(rates[(d, size, "tcp")])
+        ws = statistics.median(rates[(d, size, "ws")])
+        ratio = ws / tcp
+        worst = ratio if worst is None else min(worst, ratio)
+        parts.append(f"{d} {size}B tcp {tcp:.0f} ws {ws:.0f} msg/s = {100 * ratio:.0f}%")
+    args.over_target |= worst < 0.8
+    return (f"bench w800_ws_vs_tcp (QoS0, median of {ROUNDS}; down {n_down} msgs, up {n_up}): "
+            + "; ".join(parts) + " (target >= 80%)")
+
+
+def register(run):
+    """Registers the benchmark with run.py's @bench."""
+    def ws_vs_tcp(args):
+        return bench_w800_ws_vs_tcp(run, args)
+
+    ws_vs_tcp.__name__ = "bench_w800_ws_vs_tcp"
+    run.bench(ws_vs_tcp)
+
+
+def main():
+    sys.path.insert(0, HERE)
+    import run  # pylint: disable=import-outside-toplevel
+    register(run)
+    if not any(a in run.BENCHES for a in sys.argv[1:]):  # default: only ours
+        sys.argv += ["w800_ws_vs_tcp"]
+    return run.main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+/* test_tencent_sign.c - Tencent MQTT credentials (src/cloud/tencent_sign.c):
+ * the worked example of tencent-at.md §7.1 (username, HMAC-SHA1 and
+ * HMAC-SHA256 passwords, both sdkappids), the TLS-PSK pair, the connid
+ * alphabet, base64/hex codecs (RFC 4648 §10 vectors) and buffer limits. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vmodule/tencent_sign.h"
+
+/* Inputs of the reference's worked example (tencent-at.md §7.1). */
+#define PID "CTQS08Y5LG"
+#define DN "Dev01"
+#define SECRET "ZHNkIGRzZCA=" /* "dsd dsd " */
+#define CONNID "Ab1Cd"
+#define USERNAME PID DN ";21010406;Ab1Cd;2147483647"
+#define USERNAME_OLD_APPID PID DN ";12010126;Ab1Cd;2147483647"
+
+static void test_username_matches_reference(void **state) {
+  char out[128];
+  (void)state;
+  assert_int_equal(vm_tencent_username(out, sizeof out, PID, DN, VM_TENCENT_SDKAPPID, CONNID,
+                                       VM_TENCENT_EXPIRY_NEVER),
+                   (int)strlen(USERNAME));
+  assert_string_equal(out, USERNAME);
+  assert_int_equal(vm_tencent_username(out, sizeof out, PID, DN, "12010126", CONNID,
+                                       VM_TENCENT_EXPIRY_NEVER),
+                   (int)strlen(USERNAME_OLD_APPID));
+  assert_string_equal(out, USERNAME_OLD_APPID);
+}
+
+static void test_username_64bit_expiry_is_printed_in_full(void **state) {
+  char out[128];
+  (void)state;
+  assert_true(vm_tencent_username(out, sizeof out, "P", "D", "1", "c", 9223372036854775807LL) > 0);
+  assert_string_equal(out, "PD;1;c;9223372036854775807");
+}
+
+/* Asserts the exact password (and its length as the return value). */
+static void assert_password(const char *username, enum vm_tencent_hmac alg, const char *want) {
+  char out[VM_TENCENT_PASSWORD_MAX];
+  assert_int_equal(vm_tencent_password(out, sizeof out, username, SECRET, alg), (int)strlen(want));
+  assert_string_equal(out, want);
+}
+
+static void test_password_sha1_matches_reference(void **state) {
+  (void)state;
+  assert_password(USERNAME, VM_TENCENT_HMAC_SHA1,
+                  "7d184d3a384a97ea8e830c375c5f46e76f2b1415;hmacsha1");
+}
+
+static void test_password_sha256_matches_reference(void **state) {
+  (void)state;
+  assert_password(USERNAME, VM_TENCENT_HMAC_SHA256,
+                  "530b0da568b7999c3def21ec83a25a37ac4036a02b22b998c0e2b32637cba9f0;hmacsha256");
+}
+
+static void test_password_sha256_old_appid_matches_reference(void **state) {
+  (void)state;
+  assert_password(USERNAME_OLD_APPID, VM_TENCENT_HMAC_SHA256,
+                  "094dfb4d576cd4a3e87edbff07323431abada8b64fa7bff95c05868a52c8f327;hmacsha256");
+}
+
+/* Not in the reference: computed for this test with
+ * python3 -c "import hmac,hashlib,base64; print(hmac.new(base64.b64decode('ZHNkIGRzZCA='),
+ *   b'CTQS08Y5LGDev01;12010126;Ab1Cd;2147483647', hashlib.sha1).hexdigest())" */
+static void test_password_sha1_old_appid(void **state) {
+  (void)state;
+  assert_password(USERNAME_OLD_APPID, VM_TENCENT_HMAC_SHA1,
+                  "7327ce6e599fbc51a40541d1ce8475b83702ee27;hmacsha1");
+}
+
+static void test_password_rejects_bad_secret(void **state) {
+  char out[VM_TENCENT_PASSWORD_MAX] = "untouched";
+  (void)state;
+  assert_int_equal(vm_tencent_password(out, sizeof out, USERNAME, "ZHNk*GRzZCA=",
+                                       VM_TENCENT_HMAC_SHA1),
+                   -EINVAL);
+  assert_int_equal(vm_tencent_password(out, sizeof out, USERNAME, "", VM_TENCENT_HMAC_SHA1),
+                   -EINVAL);
+  assert_string_equal(out, "untouched");
+}
+
+static void test_password_buffer_too_small(void **state) {
+  char out[64]; /* 64 hex digits fit, ";hmacsha256" does not */
+  (void)state;
+  assert_int_equal(vm_tencent_password(out, sizeof out, USERNAME, SECRET, VM_TENCENT_HMAC_SHA256),
+                   -ENOSPC);
+}
+
+static void test_username_buffer_too_small(void **state) {
+  char out[sizeof USERNAME - 1]; /* one short for the NUL */
+  (void)state;
+  assert_int_equal(vm_tencent_username(out, sizeof out, PID, DN, VM_TENCENT_SDKAPPID, CONNID,
+                                       VM_TENCENT_EXPIRY_NEVER),
+                   -ENOSPC);
+}
+
+static void test_psk_identity_and_hex_key(void **state) {
+  char id[64], key[64];
+  (void)state;
+  assert_int_equal(vm_tencent_psk(id, sizeof id, key, sizeof key, PID, DN, SECRET), 16);
+  assert_string_equal(id, "CTQS08Y5LGDev01");
+  assert_string_equal(key, "6473642064736420");
+}
+
+static void test_psk_key_buffer_too_small(void **state) {
+  char id[64], key[16]; /* 16 hex digits need 17 bytes */
+  (void)state;
+  assert_int_equal(vm_tencent_psk(id, sizeof id, key, sizeof key, PID, DN, SECRET), -ENOSPC);
+}
+
+static void test_connid_alphabet_and_length(void **state) {
+  char a[VM_TENCENT_CONNID_LEN + 1], b[VM_TENCENT_CONNID_LEN + 1];
+  int differ = 0;
+  (void)state;
+  for (int round = 0; round < 50; round++) {
+    assert_int_equal(vm_tencent_connid(a, sizeof a), VM_TENCENT_CONNID_LEN);
+    assert_int_equal(vm_tencent_connid(b, sizeof b), VM_TENCENT_CONNID_LEN);
+    assert_int_equal(strlen(a), VM_TENCENT_CONNID_LEN);
+    assert_int_equal(strspn(a, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"),
+                     VM_TENCENT_CONNID_LEN);
+    differ += strcmp(a, b) != 0;
+  }
+  /* 62^5 possibilities: fifty collisions in a row means the generator is stuck. */
+  assert_true(differ > 0);
+  assert_int_equal(vm_tencent_connid(a, VM_TENCENT_CONNID_LEN), -ENOSPC);
+}
+
+static void assert_b64(const char *in, const char *want) {
+  unsigned char out[64];
+  int n = vm_base64_decode(in, out, sizeof out);
+  assert_int_equal(n, (int)strlen(want));
+  assert_memory_equal(out, want, strlen(want));
+}
+
+static void test_base64_rfc4648_vectors(void **state) {
+  (void)state;
+  assert_b64("", "");
+  assert_b64("Zg==", "f");
+  assert_b64("Zm8=", "fo");
+  assert_b64("Zm9v", "foo");
+  assert_b64("Zm9vYg==", "foob");
+  assert_b64("Zm9vYmE=", "fooba");
+  assert_b64("Zm9vYmFy", "foobar");
+}
+
+static void test_base64_unpadded_and_full_alphabet(void **state) {
+  unsigned char out[8];
+  const unsigned char want[] = {0xfb, 0xff, 0xbf, 0x00, 0x10};
+  (void)state;
+  assert_b64("Zg", "f");
+  assert_b64("Zm8", "fo");
+  assert_int_equal(vm_base64_decode("+/+/ABA=", out, sizeof out), 5);
+  assert_memory_equal(out, want, sizeof want);
+}
+
+static void test_base64_rejects_malformed(void **state) {
+  unsigned char out[16];
+  (void)state;
+  assert_int_equal(vm_base64_decode("Z", out, sizeof out), -EINVAL);        /* 6 bits */
+  assert_int_equal(vm_base64_decode("Zg=", out, sizeof out), -EINVAL);      /* short pad */
+  assert_int_equal(vm_base64_decode("Z===", out, sizeof out), -EINVAL);     /* 3 pads */
+  assert_int_equal(vm_base64_decode("Zg==Zg==", out, sizeof out), -EINVAL); /* pad inside */
+  assert_int_equal(vm_base64_decode("Zm9v\n", out, sizeof out), -EINVAL);
+  assert_int_equal(vm_base64_decode("Zm-v", out, sizeof out), -EINVAL); /* url alphabet */
+}
+
+static void test_base64_output_limit(void **state) {
+  unsigned char out[5];
+  (void)state;
+  assert_int_equal(vm_base64_decode("Zm9vYmFy", out, sizeof out), -ENOSPC);
+  assert_int_equal(vm_base64_decode("Zm9vYmE=", out, sizeof out), 5);
+  assert_memory_equal(out, "fooba", 5);
+}
+
+static void test_hex_encode(void **state) {
+  char out[7];
+  const unsigned char in[] = {0x00, 0xab, 0x7f};
+  (void)state;
+  assert_int_equal(vm_hex_encode(out, sizeof out, in, 3), 6);
+  assert_string_equal(out, "00ab7f");
+  assert_int_equal(vm_hex_encode(out, 6, in, 3), -ENOSPC);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_username_matches_reference),
+      cmocka_unit_test(test_username_64bit_expiry_is_printed_in_full),
+      cmocka_unit_test(test_password_sha1_matches_reference),
+      cmocka_unit_test(test_password_sha256_matches_reference),
+      cmocka_unit_test(test_password_sha256_old_appid_matches_reference),
+      cmocka_unit_test(test_password_sha1_old_appid),
+      cmocka_unit_test(test_password_rejects_bad_secret),
+      cmocka_unit_test(test_password_buffer_too_small),
+      cmocka_unit_test(test_username_buffer_too_small),
+      cmocka_unit_test(test_psk_identity_and_hex_key),
+      cmocka_unit_test(test_psk_key_buffer_too_small),
+      cmocka_unit_test(test_connid_alphabet_and_length),
+      cmocka_unit_test(test_base64_rfc4648_vectors),
+      cmocka_unit_test(test_base64_unpadded_and_full_alphabet),
+      cmocka_unit_test(test_base64_rejects_malformed),
+      cmocka_unit_test(test_base64_output_limit),
+      cmocka_unit_test(test_hex_encode),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
