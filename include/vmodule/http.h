@@ -1,0 +1,98 @@
+/* http.h - HTTP(S) client requests on the libuv loop (libcurl multi
+ * interface, platform-and-peers.md §2c): GET and POST with a body and extra
+ * headers, a CA file, connect and total timeouts, an optional resume offset
+ * and streaming of the response body, and one completion callback with the
+ * status code and the body. Name resolution runs in libcurl's resolver
+ * thread; nothing here blocks the loop.
+ *
+ * A struct vm_http is a caller-allocated client (one curl multi handle, one
+ * timer, a uv_poll_t per socket libcurl opens); a struct vm_http_req is one
+ * caller-allocated request that must stay valid until its callback has run
+ * or vm_http_cancel() returned.
+ *
+ * Callback contract: every vm_http_start() that returned 0 produces exactly
+ * one done() call unless the request is cancelled (vm_http_cancel(), or
+ * vm_http_close() of its client) first; done() never runs inside
+ * vm_http_start(). Callbacks may start, cancel or free requests, including
+ * their own (it is finished when done() runs). */
+#ifndef VMODULE_HTTP_H
+#define VMODULE_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+struct vm_http;
+struct vm_http_req;
+struct vm_http_sock;
+struct curl_slist;
+
+/* result: 0 when an HTTP response arrived (any status, see status), else
+ * -ETIMEDOUT (a timeout elapsed), -EHOSTUNREACH (the name did not resolve),
+ * -ECONNREFUSED (no connection), -EPROTO (TLS handshake or certificate
+ * failure), -EFBIG (the body passed max_body), -ECANCELED (on_data asked to
+ * stop), -EIO (anything else; req->error has libcurl's text). */
+typedef void (*vm_http_done_cb)(struct vm_http_req *req, int result, long status,
+                                const char *body, size_t len, void *data);
+/* Streaming: receives the body as it arrives (then done() gets no body).
+ * Return 0 to go on, anything else to abort with -ECANCELED. */
+typedef int (*vm_http_data_cb)(struct vm_http_req *req, const void *buf, size_t len, void *data);
+
+struct vm_http_opts {
+  const char *method; /* "GET" (default when NULL) or "POST"; other verbs are sent as given */
+  const char *url;
+  const char *const *headers; /* NULL-terminated "Name: value" lines, or NULL */
+  const void *body;           /* request body (POST); copied */
+  size_t body_len;
+  const char *ca_file;        /* PEM bundle for https; NULL: the system store */
+  bool insecure;              /* no certificate or host name check (lab servers only) */
+  unsigned connect_timeout_ms; /* 0: 10000 */
+  unsigned timeout_ms;         /* whole transfer; 0: 30000 */
+  size_t max_body;             /* in-memory body limit; 0: 1 MiB */
+  long long resume_from;       /* > 0: ask for the bytes from this offset (Range);
+                                  check status 206 vs 200 */
+  vm_http_data_cb on_data;     /* NULL: the body is collected for done() */
+};
+
+struct vm_http_req {
+  struct vm_http *http;
+  void *easy; /* CURL *, NULL when idle */
+  struct curl_slist *hdrs;
+  char *buf; /* collected response body (NUL-terminated) */
+  size_t len, cap, max_body;
+  vm_http_data_cb on_data;
+  vm_http_done_cb done;
+  void *data;
+  bool too_big, aborted;
+  char error[256]; /* libcurl's error text of the last failure */
+  struct vm_http_req *next;
+};
+
+struct vm_http {
+  uv_loop_t *loop;
+  const char *who; /* log prefix, borrowed */
+  void *multi;     /* CURLM * */
+  uv_timer_t timer;
+  struct vm_http_sock *socks;
+  struct vm_http_req *reqs; /* in flight */
+  int running;
+  int depth; /* inside libcurl calls: completion is handled after they return */
+  bool closing;
+  int closes_pending;
+  void (*close_cb)(struct vm_http *h);
+};
+
+/* Prepares h (curl_global_init once per process). Returns 0 or -ENOMEM. */
+int vm_http_init(struct vm_http *h, uv_loop_t *loop, const char *who);
+/* Starts a request (o and its strings are copied); req must be zeroed or
+ * idle. Returns 0, -EINVAL (no url, or req in flight), -ENOMEM, or -EIO. */
+int vm_http_start(struct vm_http *h, struct vm_http_req *req, const struct vm_http_opts *o,
+                  vm_http_done_cb done, void *data);
+/* Abandons a request in flight; its callback will not run. No-op when idle. */
+void vm_http_cancel(struct vm_http_req *req);
+bool vm_http_busy(const struct vm_http_req *req);
+/* Cancels every request and closes the handles; close_cb (may be NULL) runs
+ * once they are closed, h may be freed from there. */
+void vm_http_close(struct vm_http *h, void (*close_cb)(struct vm_http *h));
+
+#endif

@@ -1,0 +1,434 @@
+/* me_cell.c - the cellular basics of the me3630 dialect (w800-me3630-at.md
+ * §7): V.250 basics and identity (AT, ATE, ATI, +CGMI/+CGMM/+CGMR/+CGSN,
+ * +CIMI, +CCID/+ZGETICCID), error style (+CMEE), the simulated SIM (+CPIN)
+ * and network (+CSQ, +CREG/+CGREG/+CEREG with their URCs, +COPS, +CFUN,
+ * +ZPAS, ^SYSINFO) and the ECM data call (+ZECMCALL) the CLOUD* commands
+ * need.
+ *
+ * The SIM and the network come from the config: at power-on (and after
+ * AT+CFUN=1 or a correct AT+CPIN=) a ready SIM starts a registration that
+ * completes after network.registration_ms, as a real module camps and
+ * attaches some seconds after boot. Registration changes are reported with
+ * the 27.007 URCs when AT+CREG=1|2 (etc.) asked for them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmodule/log.h"
+#include "vmodule/module.h"
+#include "me3630.h"
+
+enum { REG_CREG, REG_CGREG, REG_CEREG };
+static const char *const reg_names[] = {"+CREG", "+CGREG", "+CEREG"};
+
+static bool registered(const struct me_state *s) {
+  return s->reg == ME_REG_HOME || s->reg == ME_REG_ROAMING;
+}
+
+/* 27.007 <AcT>: 7 E-UTRAN, 2 UTRAN, 0 GSM. */
+static int act_of(const struct me_config *c) {
+  return c->rat == ME_RAT_LTE ? 7 : c->rat == ME_RAT_UMTS ? 2 : 0;
+}
+
+/* <stat> as each registration command reports it: EPS registration only
+ * exists on LTE. */
+static int reg_stat(const struct me_state *s, int which) {
+  if (which == REG_CEREG && s->cfg->rat != ME_RAT_LTE && registered(s)) return ME_REG_NONE;
+  return (int)s->reg;
+}
+
+int me_cell_data_ready(const struct me_state *s) {
+  if (s->sim == ME_SIM_ABSENT) return ME_E_SIM_NOT_INSERTED;
+  if (s->sim == ME_SIM_LOCKED) return ME_E_SIM_PIN;
+  if (!registered(s)) return ME_E_NO_NETWORK;
+  if (!s->call_up) return ME_E_NO_DATA_CALL;
+  return 0;
+}
+
+/* ---- registration ------------------------------------------------------------ */
+
+static void reg_urcs(struct me_state *s) {
+  struct vm_at *at = &s->m->at;
+  for (int w = 0; w < 3; w++) {
+    int n = s->reg_n[w], stat = reg_stat(s, w);
+    if (n == 0) continue;
+    if (n == 2 && (stat == ME_REG_HOME || stat == ME_REG_ROAMING))
+      vm_at_urcf(at, ME_REG_URC_LOC_FMT, reg_names[w], stat, s->cfg->lac, s->cfg->cell_id,
+                 act_of(s->cfg));
+    else
+      vm_at_urcf(at, ME_REG_URC_FMT, reg_names[w], stat);
+  }
+}
+
+static void reg_set(struct me_state *s, enum me_reg reg) {
+  if (s->reg == reg) return;
+  s->reg = reg;
+  vm_log_debug(s->m->name, "network registration: %d", (int)reg);
+  reg_urcs(s);
+}
+
+/* The data call ends (network lost, radio off, or AT+ZECMCALL=0). */
+static void call_down(struct me_state *s, bool report) {
+  uv_timer_stop(&s->call_timer);
+  if (!s->call_up) return;
+  s->call_up = false;
+  vm_log_info(s->m->name, "data call down");
+  if (report) vm_at_urc(&s->m->at, ME_ZECMCALL_DISCONNECT, strlen(ME_ZECMCALL_DISCONNECT));
+  me_cloud_on_call_down(s);
+}
+
+static void reg_done(uv_timer_t *t) {
+  struct me_state *s = t->data;
+  if (!s->cfg->net_available) return; /* keeps searching */
+  reg_set(s, s->cfg->roaming ? ME_REG_ROAMING : ME_REG_HOME);
+}
+
+/* Camps and registers after registration_ms (at once when it is 0). */
+static void reg_start(struct me_state *s) {
+  if (s->cfun != 1 || s->sim != ME_SIM_READY || registered(s)) return;
+  reg_set(s, ME_REG_SEARCHING);
+  if (s->cfg->registration_ms == 0) reg_done(&s->reg_timer);
+  else uv_timer_start(&s->reg_timer, reg_done, s->cfg->registration_ms, 0);
+}
+
+static void reg_stop(struct me_state *s) {
+  uv_timer_stop(&s->reg_timer);
+  call_down(s, true);
+  reg_set(s, ME_REG_NONE);
+}
+
+/* ---- V.250 basics and identity ------------------------------------------------ */
+
+static enum vm_at_result at_exec(struct vm_at *at, const struct vm_at_args *a) { return VM_AT_OK; }
+
+static enum vm_at_result ate0_exec(struct vm_at *at, const struct vm_at_args *a) {
+  at->echo = false;
+  return VM_AT_OK;
+}
+
+static enum vm_at_result ate1_exec(struct vm_at *at, const struct vm_at_args *a) {
+  at->echo = true;
+  return VM_AT_OK;
+}
+
+static enum vm_at_result ati_exec(struct vm_at *at, const struct vm_at_args *a) {
+  const struct me_config *c = me_state_of(at)->cfg;
+  vm_at_printf(at, ME_ATI_FMT, c->manufacturer, c->model, c->revision, c->imei);
+  return VM_AT_OK;
+}
+
+static enum vm_at_result cgmi_exec(struct vm_at *at, const struct vm_at_args *a) {
+  me_line(at, me_state_of(at)->cfg->manufacturer);
+  return VM_AT_OK;
+}
+
+static enum vm_at_result cgmm_exec(struct vm_at *at, const struct vm_at_args *a) {
+  me_line(at, me_state_of(at)->cfg->model);
+  return VM_AT_OK;
+}
+
+static enum vm_at_result cgmr_exec(struct vm_at *at, const struct vm_at_args *a) {
+  me_line(at, me_state_of(at)->cfg->revision);
+  return VM_AT_OK;
+}
+
+static enum vm_at_result cgsn_exec(struct vm_at *at, const struct vm_at_args *a) {
+  me_line(at, me_state_of(at)->cfg->imei);
+  return VM_AT_OK;
+}
+
+/* SIM-dependent reads: the SIM must be present and unlocked. */
+static int sim_error(const struct me_state *s) {
+  if (s->sim == ME_SIM_ABSENT) return ME_E_SIM_NOT_INSERTED;
+  if (s->sim == ME_SIM_LOCKED) return ME_E_SIM_PIN;
+  return 0;
+}
+
+static enum vm_at_result cimi_exec(struct vm_at *at, const struct vm_at_args *a) {
+  struct me_state *s = me_state_of(at);
+  int e = sim_error(s);
+  if (e) return me_cme(at, e);
+  me_line(at, s->cfg->imsi);
+  return VM_AT_OK;
+}
+
+/* The ICCID is readable behind a PIN lock; only an absent SIM fails. */
+static enum vm_at_result iccid_print(struct vm_at *at, const char *fmt) {
+  struct me_state *s = me_state_of(at);
+  if (s->sim == ME_SIM_ABSENT) return me_cme(at, ME_E_SIM_NOT_INSERTED);
+  vm_at_printf(at, fmt, s->cfg->iccid);
+  return VM_AT_OK;
+}
+
+static enum vm_at_result zgeticcid_exec(struct vm_at *at, const struct vm_at_args *a) {
+  return iccid_print(at, ME_ICCID_FMT);
+}
+
+static enum vm_at_result ccid_exec(struct vm_at *at, const struct vm_at_args *a) {
+  return iccid_print(at, ME_CCID_FMT);
+}
+
+/* ---- +CMEE ------------------------------------------------------------------- */
+
+static enum vm_at_result cmee_query(struct vm_at *at, const struct vm_at_args *a) {
+  vm_at_printf(at, ME_CMEE_FMT, me_state_of(at)->cmee);
+  return VM_AT_OK;
+}
+
+static enum vm_at_result cmee_set(struct vm_at *at, const struct vm_at_args *a) {
+  long n;
+  if (a->count != 1 || vm_at_arg_int(a, 0, &n) != VM_AT_ARG_OK || n < 0 || n > 2)
+    return VM_AT_ERROR;
+  me_state_of(at)->cmee = (int)n;
+  return VM_AT_OK;
+}
+
+static enum vm_at_result cmee_test(struct vm_at *at, const struct vm_at_args *a) {
+  vm_at_puts(at, ME_CMEE_TEST);
+  return VM_AT_OK;
+}
+
+/* ---- +CPIN -------------------------------------------------------------------- */
+
+static enum vm_at_result cpin_query(struct vm_at *at, const struct vm_at_args *a) {
+  struct me_state *s = me_state_of(at);
+  if (s->sim == ME_SIM_ABSENT) return me_cme(at, ME_E_SIM_NOT_INSERTED);
+  vm_at_puts(at, s->sim == ME_SIM_LOCKED ? ME_CPIN_PIN : ME_CPIN_READY);
+  return VM_AT_OK;
+}
+
+static enum vm_at_result cpin_set(struct vm_at *at, const struct vm_at_args *a) {
+  struct me_state *s = me_state_of(at);
+  const char *pin;
+  if (a->count < 1 || a->count > 2 || vm_at_arg_text(a, 0, &pin, NULL) != VM_AT_ARG_OK)
+    return VM_AT_ERROR;
+  if (s->sim == ME_SIM_ABSENT) return me_cme(at, ME_E_SIM_NOT_INSERTED);
+  if (s->sim == ME_SIM_READY) return me_cme(at, ME_E_NOT_ALLOWED);
+  if (strcmp(pin, s->cfg->pin) != 0) return me_cme(at, ME_E_BAD_PASSWORD);
+  s->sim = ME_SIM_READY;
+  vm_log_info(s->m->name, "SIM unlocked");
+  vm_at_reply_ok(at);
+  reg_start(s); /* its URCs follow the OK */
+  return VM_AT_DONE;
+}
+
+static enum vm_at_result cpin_test(struct vm_at *at, const struct vm_at_args *a) {
+  return VM_AT_OK;
+}
+
+/* ---- +CSQ, +COPS, +ZPAS, ^SYSINFO -------------------------------------------- */
+
+static enum vm_at_result csq_exec(struct vm_at *at, const struct vm_at_args *a) {
+  struct me_state *s = me_state_of(at);
+  vm_at_printf(at, ME_CSQ_FMT, s->cfun == 1 && s->sim != ME_SIM_ABSENT && s->reg != ME_REG_NONE
+                                   ? s->cfg->csq : 99);
+  return VM_AT_OK;
+}
+
+static enum vm_at_result cops_query(struct vm_at *at, const struct vm_at_args *a) {
+  struct me_state *s = me_state_of(at);
+  if (registered(s)) vm_at_printf(at, ME_COPS_FMT, s->cfg->operator_name, act_of(s->cfg));
+  else vm_at_puts(at, ME_COPS_NONE);
+  return VM_AT_OK;
+}
+
+static enum vm_at_result zpas_query(struct vm_at *at, const struct vm_at_args *a) {
+  struct me_state *s = me_state_of(at);
+  if (!registered(s)) vm_at_puts(at, ME_ZPAS_NONE);
+  else if (s->cfg->rat == ME_RAT_LTE) vm_at_printf(at, ME_ZPAS_LTE_FMT, s->cfg->tdd ? "TDD" : "FDD");
+  else vm_at_printf(at, ME_ZPAS_FMT, s->cfg->rat == ME_RAT_UMTS ? "UMTS" : "GSM");
+  return VM_AT_OK;
+}
+
+/* ^SYSINFO: <srv_status>,<srv_domain>,<roam>,<sys_mode>,<sim_state> as the
+ * Kura driver reads it (sim_state 1 valid, 255 absent or locked). */
+static enum vm_at_result sysinfo_exec(struct vm_at *at, const struct vm_at_args *a) {
+  struct me_state *s = me_state_of(at);
+  int sim = s->sim == ME_SIM_READY ? 1 : 255;
+  if (registered(s)) {
+    int mode = s->cfg->rat == ME_RAT_LTE ? 17 : s->cfg->rat == ME_RAT_UMTS ? 5 : 3;
+    vm_at_printf(at, ME_SYSINFO_FMT, 2, 3, s->reg == ME_REG_ROAMING, mode, sim);
+  } else {
+    vm_at_printf(at, ME_SYSINFO_FMT, 0, 0, 0, 0, sim);
+  }
+  return VM_AT_OK;
+}
+
+/* ---- +CREG / +CGREG / +CEREG ------------------------------------------------- */
+
+static int reg_which(struct vm_at *at) {
+  const char *name = at->current ? at->current->name : "";
+  for (int w = 0; w < 3; w++)
+    if (!strcasecmp(name, reg_names[w])) return w;
+  return REG_CREG;
+}
+
+static enum vm_at_result reg_query(struct vm_at *at, const struct vm_at_args *a) {
+  struct me_state *s = me_state_of(at);
+  int w = reg_which(at), n = s->reg_n[w], stat = reg_stat(s, w);
+  if (n == 2 && (stat == ME_REG_HOME || stat == ME_REG_ROAMING))
+    vm_at_printf(at, ME_REG_QUERY_LOC_FMT, reg_names[w], n, stat, s->cfg->lac, s->cfg->cell_id,
+                 act_of(s->cfg));
+  else
+    vm_at_printf(at, ME_REG_QUERY_FMT, reg_names[w], n, stat);
+  return VM_AT_OK;
+}
+
+static enum vm_at_result reg_setn(struct vm_at *at, const struct vm_at_args *a) {
+  long n;
+  if (a->count != 1 || vm_at_arg_int(a, 0, &n) != VM_AT_ARG_OK || n < 0 || n > 2)
+    return VM_AT_ERROR;
+  me_state_of(at)->reg_n[reg_which(at)] = (int)n;
+  return VM_AT_OK;
+}
+
+static enum vm_at_result reg_test(struct vm_at *at, const struct vm_at_args *a) {
+  vm_at_printf(at, ME_REG_TEST_FMT, reg_names[reg_which(at)]);
+  return VM_AT_OK;
+}
+
+/* ---- +CFUN ----------------------------------------------------------------- */
+
+static enum vm_at_result cfun_query(struct vm_at *at, const struct vm_at_args *a) {
+  vm_at_printf(at, ME_CFUN_FMT, me_state_of(at)->cfun);
+  return VM_AT_OK;
+}
+
+static enum vm_at_result cfun_test(struct vm_at *at, const struct vm_at_args *a) {
+  vm_at_puts(at, ME_CFUN_TEST);
+  return VM_AT_OK;
+}
+
+/* AT+CFUN=<fun>[,<rst>]: 0 minimum and 4 flight mode drop the radio, 1 brings
+ * it back (registration after registration_ms); rst=1 resets the module. */
+static enum vm_at_result cfun_set(struct vm_at *at, const struct vm_at_args *a) {
+  struct me_state *s = me_state_of(at);
+  long fun, rst = 0;
+  if (a->count < 1 || a->count > 2 || vm_at_arg_int(a, 0, &fun) != VM_AT_ARG_OK ||
+      (fun != 0 && fun != 1 && fun != 4))
+    return VM_AT_ERROR;
+  if (vm_at_arg_int(a, 1, &rst) == VM_AT_ARG_INVALID || rst < 0 || rst > 1) return VM_AT_ERROR;
+  if (rst == 1) {
+    if (fun != 1) return me_cme(at, ME_E_NOT_ALLOWED);
+    vm_at_reply_ok(at);
+    vm_module_reboot(s->m);
+    return VM_AT_DONE;
+  }
+  vm_at_reply_ok(at);
+  s->cfun = (int)fun;
+  if (fun == 1) reg_start(s);
+  else reg_stop(s);
+  return VM_AT_DONE;
+}
+
+/* ---- +ZECMCALL ---------------------------------------------------------------- */
+
+static void call_connected(uv_timer_t *t) {
+  struct me_state *s = t->data;
+  struct vm_at *at = &s->m->at;
+  if (!registered(s)) { /* lost the network while dialling */
+    me_cme(at, ME_E_NO_NETWORK);
+  } else {
+    s->call_up = true;
+    vm_log_info(s->m->name, "data call up (%s)", s->cfg->ip);
+    vm_at_puts(at, ME_ZECMCALL_CONNECT);
+    vm_at_reply_ok(at);
+  }
+  vm_at_complete(at, VM_AT_DONE);
+}
+
+static enum vm_at_result zecmcall_set(struct vm_at *at, const struct vm_at_args *a) {
+  struct me_state *s = me_state_of(at);
+  long on;
+  if (a->count != 1 || vm_at_arg_int(a, 0, &on) != VM_AT_ARG_OK || on < 0 || on > 1)
+    return VM_AT_ERROR;
+  if (!on) { /* the reply first: what the hang-up causes follows as URCs */
+    vm_at_puts(at, ME_ZECMCALL_DISCONNECT);
+    vm_at_reply_ok(at);
+    call_down(s, false);
+    return VM_AT_DONE;
+  }
+  int e = sim_error(s);
+  if (e) return me_cme(at, e);
+  if (!registered(s)) return me_cme(at, ME_E_NO_NETWORK);
+  if (s->call_up) {
+    vm_at_puts(at, ME_ZECMCALL_CONNECT);
+    return VM_AT_OK;
+  }
+  uv_timer_start(&s->call_timer, call_connected, s->cfg->call_ms, 0);
+  return VM_AT_PENDING;
+}
+
+static enum vm_at_result zecmcall_query(struct vm_at *at, const struct vm_at_args *a) {
+  struct me_state *s = me_state_of(at);
+  const struct me_config *c = s->cfg;
+  if (s->call_up) vm_at_printf(at, ME_ZECMCALL_QUERY_FMT, c->ip, c->gateway, c->dns1, c->dns2);
+  else vm_at_puts(at, ME_ZECMCALL_DISCONNECT);
+  return VM_AT_OK;
+}
+
+/* ---- the table ---------------------------------------------------------------- */
+
+const struct vm_at_cmd me_cell_cmds[] = {
+    {.name = "", .exec = at_exec},
+    {.name = "E0", .exec = ate0_exec},
+    {.name = "E1", .exec = ate1_exec},
+    {.name = "I", .exec = ati_exec},
+    {.name = "+CGMI", .exec = cgmi_exec},
+    {.name = "+GMI", .exec = cgmi_exec},
+    {.name = "+CGMM", .exec = cgmm_exec},
+    {.name = "+GMM", .exec = cgmm_exec},
+    {.name = "+CGMR", .exec = cgmr_exec},
+    {.name = "+GMR", .exec = cgmr_exec},
+    {.name = "+CGSN", .exec = cgsn_exec},
+    {.name = "+GSN", .exec = cgsn_exec},
+    {.name = "+CIMI", .exec = cimi_exec},
+    {.name = "+ZGETICCID", .exec = zgeticcid_exec},
+    {.name = "+CCID", .exec = ccid_exec},
+    {.name = "+CMEE", .test = cmee_test, .query = cmee_query, .set = cmee_set},
+    {.name = "+CPIN", .test = cpin_test, .query = cpin_query, .set = cpin_set, .secret_mask = 0x1},
+    {.name = "+CSQ", .exec = csq_exec},
+    {.name = "+CREG", .test = reg_test, .query = reg_query, .set = reg_setn},
+    {.name = "+CGREG", .test = reg_test, .query = reg_query, .set = reg_setn},
+    {.name = "+CEREG", .test = reg_test, .query = reg_query, .set = reg_setn},
+    {.name = "+COPS", .query = cops_query},
+    {.name = "+CFUN", .test = cfun_test, .query = cfun_query, .set = cfun_set},
+    {.name = "+ZPAS", .query = zpas_query},
+    {.name = "^SYSINFO", .exec = sysinfo_exec},
+    {.name = "+ZECMCALL", .query = zecmcall_query, .set = zecmcall_set},
+};
+const size_t me_cell_ncmds = sizeof me_cell_cmds / sizeof me_cell_cmds[0];
+
+/* ---- life cycle ------------------------------------------------------------------ */
+
+int me_cell_init(struct me_state *s) {
+  uv_timer_init(s->m->loop, &s->reg_timer);
+  uv_timer_init(s->m->loop, &s->call_timer);
+  s->reg_timer.data = s->call_timer.data = s;
+  return 0;
+}
+
+void me_cell_power_on(struct me_state *s) {
+  const struct me_config *c = s->cfg;
+  s->cmee = c->cmee;
+  s->cfun = 1;
+  s->reg = ME_REG_NONE;
+  memset(s->reg_n, 0, sizeof s->reg_n);
+  s->call_up = false;
+  s->sim = !c->sim_present ? ME_SIM_ABSENT : c->pin[0] ? ME_SIM_LOCKED : ME_SIM_READY;
+  for (int i = 0; i < c->n_boot_urcs; i++) vm_at_urcf(&s->m->at, ME_LINE_FMT, c->boot_urcs[i]);
+  reg_start(s);
+}
+
+void me_cell_power_off(struct me_state *s) {
+  uv_timer_stop(&s->reg_timer);
+  uv_timer_stop(&s->call_timer);
+  s->call_up = false;
+  s->reg = ME_REG_NONE;
+}
+
+void me_cell_destroy(struct me_state *s) {
+  me_cell_power_off(s);
+  uv_close((uv_handle_t *)&s->reg_timer, NULL);
+  uv_close((uv_handle_t *)&s->call_timer, NULL);
+}

@@ -1,0 +1,382 @@
+/* http.c - HTTP(S) requests with the libcurl multi interface driven by the
+ * libuv loop (the curl docs/examples/multi-uv.c pattern, with the fixes
+ * platform-and-peers.md §2c lists):
+ *
+ * - CURLMOPT_SOCKETFUNCTION keeps one uv_poll_t per socket libcurl watches;
+ *   CURL_POLL_REMOVE stops and closes it;
+ * - CURLOPT_CLOSESOCKETFUNCTION stops any poll still on a socket before the
+ *   socket is closed, so libuv never polls a closed (or reused) descriptor;
+ * - CURLMOPT_TIMERFUNCTION only (re)arms one uv timer: libcurl is never
+ *   called from inside its own callbacks;
+ * - a poll error (negative status) is passed on as CURL_CSELECT_ERR;
+ * - completed transfers are collected after every curl_multi_socket_action
+ *   with curl_multi_info_read, outside libcurl. */
+#include "vmodule/http.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "vmodule/log.h"
+
+#define DEFAULT_CONNECT_MS 10000
+#define DEFAULT_TIMEOUT_MS 30000
+#define DEFAULT_MAX_BODY (1024 * 1024)
+
+struct vm_http_sock {
+  uv_poll_t poll;
+  curl_socket_t fd;
+  struct vm_http *h;
+  struct vm_http_sock *next;
+};
+
+static bool global_done;
+
+/* ---- handle bookkeeping ----------------------------------------------- */
+
+static void http_maybe_closed(struct vm_http *h) {
+  if (h->closing && h->closes_pending == 0 && h->close_cb) {
+    void (*cb)(struct vm_http *) = h->close_cb;
+    h->close_cb = NULL;
+    cb(h);
+  }
+}
+
+static void sock_closed(uv_handle_t *handle) {
+  struct vm_http_sock *s = handle->data;
+  struct vm_http *h = s->h;
+  free(s);
+  h->closes_pending--;
+  http_maybe_closed(h);
+}
+
+/* Stops watching s (before its descriptor is closed) and frees it later. */
+static void sock_release(struct vm_http *h, struct vm_http_sock *s) {
+  for (struct vm_http_sock **pp = &h->socks; *pp; pp = &(*pp)->next) {
+    if (*pp == s) {
+      *pp = s->next;
+      break;
+    }
+  }
+  uv_poll_stop(&s->poll);
+  h->closes_pending++;
+  uv_close((uv_handle_t *)&s->poll, sock_closed);
+}
+
+static struct vm_http_sock *sock_find(struct vm_http *h, curl_socket_t fd) {
+  for (struct vm_http_sock *s = h->socks; s; s = s->next)
+    if (s->fd == fd) return s;
+  return NULL;
+}
+
+/* ---- completion --------------------------------------------------------- */
+
+static int map_result(const struct vm_http_req *r, CURLcode rc) {
+  switch (rc) {
+  case CURLE_OK: return 0;
+  case CURLE_WRITE_ERROR:
+    if (r->too_big) return -EFBIG;
+    if (r->aborted) return -ECANCELED;
+    return -EIO;
+  case CURLE_OPERATION_TIMEDOUT: return -ETIMEDOUT;
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_RESOLVE_PROXY: return -EHOSTUNREACH;
+  case CURLE_COULDNT_CONNECT: return -ECONNREFUSED;
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CIPHER: return -EPROTO;
+  default: return -EIO;
+  }
+}
+
+static void req_unlink(struct vm_http_req *r) {
+  struct vm_http *h = r->http;
+  for (struct vm_http_req **pp = &h->reqs; *pp; pp = &(*pp)->next) {
+    if (*pp == r) {
+      *pp = r->next;
+      break;
+    }
+  }
+  r->next = NULL;
+}
+
+/* Detaches r from libcurl and frees everything but the collected body. */
+static void req_teardown(struct vm_http_req *r) {
+  struct vm_http *h = r->http;
+  if (r->easy) {
+    h->depth++;
+    curl_multi_remove_handle(h->multi, r->easy);
+    curl_easy_cleanup(r->easy);
+    h->depth--;
+    r->easy = NULL;
+  }
+  curl_slist_free_all(r->hdrs);
+  r->hdrs = NULL;
+  req_unlink(r);
+}
+
+static void req_finish(struct vm_http_req *r, CURLcode rc) {
+  long status = 0;
+  curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+  int result = map_result(r, rc);
+  if (result == -EIO && !r->error[0]) snprintf(r->error, sizeof r->error, "%s", curl_easy_strerror(rc));
+  req_teardown(r);
+  /* the callback may restart r: hand it the body and forget it first */
+  char *body = r->buf;
+  size_t len = r->len;
+  r->buf = NULL;
+  r->len = r->cap = 0;
+  vm_http_done_cb done = r->done;
+  void *data = r->data;
+  if (result < 0) vm_log_debug(r->http->who, "http: request failed: %s (%s)", strerror(-result), r->error);
+  done(r, result, status, body ? body : "", body ? len : 0, data);
+  free(body);
+}
+
+static void check_done(struct vm_http *h) {
+  CURLMsg *msg;
+  int left;
+  if (h->depth) return;
+  while (!h->closing && (msg = curl_multi_info_read(h->multi, &left))) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    struct vm_http_req *r = NULL;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+    if (r) req_finish(r, msg->data.result);
+  }
+}
+
+/* ---- libuv -> libcurl ---------------------------------------------------- */
+
+static void socket_action(struct vm_http *h, curl_socket_t fd, int flags) {
+  h->depth++;
+  curl_multi_socket_action(h->multi, fd, flags, &h->running);
+  h->depth--;
+  check_done(h);
+}
+
+static void poll_cb(uv_poll_t *p, int status, int events) {
+  struct vm_http_sock *s = p->data;
+  int flags = 0;
+  if (status < 0) {
+    flags = CURL_CSELECT_ERR;
+  } else {
+    if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
+  }
+  socket_action(s->h, s->fd, flags);
+}
+
+static void timer_cb(uv_timer_t *t) {
+  struct vm_http *h = t->data;
+  socket_action(h, CURL_SOCKET_TIMEOUT, 0);
+}
+
+/* ---- libcurl -> libuv ---------------------------------------------------- */
+
+static int socket_fn(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
+  struct vm_http *h = userp;
+  struct vm_http_sock *s = socketp;
+  (void)easy;
+  if (what == CURL_POLL_REMOVE) {
+    if (s && sock_find(h, fd) == s) sock_release(h, s);
+    curl_multi_assign(h->multi, fd, NULL);
+    return 0;
+  }
+  if (!s || sock_find(h, fd) != s) {
+    s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    if (uv_poll_init_socket(h->loop, &s->poll, fd) < 0) {
+      free(s);
+      return -1;
+    }
+    s->fd = fd;
+    s->h = h;
+    s->poll.data = s;
+    s->next = h->socks;
+    h->socks = s;
+    curl_multi_assign(h->multi, fd, s);
+  }
+  int events = 0;
+  if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) events |= UV_READABLE;
+  if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) events |= UV_WRITABLE;
+  uv_poll_start(&s->poll, events, poll_cb);
+  return 0;
+}
+
+static int timer_fn(CURLM *multi, long timeout_ms, void *userp) {
+  struct vm_http *h = userp;
+  (void)multi;
+  if (timeout_ms < 0) uv_timer_stop(&h->timer);
+  else uv_timer_start(&h->timer, timer_cb, (uint64_t)timeout_ms, 0);
+  return 0;
+}
+
+/* libcurl closes a socket: stop any poll on it first (curl #14976). */
+static int closesocket_fn(void *clientp, curl_socket_t fd) {
+  struct vm_http *h = clientp;
+  struct vm_http_sock *s = sock_find(h, fd);
+  if (s) sock_release(h, s);
+  return close(fd);
+}
+
+static size_t write_fn(char *ptr, size_t size, size_t nmemb, void *userp) {
+  struct vm_http_req *r = userp;
+  size_t n = size * nmemb;
+  if (r->on_data) {
+    if (r->on_data(r, ptr, n, r->data) != 0) {
+      r->aborted = true;
+      return 0;
+    }
+    return n;
+  }
+  if (r->len + n > r->max_body) {
+    r->too_big = true;
+    return 0;
+  }
+  if (r->len + n + 1 > r->cap) {
+    size_t cap = r->cap ? r->cap : 1024;
+    while (cap < r->len + n + 1) cap *= 2;
+    char *nb = realloc(r->buf, cap);
+    if (!nb) return 0;
+    r->buf = nb;
+    r->cap = cap;
+  }
+  memcpy(r->buf + r->len, ptr, n);
+  r->len += n;
+  r->buf[r->len] = '\0';
+  return n;
+}
+
+/* ---- public API ---------------------------------------------------------- */
+
+int vm_http_init(struct vm_http *h, uv_loop_t *loop, const char *who) {
+  memset(h, 0, sizeof *h);
+  if (!global_done) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return -ENOMEM;
+    global_done = true;
+  }
+  h->multi = curl_multi_init();
+  if (!h->multi) return -ENOMEM;
+  h->loop = loop;
+  h->who = who;
+  uv_timer_init(loop, &h->timer);
+  h->timer.data = h;
+  curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_fn);
+  curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+  curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_fn);
+  curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+  return 0;
+}
+
+static int req_headers(struct vm_http_req *r, const struct vm_http_opts *o, bool has_body) {
+  for (const char *const *p = o->headers; p && *p; p++) {
+    struct curl_slist *n = curl_slist_append(r->hdrs, *p);
+    if (!n) return -ENOMEM;
+    r->hdrs = n;
+  }
+  if (has_body) { /* no "Expect: 100-continue" round trip for larger bodies */
+    struct curl_slist *n = curl_slist_append(r->hdrs, "Expect:");
+    if (!n) return -ENOMEM;
+    r->hdrs = n;
+  }
+  return 0;
+}
+
+static int req_setup(struct vm_http_req *r, const struct vm_http_opts *o) {
+  CURL *e = r->easy;
+  const char *method = o->method ? o->method : "GET";
+  bool has_body = o->body_len > 0 || strcmp(method, "POST") == 0;
+  int ok = curl_easy_setopt(e, CURLOPT_URL, o->url) == CURLE_OK;
+  ok = ok && curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r) == CURLE_OK;
+  ok = ok && curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->error) == CURLE_OK;
+  ok = ok && curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
+  ok = ok && curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
+  ok = ok && curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_fn) == CURLE_OK;
+  ok = ok && curl_easy_setopt(e, CURLOPT_WRITEDATA, r) == CURLE_OK;
+  ok = ok && curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, closesocket_fn) == CURLE_OK;
+  ok = ok && curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, r->http) == CURLE_OK;
+  ok = ok && curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                              (long)(o->connect_timeout_ms ? o->connect_timeout_ms : DEFAULT_CONNECT_MS)) == CURLE_OK;
+  ok = ok && curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                              (long)(o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS)) == CURLE_OK;
+  if (o->ca_file) ok = ok && curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file) == CURLE_OK;
+  if (o->insecure) {
+    ok = ok && curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L) == CURLE_OK;
+    ok = ok && curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L) == CURLE_OK;
+  }
+  if (has_body) {
+    ok = ok && curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len) == CURLE_OK;
+    ok = ok && curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, o->body ? (const char *)o->body : "") == CURLE_OK;
+  }
+  if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
+    ok = ok && curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK;
+  if (o->resume_from > 0)
+    ok = ok && curl_easy_setopt(e, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)o->resume_from) == CURLE_OK;
+  if (!ok) return -EIO;
+  if (req_headers(r, o, has_body) < 0) return -ENOMEM;
+  if (r->hdrs && curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs) != CURLE_OK) return -EIO;
+  return 0;
+}
+
+int vm_http_start(struct vm_http *h, struct vm_http_req *req, const struct vm_http_opts *o,
+                  vm_http_done_cb done, void *data) {
+  if (!h->multi || h->closing || !o || !o->url || !done || vm_http_busy(req)) return -EINVAL;
+  memset(req, 0, sizeof *req);
+  req->http = h;
+  req->done = done;
+  req->data = data;
+  req->on_data = o->on_data;
+  req->max_body = o->max_body ? o->max_body : DEFAULT_MAX_BODY;
+  req->easy = curl_easy_init();
+  if (!req->easy) return -ENOMEM;
+  int rc = req_setup(req, o);
+  if (rc == 0 && curl_multi_add_handle(h->multi, req->easy) != CURLM_OK) rc = -EIO;
+  if (rc < 0) {
+    curl_easy_cleanup(req->easy);
+    req->easy = NULL;
+    curl_slist_free_all(req->hdrs);
+    req->hdrs = NULL;
+    return rc;
+  }
+  req->next = h->reqs;
+  h->reqs = req;
+  return 0;
+}
+
+bool vm_http_busy(const struct vm_http_req *req) { return req->easy != NULL; }
+
+void vm_http_cancel(struct vm_http_req *req) {
+  if (!req->easy) return;
+  req_teardown(req);
+  free(req->buf);
+  req->buf = NULL;
+  req->len = req->cap = 0;
+}
+
+static void timer_closed(uv_handle_t *handle) {
+  struct vm_http *h = handle->data;
+  h->closes_pending--;
+  http_maybe_closed(h);
+}
+
+void vm_http_close(struct vm_http *h, void (*close_cb)(struct vm_http *h)) {
+  if (h->closing) return;
+  h->closing = true;
+  h->close_cb = close_cb;
+  while (h->reqs) vm_http_cancel(h->reqs);
+  if (h->multi) {
+    h->depth++;
+    curl_multi_cleanup(h->multi); /* closes cached connections through closesocket_fn */
+    h->depth--;
+    h->multi = NULL;
+  }
+  while (h->socks) sock_release(h, h->socks);
+  uv_timer_stop(&h->timer);
+  h->closes_pending++;
+  uv_close((uv_handle_t *)&h->timer, timer_closed);
+}
