@@ -278,7 +278,10 @@ static void test_txq_paced_2304_bytes_at_115200_takes_200ms(void **state) {
 
   assert_int_equal(fx->f.got_len, sizeof data);
   assert_memory_equal(fx->f.got, data, sizeof data);
-  assert_in_range(elapsed, 190000000, 210000000);
+  /* never faster than the wire (that is what pacing guarantees); a loaded
+   * machine may deliver the last timer late, so the upper bound is looser
+   * here than in the end-to-end test of 10 KiB (test_foundation.py, +-5%) */
+  assert_in_range(elapsed, 190000000, 260000000);
   assert_true(fx->f.writes > 20); /* spread over the 0.2 s, not one burst */
   for (int i = 0; i < fx->f.writes && i < FAKE_MAX_WRITES; i++) {
     uint64_t since = fx->f.write_at[i] - t0 + 2000000;
