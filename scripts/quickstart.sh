@@ -133,12 +133,11 @@ fi
 # power-on (auto_join) when nothing is stored in their flash yet.
 WIFI_JSON='"wifi": {"access_points": [{"ssid": "vmodule-ap", "password": "vmodule-pass"}], "auto_join": "vmodule-ap"}'
 
-# ---- MQTT broker keys: ONE BLOCK, ONE FUNCTION PER DIALECT -------------------
-# vmoduled rejects unknown keys, so a dialect's broker keys may only be written
-# once that dialect accepts them. List the dialects that do in QS_MQTT (or set
-# VMODULE_QS_MQTT="tencent me3630" in the environment to try a dialect branch).
-# When a dialect issue lands, add its name to the default below.
-QS_MQTT=${VMODULE_QS_MQTT:-}
+# ---- MQTT broker keys: ONE FUNCTION PER DIALECT -------------------------------
+# The tencent and me3630 modules are pointed at the local broker (plain TCP);
+# the w800 MCU names its broker itself with AT+MQTTUSERCFG/AT+MQTTCONN.
+# VMODULE_QS_MQTT="" leaves every module on its dialect's cloud defaults.
+QS_MQTT=${VMODULE_QS_MQTT-tencent me3630}
 mqtt_on() { [[ " $QS_MQTT " == *" $1 "* ]]; }
 
 tencent_json() { # members of the module's "tencent" object
@@ -150,9 +149,10 @@ tencent_json() { # members of the module's "tencent" object
 w800_json() { # the MCU names the broker itself (AT+MQTTCONN): only Wi-Fi here
   printf '%s' "$WIFI_JSON"
 }
-me3630_json() {
+me3630_json() { # the real ME3630 prints no banner; "ready" here is for people
+  printf '"boot_urcs": ["ready"]'
   if mqtt_on me3630; then
-    printf '"aliyun": {"mqtt_host": "127.0.0.1", "mqtt_port": %d}' "$BROKER_PORT"
+    printf ', "aliyun": {"mqtt_host": "127.0.0.1", "mqtt_port": %d, "transport": "tcp"}' "$BROKER_PORT"
   fi
 }
 # ---- end of the MQTT block -----------------------------------------------------
@@ -206,9 +206,10 @@ cat <<EOF
   w800-0     w800     $LINK_DIR/w800-0     -> $(readlink "$LINK_DIR/w800-0")
   me3630-0   me3630   $LINK_DIR/me3630-0   -> $(readlink "$LINK_DIR/me3630-0")
 
-  Each PTY is paced at 115200 baud with echo on (ATE0 turns it off). The
-  modules printed "ready" at boot (AT+RST shows it again); the ESP-family
-  ones (tencent0, w800-0) joined the simulated access point "vmodule-ap".
+  Each PTY is paced at 115200 baud with echo on (ATE0 turns it off). A module
+  powers on when you first open its PTY: it prints "ready" (AT+RST shows it
+  again) and the ESP-family ones (tencent0, w800-0) then join the simulated
+  access point "vmodule-ap" (WIFI CONNECTED, WIFI GOT IP).
 
   Talk to one in another terminal (type the commands, Enter sends CR LF):
 
@@ -221,6 +222,22 @@ cat <<EOF
     AT+CWQAP                            -> OK, then WIFI DISCONNECT
     AT+CWJAP="vmodule-ap","vmodule-pass" -> WIFI CONNECTED, WIFI GOT IP, OK
     AT+RST                              -> OK, then ready (and WIFI CONNECTED)
+
+  Then MQTT through the local broker (tencent0 uses plain TCP with the signed
+  username/password here):
+
+    AT+TCDEVINFOSET=1,"PRODUCT001","dev1","ZHNkIGRzZCA="  -> OK, +TCDEVINFOSET:OK
+    AT+TCMQTTCONN=1,5000,240,1,1                         -> OK, +TCMQTTCONN:OK
+    AT+TCMQTTSUB="PRODUCT001/dev1/data",0                -> OK, +TCMQTTSUB:OK
+    AT+TCMQTTPUB="PRODUCT001/dev1/data",0,"hello"        -> OK, +TCMQTTPUB:OK,
+                                 +TCMQTTRCVPUB:"PRODUCT001/dev1/data",5,"hello"
+
+  and on me3630-0 (commands end with CR; socat's crlf option is fine):
+
+    AT+ZECMCALL=1                               -> +ZECMCALL: CONNECT  OK
+    AT+CLOUDAUTH=a1PK,dev1,secret               -> OK  +ALIAUTH: OK
+    AT+CLOUDCONN                                -> OK
+    AT+CLOUDPUB=/a1PK/dev1/data,0,hi            -> OK
 
   Local MQTT broker: 127.0.0.1:$BROKER_PORT; watch it with
     mosquitto_sub -h 127.0.0.1 -p $BROKER_PORT -t '#' -v

@@ -16,7 +16,8 @@
 
 #include "vmodule/params.h"
 
-#define VM_AT_MAX_LINE 256 /* including the terminator */
+#define VM_AT_MAX_LINE 256 /* default line limit, including the terminator */
+#define VM_AT_LINE_CAP 1024 /* the largest limit a style may choose */
 #define VM_AT_MAX_TABLES 6
 
 /* ESP-AT error codes: 0x01 << 24 | subcategory << 16 | extension. The
@@ -54,6 +55,9 @@ struct vm_at_cmd {
   const char *name;
   vm_at_handler test, query, set, exec;
   unsigned secret_mask;
+  /* > 0: the set form has at most this many parameters and the last one is
+   * the rest of the line (see vm_at_parse_params_max) */
+  int max_params;
 };
 
 struct vm_at_table {
@@ -67,6 +71,7 @@ struct vm_at_style {
   const char *busy;  /* whole busy reply, e.g. "\r\nbusy p...\r\n" */
   const char *ready; /* boot banner, e.g. "\r\nready\r\n" (NULL: none) */
   bool case_insensitive; /* command names (ME3630: yes) */
+  size_t max_line;       /* line limit incl. terminator; 0 = VM_AT_MAX_LINE, at most VM_AT_LINE_CAP */
   unsigned parse_flags;  /* VM_AT_PARSE_* */
   /* Prints the error reply for code (engine errors and VM_AT_ERROR). */
   void (*error)(struct vm_at *at, uint32_t code);
@@ -120,7 +125,7 @@ struct vm_at {
   const struct vm_at_cmd *current;
 
   /* line framing */
-  char line[VM_AT_MAX_LINE + 1];
+  char line[VM_AT_LINE_CAP + 1];
   size_t line_len;
   bool line_overflow;
   bool last_was_cr;

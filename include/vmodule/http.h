@@ -31,7 +31,8 @@ struct curl_slist;
  * -ETIMEDOUT (a timeout elapsed), -EHOSTUNREACH (the name did not resolve),
  * -ECONNREFUSED (no connection), -EPROTO (TLS handshake or certificate
  * failure), -EFBIG (the body passed max_body), -ECANCELED (on_data asked to
- * stop), -EIO (anything else; req->error has libcurl's text). */
+ * stop), -ERANGE (resume_from asked, the server ignored the range: status
+ * 200), -EIO (anything else; req->error has libcurl's text). */
 typedef void (*vm_http_done_cb)(struct vm_http_req *req, int result, long status,
                                 const char *body, size_t len, void *data);
 /* Streaming: receives the body as it arrives (then done() gets no body).
@@ -49,8 +50,8 @@ struct vm_http_opts {
   unsigned connect_timeout_ms; /* 0: 10000 */
   unsigned timeout_ms;         /* whole transfer; 0: 30000 */
   size_t max_body;             /* in-memory body limit; 0: 1 MiB */
-  long long resume_from;       /* > 0: ask for the bytes from this offset (Range);
-                                  check status 206 vs 200 */
+  long long resume_from;       /* > 0: ask for the bytes from this offset (Range:
+                                  status 206; a server ignoring it gives -ERANGE) */
   vm_http_data_cb on_data;     /* NULL: the body is collected for done() */
 };
 

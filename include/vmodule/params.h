@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 #define VM_AT_MAX_PARAMS 24
-#define VM_AT_PARAMS_BUF 512
+#define VM_AT_PARAMS_BUF 2048
 
 enum vm_at_ptype {
   VM_AT_P_EMPTY = 0, /* omitted */
@@ -43,6 +43,12 @@ struct vm_at_args {
  * unterminated quote, text after a closing quote, or more than
  * VM_AT_MAX_PARAMS parameters). */
 int vm_at_parse_params(struct vm_at_args *a, const char *s, size_t len, unsigned flags);
+/* As above, but with max > 0 the parameter at index max-1 is the rest of the
+ * string: a single quoted string spanning to the end is a STR, anything else
+ * is taken literally (INT or RAW, commas and quotes included). ME3630 uses it
+ * for message fields ("split on ',' only up to the expected field count"). */
+int vm_at_parse_params_max(struct vm_at_args *a, const char *s, size_t len, unsigned flags,
+                           int max);
 
 enum vm_at_arg_status {
   VM_AT_ARG_OK = 0,

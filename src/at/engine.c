@@ -180,6 +180,12 @@ void vm_at_hold_urcs(struct vm_at *at, bool hold) {
 
 /* ---- dispatch ---------------------------------------------------------- */
 
+/* The style's line limit including the terminator. */
+static size_t at_max_line(const struct vm_at *at) {
+  size_t n = at->style->max_line ? at->style->max_line : VM_AT_MAX_LINE;
+  return n > VM_AT_LINE_CAP ? VM_AT_LINE_CAP : n;
+}
+
 static const struct vm_at_cmd *at_lookup(const struct vm_at *at, const char *name, size_t len) {
   for (int t = 0; t < at->ntables; t++) {
     for (size_t i = 0; i < at->tables[t].n; i++) {
@@ -225,7 +231,7 @@ void vm_at_complete(struct vm_at *at, enum vm_at_result r) {
 static void at_trace_line(struct vm_at *at, const char *line, size_t len, size_t params_off,
                           const struct vm_at_args *args, unsigned secret_mask, bool echoed) {
   if (!at->io.trace) return;
-  char red[VM_AT_MAX_LINE + 64];
+  char red[VM_AT_LINE_CAP + 3 * VM_AT_MAX_PARAMS + 8];
   size_t o = 0, pos = 0;
   if (args && secret_mask) {
     for (int i = 0; i < args->count && i < 32; i++) {
@@ -288,8 +294,8 @@ static void at_split(struct vm_at *at, const char *line, size_t len, struct vm_a
   l->cmd = at_lookup(at, line + 2, name_end - 2);
   memset(args, 0, sizeof *args);
   l->params_ok = l->form != VM_AT_SET ||
-                 vm_at_parse_params(args, line + l->params_off, len - l->params_off,
-                                    st->parse_flags) == 0;
+                 vm_at_parse_params_max(args, line + l->params_off, len - l->params_off,
+                                        st->parse_flags, l->cmd ? l->cmd->max_params : 0) == 0;
   if (!l->cmd) {
     vm_log_debug(at->name, "unknown command %.*s", (int)(name_end), line);
     l->error = VM_AT_ERR_UNSUPPORTED;
@@ -302,7 +308,7 @@ static void at_execute(struct vm_at *at, const char *line, size_t len, const cha
                        size_t tlen, bool busy) {
   static struct vm_at_args args; /* one command runs at a time; keeps the stack small */
   struct at_line l;
-  char full[VM_AT_MAX_LINE + 4];
+  char full[VM_AT_LINE_CAP + 4];
   memcpy(full, line, len);
   memcpy(full + len, term, tlen);
   at_split(at, line, len, &args, &l);
@@ -395,7 +401,7 @@ void vm_at_input(struct vm_at *at, const char *buf, size_t len) {
         at_line_done(at, buf + i - tlen, tlen);
         goto next; /* the mode may have changed (data entry, reset) */
       }
-      if (at->line_len < VM_AT_MAX_LINE - 2) {
+      if (at->line_len < at_max_line(at) - 2) {
         at->line[at->line_len++] = c;
       } else {
         at->line_overflow = true;

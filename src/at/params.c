@@ -91,6 +91,20 @@ static bool token_int(const char *tok, size_t n, long *out) {
   return true;
 }
 
+/* Stores tok[0..n) as an INT or RAW parameter (NUL-terminated copy in buf). */
+static int take_literal(struct parse *ps, struct vm_at_param *p, const char *tok, size_t n) {
+  if (ps->used + n + 1 > sizeof ps->a->buf)
+    return -1;
+  char *copy = ps->a->buf + ps->used;
+  memcpy(copy, tok, n);
+  copy[n] = '\0';
+  ps->used += n + 1;
+  p->str = copy;
+  p->str_len = n;
+  p->type = token_int(copy, n, &p->num) ? VM_AT_P_INT : VM_AT_P_RAW;
+  return 0;
+}
+
 /* Bare token starting at ps->pos: empty (omitted), an integer, or raw text. */
 static int parse_bare(struct parse *ps, struct vm_at_param *p) {
   const char *tok = ps->s + ps->pos;
@@ -107,20 +121,31 @@ static int parse_bare(struct parse *ps, struct vm_at_param *p) {
    * string that an unescaped comma cut in two (`b"` from `"a,b"`). */
   if ((ps->flags & VM_AT_PARSE_COMMA_SPLITS_QUOTES) && memchr(tok, '"', n))
     return -1;
-  if (ps->used + n + 1 > sizeof ps->a->buf)
-    return -1;
+  return take_literal(ps, p, tok, n);
+}
 
-  char *copy = ps->a->buf + ps->used;
-  memcpy(copy, tok, n);
-  copy[n] = '\0';
-  ps->used += n + 1;
-  p->str = copy;
-  p->str_len = n;
-  p->type = token_int(copy, n, &p->num) ? VM_AT_P_INT : VM_AT_P_RAW;
-  return 0;
+/* The last parameter of a command whose last field is "the rest of the
+ * line" (max_params): one quoted string spanning to the end is a STR;
+ * anything else is the literal text, commas and quotes included. */
+static int parse_rest(struct parse *ps, struct vm_at_param *p) {
+  size_t pos = ps->pos, used = ps->used;
+  if (ps->s[pos] == '"' && parse_quoted(ps, p) == 0 && ps->pos == ps->len)
+    return 0;
+  ps->pos = pos;
+  ps->used = used;
+  memset(p, 0, sizeof *p);
+  p->off = pos;
+  p->len = ps->len - pos;
+  ps->pos = ps->len;
+  return take_literal(ps, p, ps->s + pos, p->len);
 }
 
 int vm_at_parse_params(struct vm_at_args *a, const char *s, size_t len, unsigned flags) {
+  return vm_at_parse_params_max(a, s, len, flags, 0);
+}
+
+int vm_at_parse_params_max(struct vm_at_args *a, const char *s, size_t len, unsigned flags,
+                           int max) {
   struct parse ps = {.a = a, .s = s, .len = len, .flags = flags};
 
   a->count = 0;
@@ -132,7 +157,9 @@ int vm_at_parse_params(struct vm_at_args *a, const char *s, size_t len, unsigned
     struct vm_at_param *p = &a->p[a->count];
     memset(p, 0, sizeof *p);
     p->off = ps.pos;
-    int rc = (ps.pos < len && s[ps.pos] == '"') ? parse_quoted(&ps, p) : parse_bare(&ps, p);
+    int rc = (max > 0 && a->count == max - 1 && ps.pos < len) ? parse_rest(&ps, p)
+             : (ps.pos < len && s[ps.pos] == '"')            ? parse_quoted(&ps, p)
+                                                              : parse_bare(&ps, p);
     if (rc < 0)
       goto malformed;
     a->count++;

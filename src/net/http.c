@@ -82,6 +82,7 @@ static int map_result(const struct vm_http_req *r, CURLcode rc) {
     if (r->aborted) return -ECANCELED;
     return -EIO;
   case CURLE_OPERATION_TIMEDOUT: return -ETIMEDOUT;
+  case CURLE_RANGE_ERROR: return -ERANGE;
   case CURLE_COULDNT_RESOLVE_HOST:
   case CURLE_COULDNT_RESOLVE_PROXY: return -EHOSTUNREACH;
   case CURLE_COULDNT_CONNECT: return -ECONNREFUSED;

@@ -222,8 +222,10 @@ def test_eight_topics_in_one_cloudsub_and_a_ninth_refused(make_daemon, tmp_path,
     broker = mosquitto()
     _, port = start(make_daemon, tmp_path, broker.port)
     connect(port)
-    # short topics: the whole command line must fit the 256-byte AT line
-    topics = ["/%s/t%d" % (PK, i) for i in range(9)]
+    # full-length (64-byte) topics: eight pairs make a ~540-byte line, which
+    # the module accepts (its line limit is 1024 bytes, not ESP-AT's 256)
+    topics = [("/%s/%s/t%d/" % (PK, DN, i)).ljust(64, "x") for i in range(9)]
+    assert all(len(t) == 64 for t in topics)
     # nine pairs in one command: a syntax error, nothing subscribed
     cmd(port, "AT+CLOUDSUB=" + ",".join("%s,0" % t for t in topics[:9]), b"\r\nERROR\r\n")
     subscribe(port, *[(t, i % 2) for i, t in enumerate(topics[:8])])
@@ -285,6 +287,8 @@ def test_message_is_the_rest_of_the_line(make_daemon, tmp_path, mosquitto, peers
     connect(port)
     for line, payload in [("temp=25,hum=60,ok", b"temp=25,hum=60,ok"),
                           ('{"temp":25}', b'{"temp":25}'),
+                          ('{"temp":25,"hum":60}', b'{"temp":25,"hum":60}'),
+                          ('{"a":"x,y","b":[1,2]}', b'{"a":"x,y","b":[1,2]}'),
                           ('"hello, world"', b"hello, world"),
                           ("a=b?c", b"a=b?c")]:
         cmd(port, "AT+CLOUDPUB=%s,1,%s" % (TOPIC, line), OK)
@@ -459,3 +463,13 @@ def test_secret_never_reaches_log_or_trace(make_daemon, tmp_path, mosquitto):
     assert DS not in trace
     assert DS not in daemon.log_text(all_runs=True)
     assert aliyun_password("sha256") not in daemon.log_text(all_runs=True)
+
+
+def test_line_limit_is_1024_bytes(make_daemon, tmp_path, mosquitto):
+    """1023 characters + CR are one command; one more and the line is refused
+    once, never executed, and the next line works."""
+    broker = mosquitto()
+    _, port = start(make_daemon, tmp_path, broker.port)
+    cmd(port, "AT+CGMI;" + "x" * (1023 - 8), b"\r\nERROR\r\n")   # executed: unknown command
+    cmd(port, "AT+CGMI;" + "x" * (1024 - 8), b"\r\nERROR\r\n")   # too long
+    cmd(port, "AT", OK)

@@ -218,6 +218,26 @@ static void test_line_limit(void **state) {
   expect_out("E01040000\r\n\r\nOK\r\n");
 }
 
+static void test_style_line_limit(void **state) {
+  struct vm_at_style longer = style;
+  longer.max_line = 300;
+  at.style = &longer;
+  char line[400];
+  memset(line, 'B', sizeof line);
+  memcpy(line, "AT", 2);
+  vm_at_input(&at, line, 298); /* 298 + CR LF = 300: accepted */
+  feed("\r\n");
+  expect_out("E01090000\r\n");
+  vm_at_input(&at, line, 299);
+  feed("\r\n");
+  expect_out("E01040000\r\n");
+  longer.max_line = 100000; /* clamped to VM_AT_LINE_CAP */
+  vm_at_input(&at, line, 400);
+  feed("\r\n");
+  expect_out("E01090000\r\n");
+  at.style = &style;
+}
+
 static void test_pending_busy_and_urc_order(void **state) {
   feed("AT+WAIT\r\n");
   expect_out("OK\r\n");
@@ -348,6 +368,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_framing_cr_lf_variants, setup, teardown),
       cmocka_unit_test_setup_teardown(test_echo_exact_bytes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_line_limit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_style_line_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pending_busy_and_urc_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_power_off_ignores_input, setup, teardown),
       cmocka_unit_test_setup_teardown(test_data_entry_ok_with_trailing_commands, setup, teardown),

@@ -396,18 +396,55 @@ static void test_buffer_exhausted_by_string(void **state) {
 
 static void test_buffer_exhausted_by_raw_tokens(void **state) {
   (void)state;
-  /* two raw tokens of 300 bytes: the second one no longer fits */
-  char s[601];
+  /* two raw tokens of 60% of the buffer each: the second one no longer fits */
+  enum { N = VM_AT_PARAMS_BUF * 6 / 10 };
+  char s[2 * N + 1];
   memset(s, 'r', sizeof s);
-  s[300] = ',';
+  s[N] = ',';
   assert_int_equal(vm_at_parse_params(&args, s, sizeof s, 0), -1);
-  assert_int_equal(vm_at_parse_params(&args, s, 300, 0), 0);
+  assert_int_equal(vm_at_parse_params(&args, s, N, 0), 0);
   assert_int_equal(args.p[0].type, VM_AT_P_RAW);
-  assert_int_equal(args.p[0].str_len, 300);
+  assert_int_equal(args.p[0].str_len, N);
+}
+
+static void test_max_params_rest_of_line(void **state) {
+  struct vm_at_args a;
+  const char *in = "t/1,1,{\"a\":1,\"b\":\"x,y\"}";
+  assert_int_equal(vm_at_parse_params_max(&a, in, strlen(in), 0, 3), 0);
+  assert_int_equal(a.count, 3);
+  assert_int_equal(a.p[2].type, VM_AT_P_RAW);
+  assert_string_equal(a.p[2].str, "{\"a\":1,\"b\":\"x,y\"}");
+  assert_int_equal(a.p[2].off, 6);
+  assert_int_equal(a.p[2].len, strlen(in) - 6);
+  /* one quoted string to the end: a STR without its quotes */
+  in = "t,0,\"hello, world\"";
+  assert_int_equal(vm_at_parse_params_max(&a, in, strlen(in), 0, 3), 0);
+  assert_int_equal(a.p[2].type, VM_AT_P_STR);
+  assert_string_equal(a.p[2].str, "hello, world");
+  /* a quoted string followed by more text is literal */
+  in = "t,0,\"a\",b";
+  assert_int_equal(vm_at_parse_params_max(&a, in, strlen(in), 0, 3), 0);
+  assert_int_equal(a.p[2].type, VM_AT_P_RAW);
+  assert_string_equal(a.p[2].str, "\"a\",b");
+  /* a bare number stays an INT; fewer fields than max is fine */
+  in = "t,0,25";
+  assert_int_equal(vm_at_parse_params_max(&a, in, strlen(in), 0, 3), 0);
+  assert_int_equal(a.p[2].type, VM_AT_P_INT);
+  assert_int_equal(a.p[2].num, 25);
+  in = "t,0";
+  assert_int_equal(vm_at_parse_params_max(&a, in, strlen(in), 0, 3), 0);
+  assert_int_equal(a.count, 2);
+  /* text after a closing quote: malformed without max, literal with it */
+  in = "t,0,\"a\"b";
+  assert_int_equal(vm_at_parse_params(&a, in, strlen(in), 0), -1);
+  assert_int_equal(vm_at_parse_params_max(&a, in, strlen(in), 0, 3), 0);
+  assert_string_equal(a.p[2].str, "\"a\"b");
+  assert_int_equal(vm_at_parse_params(&a, in, strlen(in), 0), -1);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_max_params_rest_of_line),
       cmocka_unit_test(test_empty_string_has_no_params),
       cmocka_unit_test(test_string_and_int),
       cmocka_unit_test(test_empty_quoted_string),

@@ -2,7 +2,7 @@
  * based, ZTE Welink lineage) with the Aliyun MQTT supplementary commands of
  * seed 004. This file holds the framing (27.007 verbose result codes, the
  * AT+CMEE error styles), the configuration and the power hooks; the command
- * families live beside it (me_cell.c, me_cloud.c).
+ * families live beside it (me_cell.c, me_auth.c, me_cloud.c).
  * Ground truth: shared/reference/w800-me3630-at.md §7-§10. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +52,12 @@ void me_cme_urc(struct vm_at *at, int code) {
   vm_at_urc(at, buf, strlen(buf));
 }
 
+int me_text_param(const struct vm_at_args *a, int i, size_t max, const char **out) {
+  size_t n;
+  if (vm_at_arg_text(a, i, out, &n) != VM_AT_ARG_OK || n == 0 || n > max) return -1;
+  return 0;
+}
+
 /* ---- framing --------------------------------------------------------------- */
 
 /* Unknown commands, wrong forms and syntax errors are a plain ERROR on
@@ -66,6 +72,7 @@ static const struct vm_at_style me_style = {
     .busy = ME_BUSY,
     .ready = NULL, /* no boot banner: drivers wait, then poll with AT (§7); see boot_urcs */
     .case_insensitive = true,
+    .max_line = ME_MAX_LINE,
     .error = me_error,
 };
 
@@ -161,13 +168,16 @@ static int cfg_enum(const struct cfg_ctx *x, const cJSON *v, const char *const *
   return cfg_fail(x, v, what);
 }
 
-static int cfg_ipv4(const struct cfg_ctx *x, const cJSON *v, char *dst) {
+static bool is_ipv4(const char *s) {
   unsigned a, b, c, d;
   char tail;
+  return strlen(s) <= 15 && sscanf(s, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4 && a < 256 &&
+         b < 256 && c < 256 && d < 256;
+}
+
+static int cfg_ipv4(const struct cfg_ctx *x, const cJSON *v, char *dst) {
   const char *s = cJSON_IsString(v) ? v->valuestring : "";
-  if (sscanf(s, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) != 4 || a > 255 || b > 255 || c > 255 ||
-      d > 255 || strlen(s) > 15)
-    return cfg_fail(x, v, "must be an IPv4 address");
+  if (!is_ipv4(s)) return cfg_fail(x, v, "must be an IPv4 address");
   strcpy(dst, s);
   return 0;
 }
@@ -212,23 +222,12 @@ static int cfg_sim(const struct cfg_ctx *x, const cJSON *obj, struct me_config *
 }
 
 static int cfg_dns(const struct cfg_ctx *x, const cJSON *v, struct me_config *c) {
-  if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2)
-    return cfg_fail(x, v, "must be an array of two IPv4 addresses");
   const cJSON *a = cJSON_GetArrayItem(v, 0), *b = cJSON_GetArrayItem(v, 1);
-  char d1[16], d2[16];
-  const char *s1 = cJSON_IsString(a) ? a->valuestring : "", *s2 = cJSON_IsString(b) ? b->valuestring : "";
-  unsigned p[4];
-  char tail;
-  for (int i = 0; i < 2; i++) {
-    const char *s = i ? s2 : s1;
-    if (strlen(s) > 15 || sscanf(s, "%u.%u.%u.%u%c", &p[0], &p[1], &p[2], &p[3], &tail) != 4 ||
-        p[0] > 255 || p[1] > 255 || p[2] > 255 || p[3] > 255)
-      return cfg_fail(x, v, "must be an array of two IPv4 addresses");
-  }
-  strcpy(d1, s1);
-  strcpy(d2, s2);
-  strcpy(c->dns1, d1);
-  strcpy(c->dns2, d2);
+  if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2 || !cJSON_IsString(a) || !cJSON_IsString(b) ||
+      !is_ipv4(a->valuestring) || !is_ipv4(b->valuestring))
+    return cfg_fail(x, v, "must be an array of two IPv4 addresses");
+  strcpy(c->dns1, a->valuestring);
+  strcpy(c->dns2, b->valuestring);
   return 0;
 }
 
@@ -412,6 +411,7 @@ static int me_init(struct vm_module *m) {
   s->cfg = m->cfg->dialect_conf;
   m->at.style = &me_style;
   vm_at_add_table(&m->at, me_cell_cmds, me_cell_ncmds);
+  vm_at_add_table(&m->at, me_auth_cmds, me_auth_ncmds);
   vm_at_add_table(&m->at, me_cloud_cmds, me_cloud_ncmds);
   if (me_cell_init(s) < 0) return -1;
   return me_cloud_init(s);

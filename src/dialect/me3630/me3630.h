@@ -5,7 +5,8 @@
  * information line and every final result is wrapped as "\r\n<text>\r\n";
  * URCs likewise. The files beside this one: me3630.c (framing, config, power
  * hooks), me_cell.c (cellular basics, SIM, registration, data call),
- * me_cloud.c (the Aliyun CLOUD* commands). */
+ * me_auth.c (AT+CLOUDAUTH and the MQTT credentials), me_cloud.c (the other
+ * Aliyun CLOUD* commands and the MQTT session). */
 #ifndef VMODULE_DIALECT_ME3630_H
 #define VMODULE_DIALECT_ME3630_H
 
@@ -61,7 +62,6 @@ struct vm_mqtt;
 /* ---- SIM, registration, signal ----------------------------------------- */
 #define ME_CPIN_READY "\r\n+CPIN: READY\r\n"
 #define ME_CPIN_PIN "\r\n+CPIN: SIM PIN\r\n"
-#define ME_CPIN_TEST ME_OK
 #define ME_CSQ_FMT "\r\n+CSQ: %d,99\r\n"
 #define ME_CFUN_FMT "\r\n+CFUN: %d\r\n"
 #define ME_CFUN_TEST "\r\n+CFUN: (0,1,4),(0-1)\r\n"
@@ -107,6 +107,9 @@ struct vm_mqtt;
 #define ME_MAX_FIELD 64   /* pkey, dname, dsrt; CLOUDPUB topic */
 #define ME_MAX_TOPIC 128  /* CLOUDSUB/UNSUB topic (decision: the doc gives none) */
 #define ME_MAX_SUBS 8
+/* Command line limit including CR: the seed names none; eight 64-byte
+ * topic/qos pairs in one AT+CLOUDSUB (as the seed allows) need ~540 bytes. */
+#define ME_MAX_LINE 1024
 #define ME_MAX_MSG 255    /* "each message shorter than 256 bytes" */
 
 /* ---- configuration (the module's "me3630" object) ------------------------- */
@@ -227,6 +230,9 @@ void me_cme_urc(struct vm_at *at, int code);
 /* "\r\n<text>\r\n" */
 void me_line(struct vm_at *at, const char *text);
 
+/* "Text" parameter i (quoted or bare) of 1..max bytes: 0, or -1. */
+int me_text_param(const struct vm_at_args *a, int i, size_t max, const char **out);
+
 /* me_cell.c */
 extern const struct vm_at_cmd me_cell_cmds[];
 extern const size_t me_cell_ncmds;
@@ -237,6 +243,22 @@ void me_cell_destroy(struct me_state *s);
 /* 0 when the data path is usable, else the +CME code that says why not:
  * SIM absent, PIN, no registration, no data call. */
 int me_cell_data_ready(const struct me_state *s);
+
+/* me_auth.c */
+struct me_creds {
+  char client_id[256], username[160], password[160], host[256];
+  int port;
+};
+extern const struct vm_at_cmd me_auth_cmds[];
+extern const size_t me_auth_ncmds;
+int me_auth_init(struct me_state *s);
+/* The CONNECT fields and broker of the authenticated device: 0, or -1. */
+int me_auth_creds(struct me_state *s, struct me_creds *k);
+/* Drops the triple and any token (CLOUDDISCONN, reset). */
+void me_auth_forget(struct me_state *s);
+void me_auth_on_call_down(struct me_state *s);
+void me_auth_power_off(struct me_state *s);
+void me_auth_destroy(struct me_state *s);
 
 /* me_cloud.c */
 extern const struct vm_at_cmd me_cloud_cmds[];

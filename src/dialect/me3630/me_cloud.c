@@ -1,5 +1,5 @@
 /* me_cloud.c - the Aliyun MQTT supplementary commands of the me3630 dialect
- * (seed 004, w800-me3630-at.md §8-§10): AT+CLOUDAUTH, CLOUDCONN, CLOUDSUB,
+ * (seed 004, w800-me3630-at.md §8-§10): AT+CLOUDCONN, CLOUDSUB,
  * CLOUDPUB (with the numeric-length form), CLOUDUNSUB, CLOUDDISCONN, the
  * CLOUDSTATE? extension and the +CLOUDPUBLISH URC.
  *
@@ -12,19 +12,13 @@
  * answers; URCs arriving meanwhile (the echo of our own publish) are held so
  * they follow the result.
  *
- * CLOUDAUTH has two modes (me3630.aliyun.auth_mode): "direct" computes the
- * §9 credentials (client id with securemode/signmethod, "<dn>&<pk>", HMAC
- * password) locally; "https" posts the signed device triple to the guider
- * URL, as the 2017 firmware did, and connects with the iotId/iotToken and
- * the broker the server returns. Everything needs the data call
- * (AT+ZECMCALL=1); losing it, or the broker, drops the session without a URC
- * unless aliyun.conn_lost_urc names one. */
+ * CLOUDAUTH and the credentials it yields live in me_auth.c. Everything
+ * needs the data call (AT+ZECMCALL=1); losing it, or the broker, drops the
+ * session without a URC unless aliyun.conn_lost_urc names one. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <cjson/cJSON.h>
 
 #include "vmodule/log.h"
 #include "vmodule/module.h"
@@ -38,36 +32,6 @@ static const struct vm_mqtt_cbs mqtt_cbs;
 static struct vm_at *at_of(struct me_state *s) { return &s->m->at; }
 
 static const char *who(struct me_state *s) { return s->m->name; }
-
-/* The parameter string as the MCU sent it. The engine's parser splits at
- * every comma, but the last field of CLOUDPUB is the rest of the line
- * (§8: "split on ',' only up to the expected field count"). The engine
- * keeps the executed line in at->line while the handler runs; the parsed
- * tokens are checked against it so a mismatch can never publish garbage. */
-static int raw_params(struct vm_at *at, const struct vm_at_args *a, const char **out, size_t *len) {
-  const char *line = at->line;
-  size_t i = 2;
-  while (i < VM_AT_MAX_LINE && line[i] != '=' && line[i] != '?') i++;
-  if (i >= VM_AT_MAX_LINE || line[i] != '=' || a->count < 1) return -1;
-  const char *p = line + i + 1;
-  const struct vm_at_param *last = &a->p[a->count - 1];
-  size_t n = last->off + last->len;
-  if (i + 1 + n > VM_AT_MAX_LINE) return -1;
-  for (int k = 0; k < a->count; k++) {
-    const struct vm_at_param *q = &a->p[k];
-    if ((q->type == VM_AT_P_RAW || q->type == VM_AT_P_INT) && memcmp(p + q->off, q->str, q->len))
-      return -1;
-  }
-  *out = p;
-  *len = n;
-  return 0;
-}
-
-static int text_param(const struct vm_at_args *a, int i, size_t max, const char **out) {
-  size_t n;
-  if (vm_at_arg_text(a, i, out, &n) != VM_AT_ARG_OK || n == 0 || n > max) return -1;
-  return 0;
-}
 
 static int qos_param(const struct vm_at_args *a, int i, int *out) {
   long q;
@@ -218,190 +182,13 @@ static void link_lost(struct me_state *s, const char *why) {
   if (was_connected && s->cfg->conn_lost_urc) vm_at_urcf(at_of(s), ME_LINE_FMT, s->cfg->conn_lost_urc);
 }
 
-/* ---- credentials (§9) --------------------------------------------------------- */
-
-struct creds {
-  char client_id[256], username[160], password[160], host[256];
-  int port;
-};
-
-static struct vm_aliyun_device device_of(const struct me_state *s) {
-  const struct me_cloud *c = &s->cloud;
-  return (struct vm_aliyun_device){
-      .product_key = c->pk, .device_name = c->dn, .device_secret = c->ds,
-      .client_id = s->cfg->client_id,
-      .timestamp = s->cfg->timestamp[0] ? s->cfg->timestamp : NULL};
-}
-
-/* securemode: 2 TLS direct, 3 TCP direct; the guider flow -1 TLS, 0 TCP. */
-static int securemode_of(const struct me_state *s) {
-  const struct me_config *cfg = s->cfg;
-  bool tls = cfg->transport == ME_TRANSPORT_TLS;
-  if (cfg->securemode != ME_SECUREMODE_AUTO) return cfg->securemode;
-  if (s->cloud.have_token) return tls ? -1 : 0;
-  return tls ? 2 : 3;
-}
-
-static int creds_build(struct me_state *s, struct creds *k) {
-  const struct me_config *cfg = s->cfg;
-  const struct me_cloud *c = &s->cloud;
-  struct vm_aliyun_device d = device_of(s);
-  if (vm_aliyun_mqtt_client_id(k->client_id, sizeof k->client_id, &d, cfg->signmethod,
-                               securemode_of(s)) < 0)
-    return -1;
-  if (c->have_token) { /* the guider's answer names the broker and the login */
-    snprintf(k->host, sizeof k->host, "%s", c->host);
-    k->port = c->port;
-    snprintf(k->username, sizeof k->username, "%s", c->iot_id);
-    snprintf(k->password, sizeof k->password, "%s", c->iot_token);
-    return 0;
-  }
-  if (vm_aliyun_mqtt_username(k->username, sizeof k->username, &d) < 0 ||
-      vm_aliyun_sign(k->password, sizeof k->password, &d, cfg->signmethod) < 0)
-    return -1;
-  if (cfg->mqtt_host) snprintf(k->host, sizeof k->host, "%s", cfg->mqtt_host);
-  else if (vm_aliyun_mqtt_host(k->host, sizeof k->host, c->pk, cfg->region) < 0) return -1;
-  k->port = cfg->mqtt_port;
-  return 0;
-}
-
-/* ---- AT+CLOUDAUTH ---------------------------------------------------------------- */
-
-static void auth_forget(struct me_state *s) {
-  struct me_cloud *c = &s->cloud;
-  c->authed = c->have_token = false;
-  explicit_bzero(c->ds, sizeof c->ds);
-  explicit_bzero(c->iot_token, sizeof c->iot_token);
-}
-
-/* +ALIAUTH: OK / FAIL, or (code > 0) +CME ERROR: <code>. */
-static void auth_result(struct me_state *s, bool ok, int code) {
-  struct me_cloud *c = &s->cloud;
-  struct vm_at *at = at_of(s);
-  c->auth_busy = false;
-  c->authed = ok && !code;
-  if (code) me_cme_urc(at, code);
-  else if (ok) vm_at_urc(at, ME_ALIAUTH_OK, strlen(ME_ALIAUTH_OK));
-  else vm_at_urc(at, ME_ALIAUTH_FAIL, strlen(ME_ALIAUTH_FAIL));
-}
-
-static void auth_direct_done(uv_timer_t *t) {
-  struct me_state *s = t->data;
-  struct creds k;
-  int rc = creds_build(s, &k);
-  explicit_bzero(&k, sizeof k);
-  if (rc < 0) vm_log_warn(who(s), "Aliyun: the device triple does not give valid credentials");
-  auth_result(s, rc == 0, 0);
-}
-
-/* The guider's JSON (§8.1): {"code":200,"data":{"iotId","iotToken",
- * "resources":{"mqtt":{"host","port"}}}}. Returns 1 success, 0 refusal,
- * -1 not an answer. */
-static int auth_parse(struct me_state *s, long status, const char *body) {
-  struct me_cloud *c = &s->cloud;
-  cJSON *doc = cJSON_Parse(body);
-  const cJSON *code = cJSON_GetObjectItemCaseSensitive(doc, "code");
-  const cJSON *data = cJSON_GetObjectItemCaseSensitive(doc, "data");
-  const cJSON *mqtt = cJSON_GetObjectItemCaseSensitive(
-      cJSON_GetObjectItemCaseSensitive(data, "resources"), "mqtt");
-  const cJSON *id = cJSON_GetObjectItemCaseSensitive(data, "iotId");
-  const cJSON *token = cJSON_GetObjectItemCaseSensitive(data, "iotToken");
-  const cJSON *host = cJSON_GetObjectItemCaseSensitive(mqtt, "host");
-  const cJSON *port = cJSON_GetObjectItemCaseSensitive(mqtt, "port");
-  int r;
-  if (status == 200 && cJSON_IsNumber(code) && code->valueint == 200 && cJSON_IsString(id) &&
-      cJSON_IsString(token) && cJSON_IsString(host) && cJSON_IsNumber(port) &&
-      strlen(id->valuestring) < sizeof c->iot_id && strlen(token->valuestring) < sizeof c->iot_token &&
-      strlen(host->valuestring) < sizeof c->host && port->valueint > 0 && port->valueint < 65536) {
-    strcpy(c->iot_id, id->valuestring);
-    strcpy(c->iot_token, token->valuestring);
-    strcpy(c->host, host->valuestring);
-    c->port = port->valueint;
-    c->have_token = true;
-    r = 1;
-  } else if ((status >= 400 && status < 500) || (cJSON_IsNumber(code) && code->valueint != 200)) {
-    vm_log_info(who(s), "Aliyun: the auth server refused the device (HTTP %ld, code %d)", status,
-                cJSON_IsNumber(code) ? code->valueint : 0);
-    r = 0;
-  } else {
-    vm_log_warn(who(s), "Aliyun: unusable answer from the auth server (HTTP %ld)", status);
-    r = -1;
-  }
-  cJSON_Delete(doc);
-  return r;
-}
-
-static void auth_http_done(struct vm_http_req *req, int result, long status, const char *body,
-                           size_t len, void *data) {
-  struct me_state *s = data;
-  (void)req;
-  (void)len;
-  if (result < 0) {
-    vm_log_warn(who(s), "Aliyun: auth request to %s failed: %s", s->cfg->auth_url, strerror(-result));
-    auth_result(s, false, ME_E_SERVER);
-    return;
-  }
-  int r = auth_parse(s, status, body);
-  auth_result(s, r == 1, r < 0 ? ME_E_SERVER : 0);
-}
-
-static int auth_https_start(struct me_state *s) {
-  const struct me_config *cfg = s->cfg;
-  struct vm_aliyun_device d = device_of(s);
-  char form[1024];
-  if (!d.timestamp) d.timestamp = VM_ALIYUN_SDK_TIMESTAMP; /* the guider needs one */
-  int n = vm_aliyun_auth_form(form, sizeof form, &d, cfg->signmethod);
-  if (n < 0) return n;
-  static const char *const headers[] = {
-      "Content-Type: application/x-www-form-urlencoded;charset=utf-8",
-      "Accept: text/xml,text/javascript,text/html,application/json", NULL};
-  struct vm_http_opts o = {
-      .method = "POST", .url = cfg->auth_url, .headers = headers, .body = form,
-      .body_len = (size_t)n, .ca_file = cfg->auth_ca_file, .timeout_ms = cfg->auth_timeout_ms,
-      .connect_timeout_ms = cfg->auth_timeout_ms, .max_body = 4096};
-  int rc = vm_http_start(&s->cloud.http, &s->cloud.req, &o, auth_http_done, s);
-  explicit_bzero(form, sizeof form);
-  return rc;
-}
-
-static enum vm_at_result auth_set(struct vm_at *at, const struct vm_at_args *a) {
-  struct me_state *s = me_state_of(at);
-  struct me_cloud *c = &s->cloud;
-  const char *pk, *dn, *ds;
-  if (a->count != 3 || text_param(a, 0, ME_MAX_FIELD, &pk) || text_param(a, 1, ME_MAX_FIELD, &dn) ||
-      text_param(a, 2, ME_MAX_FIELD, &ds))
-    return VM_AT_ERROR;
-  if (c->mq || c->auth_busy) return me_cme(at, ME_E_NOT_ALLOWED); /* CLOUDDISCONN first */
-  vm_at_reply_ok(at); /* "OK means the input is valid" [ME-doc §1.1] */
-  int e = me_cell_data_ready(s);
-  if (e) { /* the authentication cannot reach any server */
-    vm_log_info(who(s), "Aliyun: CLOUDAUTH without a data path (+CME ERROR: %d)", e);
-    return me_cme(at, e);
-  }
-  auth_forget(s);
-  strcpy(c->pk, pk);
-  strcpy(c->dn, dn);
-  strcpy(c->ds, ds);
-  if (s->cfg->auth_mode == ME_AUTH_HTTPS) {
-    int rc = auth_https_start(s);
-    if (rc < 0) {
-      vm_log_warn(who(s), "Aliyun: cannot start the auth request: %s", strerror(-rc));
-      return me_cme(at, ME_E_SERVER);
-    }
-  } else {
-    uv_timer_start(&c->auth_timer, auth_direct_done, s->cfg->auth_ms, 0);
-  }
-  c->auth_busy = true;
-  return VM_AT_DONE;
-}
-
 /* ---- AT+CLOUDCONN ---------------------------------------------------------------- */
 
 static int link_open(struct me_state *s) {
   const struct me_config *cfg = s->cfg;
   struct me_cloud *c = &s->cloud;
-  struct creds k;
-  if (creds_build(s, &k) < 0) return -EINVAL;
+  struct me_creds k;
+  if (me_auth_creds(s, &k) < 0) return -EINVAL;
   struct vm_mqtt_opts o = {
       .host = k.host, .port = k.port, .client_id = k.client_id, .username = k.username,
       .password = k.password, .keepalive = c->keepalive, .clean_session = c->clean,
@@ -462,8 +249,8 @@ static int sub_new_count(const struct me_cloud *c, const struct vm_at_args *a) {
   for (int i = 0; i < a->count; i += 2) {
     const char *t = "", *u = "";
     bool dup = false;
-    text_param(a, i, ME_MAX_TOPIC, &t);
-    for (int j = 0; j < i && !dup; j += 2) dup = !text_param(a, j, ME_MAX_TOPIC, &u) && !strcmp(t, u);
+    me_text_param(a, i, ME_MAX_TOPIC, &t);
+    for (int j = 0; j < i && !dup; j += 2) dup = !me_text_param(a, j, ME_MAX_TOPIC, &u) && !strcmp(t, u);
     if (!dup && sub_find(c, t) < 0) n++;
   }
   return n;
@@ -484,7 +271,7 @@ static int sub_send(struct me_state *s, const struct vm_at_args *a) {
   for (int i = 0; i < a->count; i += 2) {
     const char *topic = NULL;
     int qos = 0;
-    text_param(a, i, ME_MAX_TOPIC, &topic);
+    me_text_param(a, i, ME_MAX_TOPIC, &topic);
     qos_param(a, i + 1, &qos);
     int mid = vm_mqtt_subscribe(c->mq, topic, qos);
     if (mid < 0) {
@@ -510,7 +297,7 @@ static enum vm_at_result sub_set(struct vm_at *at, const struct vm_at_args *a) {
   int qos;
   if (a->count < 2 || a->count % 2 || a->count > 2 * ME_MAX_SUBS) return VM_AT_ERROR;
   for (int i = 0; i < a->count; i += 2)
-    if (text_param(a, i, ME_MAX_TOPIC, &topic) || qos_param(a, i + 1, &qos)) return VM_AT_ERROR;
+    if (me_text_param(a, i, ME_MAX_TOPIC, &topic) || qos_param(a, i + 1, &qos)) return VM_AT_ERROR;
   vm_at_reply_ok(at);
   int code = sub_send(s, a);
   if (code) vm_at_printf(at, ME_CMD_ERROR_FMT, code);
@@ -521,7 +308,7 @@ static enum vm_at_result unsub_set(struct vm_at *at, const struct vm_at_args *a)
   struct me_state *s = me_state_of(at);
   struct me_cloud *c = &s->cloud;
   const char *topic;
-  if (a->count != 1 || text_param(a, 0, ME_MAX_TOPIC, &topic)) return VM_AT_ERROR;
+  if (a->count != 1 || me_text_param(a, 0, ME_MAX_TOPIC, &topic)) return VM_AT_ERROR;
   vm_at_reply_ok(at);
   struct me_batch *b = c->connected ? batch_new(s, true) : NULL;
   int mid = !c->connected ? -ENOTCONN : b ? vm_mqtt_unsubscribe(c->mq, topic) : -EBUSY;
@@ -583,16 +370,10 @@ static void pub_data_done(struct vm_at *at, enum vm_at_data_status st, const uns
   if (r != VM_AT_PENDING) vm_at_complete(at, VM_AT_DONE);
 }
 
-/* The message field: the rest of the line after "<topic>,<qos>," (quotes
- * around it stripped when it is a single quoted string). */
-static int pub_message(struct vm_at *at, const struct vm_at_args *a, const char **msg, size_t *len) {
-  const char *raw;
-  size_t n;
-  if (a->count == 3 && a->p[2].type == VM_AT_P_STR) return vm_at_arg_str(a, 2, msg, len);
-  if (raw_params(at, a, &raw, &n) < 0) return -1;
-  *msg = raw + a->p[2].off;
-  *len = n - a->p[2].off;
-  return 0;
+/* The message field: the rest of the line after "<topic>,<qos>," (the
+ * CLOUDPUB row sets max_params = 3; one quoted string loses its quotes). */
+static int pub_message(const struct vm_at_args *a, const char **msg, size_t *len) {
+  return vm_at_arg_text(a, 2, msg, len) == VM_AT_ARG_OK ? 0 : -1;
 }
 
 static enum vm_at_result pub_set(struct vm_at *at, const struct vm_at_args *a) {
@@ -601,8 +382,8 @@ static enum vm_at_result pub_set(struct vm_at *at, const struct vm_at_args *a) {
   const char *topic, *msg;
   size_t len;
   int qos;
-  if (a->count < 3 || text_param(a, 0, ME_MAX_FIELD, &topic) || strpbrk(topic, "+#") ||
-      qos_param(a, 1, &qos) || pub_message(at, a, &msg, &len) || len == 0 || len > ME_MAX_MSG)
+  if (a->count < 3 || me_text_param(a, 0, ME_MAX_FIELD, &topic) || strpbrk(topic, "+#") ||
+      qos_param(a, 1, &qos) || pub_message(a, &msg, &len) || len == 0 || len > ME_MAX_MSG)
     return VM_AT_ERROR;
   long want;
   if (a->count == 3 && s->cfg->numeric_length && vm_at_arg_int(a, 2, &want) == VM_AT_ARG_OK) {
@@ -626,7 +407,7 @@ static enum vm_at_result pub_set(struct vm_at *at, const struct vm_at_args *a) {
 static enum vm_at_result disconn_exec(struct vm_at *at, const struct vm_at_args *a) {
   struct me_state *s = me_state_of(at);
   struct me_cloud *c = &s->cloud;
-  auth_forget(s); /* "then CLOUDAUTH and CLOUDCONN again" [ME-doc §1.6] */
+  me_auth_forget(s); /* "then CLOUDAUTH and CLOUDCONN again" [ME-doc §1.6] */
   if (!c->connected || vm_mqtt_disconnect(c->mq) < 0) {
     link_close(s, false);
     return VM_AT_OK;
@@ -732,10 +513,9 @@ static const struct vm_mqtt_cbs mqtt_cbs = {
 /* ---- the table and life cycle ---------------------------------------------------- */
 
 const struct vm_at_cmd me_cloud_cmds[] = {
-    {.name = "+CLOUDAUTH", .set = auth_set, .secret_mask = 0x4}, /* <dsrt> */
     {.name = "+CLOUDCONN", .set = conn_set, .exec = conn_exec},
     {.name = "+CLOUDSUB", .set = sub_set},
-    {.name = "+CLOUDPUB", .set = pub_set},
+    {.name = "+CLOUDPUB", .set = pub_set, .max_params = 3},
     {.name = "+CLOUDUNSUB", .set = unsub_set},
     {.name = "+CLOUDDISCONN", .exec = disconn_exec},
     {.name = "+CLOUDSTATE", .query = state_query},
@@ -744,40 +524,32 @@ const size_t me_cloud_ncmds = sizeof me_cloud_cmds / sizeof me_cloud_cmds[0];
 
 int me_cloud_init(struct me_state *s) {
   struct me_cloud *c = &s->cloud;
-  uv_timer_t *timers[] = {&c->auth_timer, &c->op_timer, &c->ack_timer};
-  for (int i = 0; i < 3; i++) {
+  uv_timer_t *timers[] = {&c->op_timer, &c->ack_timer};
+  for (int i = 0; i < 2; i++) {
     uv_timer_init(s->m->loop, timers[i]);
     timers[i]->data = s;
   }
-  return vm_http_init(&c->http, s->m->loop, s->m->name) < 0 ? -1 : 0;
+  return me_auth_init(s);
 }
 
 void me_cloud_on_call_down(struct me_state *s) {
   struct me_cloud *c = &s->cloud;
-  if (c->auth_busy) { /* the authentication loses its server */
-    vm_http_cancel(&c->req);
-    uv_timer_stop(&c->auth_timer);
-    auth_result(s, false, ME_E_SERVER);
-  }
+  me_auth_on_call_down(s);
   if (c->mq || c->op != ME_OP_NONE) link_lost(s, "the data call ended");
 }
 
 void me_cloud_power_off(struct me_state *s) {
   struct me_cloud *c = &s->cloud;
-  vm_http_cancel(&c->req);
-  uv_timer_stop(&c->auth_timer);
+  me_auth_power_off(s);
   uv_timer_stop(&c->op_timer);
   link_close(s, false);
-  auth_forget(s);
-  c->auth_busy = false;
   c->op = ME_OP_NONE;
 }
 
 void me_cloud_destroy(struct me_state *s) {
   struct me_cloud *c = &s->cloud;
   me_cloud_power_off(s);
-  uv_close((uv_handle_t *)&c->auth_timer, NULL);
   uv_close((uv_handle_t *)&c->op_timer, NULL);
   uv_close((uv_handle_t *)&c->ack_timer, NULL);
-  vm_http_close(&c->http, NULL);
+  me_auth_destroy(s);
 }
