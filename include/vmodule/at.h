@@ -96,6 +96,7 @@ struct vm_at_data_req {
   const char *trailer;    /* bytes required after the data, e.g. "\r\n"; NULL = none */
   unsigned trailer_ms;    /* how long to wait for the trailer */
   bool crlf_ends_early;   /* a CR LF before len bytes ends the data as SHORT */
+  bool secret;            /* the data is a secret: traced as a byte count only */
   vm_at_data_cb done;
   void *ctx;
 };

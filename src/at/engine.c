@@ -423,9 +423,10 @@ static void at_data_end(struct vm_at *at, enum vm_at_data_status st) {
   uv_timer_stop(&at->data_timer);
   if (at->io.trace) {
     static const char *names[] = {"ok", "aborted", "timeout", "short", "bad trailer"};
-    at->io.trace(at->io.ctx, '>', data, n);
+    if (!req.secret) at->io.trace(at->io.ctx, '>', data, n);
     char note[64];
-    int k = snprintf(note, sizeof note, "<data %zu bytes: %s>", n, names[st]);
+    int k = snprintf(note, sizeof note, "<data %zu bytes%s: %s>", n,
+                     req.secret ? ", secret" : "", names[st]);
     at->io.trace(at->io.ctx, '>', note, (size_t)k);
   }
   at->mode = VM_AT_MODE_PENDING;

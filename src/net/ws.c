@@ -383,6 +383,8 @@ struct vm_ws_conn {
 
   unsigned char rbuf[2][READ_CHUNK]; /* read buffers, one per side */
   unsigned char plain[16384 + 64];   /* SSL_read output */
+  unsigned char fbuf[READ_CHUNK + VM_WS_MAX_HEADER]; /* an outgoing frame */
+  unsigned char wbuf[READ_CHUNK];    /* TLS records on their way out */
 };
 
 struct wreq {
@@ -560,60 +562,66 @@ static int wreq_send(struct vm_ws_conn *c, struct wreq *w) {
   return 0;
 }
 
-/* Moves what OpenSSL produced to the network. */
-static int tls_flush(struct vm_ws_conn *c) {
-  size_t n = BIO_ctrl_pending(c->wbio);
+/* Sends p[0..n) on a side: written at once when the socket takes it and
+ * nothing is queued before it (the common case: no allocation, no copy),
+ * the rest queued. */
+static int stream_send(struct vm_ws_conn *c, enum side side, const unsigned char *p, size_t n) {
   if (!n) return 0;
-  struct wreq *w = wreq_new(c, UP, n);
-  if (!w) return -ENOMEM;
-  if (BIO_read(c->wbio, w->data, (int)n) != (int)n) {
-    free(w);
-    return -EIO;
-  }
-  return wreq_send(c, w);
-}
-
-/* Sends bytes to the broker (through TLS when enabled). For the plain case
- * the caller may hand over a wreq it built (zero copy). */
-static int up_send(struct vm_ws_conn *c, const unsigned char *p, size_t n) {
-  if (c->tls) {
-    ERR_clear_error();
-    while (n) {
-      int r = SSL_write(c->ssl, p, (int)(n > 1u << 30 ? 1u << 30 : n));
-      if (r <= 0) {
-        log_ssl_errors(c, "TLS write failed");
-        return -EIO;
-      }
-      p += r;
-      n -= (size_t)r;
+  if (c->queued[side] == 0) {
+    uv_stream_t *s = (uv_stream_t *)(side == UP ? &c->up : &c->local);
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    int done = uv_try_write(s, &b, 1);
+    if (done < 0 && done != UV_EAGAIN) return done;
+    if (done > 0) {
+      p += done;
+      n -= (size_t)done;
     }
-    return tls_flush(c);
+    if (!n) return 0;
   }
-  struct wreq *w = wreq_new(c, UP, n);
+  struct wreq *w = wreq_new(c, side, n);
   if (!w) return -ENOMEM;
   memcpy(w->data, p, n);
   return wreq_send(c, w);
 }
 
-/* One masked frame carrying p[0..n). */
+/* Moves what OpenSSL produced to the network. */
+static int tls_flush(struct vm_ws_conn *c) {
+  for (;;) {
+    int n = BIO_read(c->wbio, c->wbuf, (int)sizeof c->wbuf);
+    if (n <= 0) return 0;
+    int rc = stream_send(c, UP, c->wbuf, (size_t)n);
+    if (rc < 0) return rc;
+  }
+}
+
+/* Sends bytes to the broker (through TLS when enabled). */
+static int up_send(struct vm_ws_conn *c, const unsigned char *p, size_t n) {
+  if (!c->tls) return stream_send(c, UP, p, n);
+  ERR_clear_error();
+  while (n) {
+    int r = SSL_write(c->ssl, p, (int)(n > 1u << 30 ? 1u << 30 : n));
+    if (r <= 0) {
+      log_ssl_errors(c, "TLS write failed");
+      return -EIO;
+    }
+    p += r;
+    n -= (size_t)r;
+  }
+  return tls_flush(c);
+}
+
+/* One masked frame carrying p[0..n), built in wbuf (or a heap buffer when
+ * larger than one read). */
 static int send_frame(struct vm_ws_conn *c, int opcode, const unsigned char *p, size_t n) {
   unsigned char mask[4], hdr[VM_WS_MAX_HEADER];
   random_bytes(c, mask, 4);
   size_t h = vm_ws_frame_header(hdr, opcode, true, n, mask);
-  if (!c->tls) {
-    struct wreq *w = wreq_new(c, UP, h + n);
-    if (!w) return -ENOMEM;
-    memcpy(w->data, hdr, h);
-    mask_copy(w->data + h, p, n, mask, 0);
-    return wreq_send(c, w);
-  }
-  unsigned char small[VM_WS_MAX_HEADER + 125];
-  unsigned char *buf = h + n <= sizeof small ? small : malloc(h + n);
+  unsigned char *buf = h + n <= sizeof c->fbuf ? c->fbuf : malloc(h + n);
   if (!buf) return -ENOMEM;
   memcpy(buf, hdr, h);
   mask_copy(buf + h, p, n, mask, 0);
   int rc = up_send(c, buf, h + n);
-  if (buf != small) free(buf);
+  if (buf != c->fbuf) free(buf);
   return rc;
 }
 
@@ -625,10 +633,7 @@ static int send_close(struct vm_ws_conn *c, int code) {
 }
 
 static int local_send(struct vm_ws_conn *c, const unsigned char *p, size_t n) {
-  struct wreq *w = wreq_new(c, LOCAL, n);
-  if (!w) return -ENOMEM;
-  memcpy(w->data, p, n);
-  return wreq_send(c, w);
+  return stream_send(c, LOCAL, p, n);
 }
 
 /* ---- ending ----------------------------------------------------------------- */

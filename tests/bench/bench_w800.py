@@ -5,13 +5,15 @@ for run.py (`make bench`).
 w800_ws_vs_tcp: one w800 module (unpaced, echo off) and one mosquitto with a
   plain and a websockets listener. The module alternates between scheme 1
   (MQTT over TCP) and scheme 6 (MQTT over WebSocket through the daemon's
-  relay, src/net/ws.c) on the same broker, `rounds` times, and measures for
+  relay, src/net/ws.c) on the same broker, ROUNDS times, and measures for
   QoS 0 payloads of 64 B and 1 KiB:
     down: mosquitto_pub floods N messages on a topic the module subscribed;
           rate = N / time until the last +MQTTSUBRECV left the PTY;
     up:   N sequential AT+MQTTPUB (64 B) / AT+MQTTPUBRAW (1 KiB) through the
-          PTY; rate = N / time until a mosquitto_sub has all N.
+          PTY; rate = N / time until a paho subscriber has all N.
   Figure per case: median WebSocket rate / median TCP rate. Target >= 80 %.
+  Also printed: the CPU time daemon + broker spend per downlink message,
+  which tells the transport's cost apart from machine noise.
 
 mosquitto 2.0.11 binds websockets listeners to every interface, so the
 benchmark runs in a private network namespace (needs CAP_SYS_ADMIN, as the
@@ -39,7 +41,7 @@ MOSQUITTO = os.environ.get("MOSQUITTO", "/usr/sbin/mosquitto")
 MOSQUITTO_PUB = "/usr/bin/mosquitto_pub"
 CLONE_NEWNET = 0x40000000
 OK = b"\r\nOK\r\n"
-ROUNDS = 3
+ROUNDS = 5
 
 
 class NetNamespace:
@@ -61,6 +63,13 @@ class NetNamespace:
         return False
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -72,7 +81,10 @@ class Broker:
         self.port, self.ws_port = free_port(), free_port()
         conf = os.path.join(work, "mosquitto.conf")
         with open(conf, "w") as f:
+            # max_queued_messages 0: mosquitto drops QoS 0 messages for a client
+            # that falls 1000 behind; a flood must arrive whole to be timed
             f.write("user root\npersistence false\nlog_dest none\nallow_anonymous true\n"
+                    "max_queued_messages 0\n"
                     "listener %d 127.0.0.1\nlistener %d 127.0.0.1\nprotocol websockets\n"
                     % (self.port, self.ws_port))
         self.proc = subprocess.Popen([MOSQUITTO, "-c", conf], stdin=subprocess.DEVNULL,
@@ -217,9 +229,10 @@ def uplink(run, fd, port, size, n):
 
 
 def bench_w800_ws_vs_tcp(run, args):
-    n_down, n_up = max(args.n, 1000) * 5, max(args.n // 2, 200)
+    n_down, n_up = max(args.n, 1000) * 15, max(args.n, 200)
     cases = [("down", 64), ("down", 1024), ("up", 64), ("up", 1024)]
     rates = {(d, s, t): [] for d, s in cases for t in ("tcp", "ws")}
+    cpu = {(s, t): [] for s in (64, 1024) for t in ("tcp", "ws")}  # downlink us/msg
     try:
         ns = NetNamespace()
         ns.__enter__()
@@ -242,14 +255,21 @@ def bench_w800_ws_vs_tcp(run, args):
                 run.sync(fd)
                 time.sleep(0.1)  # the auto-join URCs
                 run.drain(fd)
+                order = [("tcp", 1, broker.port), ("ws", 6, broker.ws_port)]
                 for _ in range(ROUNDS):
-                    for transport, scheme, port in (("tcp", 1, broker.port),
-                                                    ("ws", 6, broker.ws_port)):
+                    order.reverse()  # neither transport always runs first
+                    for transport, scheme, port in order:
                         connect(run, fd, scheme, port)
                         for d, size in cases:
-                            fn = downlink if d == "down" else uplink
+                            if d == "up":
+                                rates[(d, size, transport)].append(
+                                    uplink(run, fd, broker.port, size, n_up))
+                                continue
+                            c0 = cpu_seconds(daemon.proc.pid) + cpu_seconds(broker.proc.pid)
                             rates[(d, size, transport)].append(
-                                fn(run, fd, broker.port, size, n_down if d == "down" else n_up))
+                                downlink(run, fd, broker.port, size, n_down))
+                            c1 = cpu_seconds(daemon.proc.pid) + cpu_seconds(broker.proc.pid)
+                            cpu[(size, transport)].append((c1 - c0) / n_down * 1e6)
                         command(run, fd, b"AT+MQTTCLEAN=0")
             finally:
                 if fd is not None:
@@ -268,8 +288,12 @@ def bench_w800_ws_vs_tcp(run, args):
         worst = ratio if worst is None else min(worst, ratio)
         parts.append(f"{d} {size}B tcp {tcp:.0f} ws {ws:.0f} msg/s = {100 * ratio:.0f}%")
     args.over_target |= worst < 0.8
+    work_per_msg = ", ".join(
+        f"{size}B tcp {statistics.median(cpu[(size, 'tcp')]):.1f} ws "
+        f"{statistics.median(cpu[(size, 'ws')]):.1f}" for size in (64, 1024))
     return (f"bench w800_ws_vs_tcp (QoS0, median of {ROUNDS}; down {n_down} msgs, up {n_up}): "
-            + "; ".join(parts) + " (target >= 80%)")
+            + "; ".join(parts) + " (target >= 80%); downlink CPU of daemon+broker in us/msg: "
+            + work_per_msg)
 
 
 def register(run):

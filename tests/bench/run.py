@@ -283,6 +283,8 @@ def bench_at_roundtrip(args):
 
 import bench_tencent  # noqa: E402  (adds the Tencent MQTT benchmarks)
 bench_tencent.register(sys.modules[__name__])
+import bench_w800  # noqa: E402  (adds the W800 WebSocket-vs-TCP benchmark)
+bench_w800.register(sys.modules[__name__])
 
 
 def main():

@@ -43,7 +43,7 @@ def test_queries_show_what_was_set(start_w800):
     _, port = start_w800()
     check(port, [
         ('AT+MQTTUSERCFG=0,7,"id\\"1","u\\,ser","p\\\\w",0,0,"mqtt"', OK),
-        ("AT+MQTTUSERCFG?", b'+MQTTUSERCFG:0,7,"id"1","u,ser","p\\w",0,0,"mqtt"\r\n' + OK),
+        ("AT+MQTTUSERCFG?", b'+MQTTUSERCFG:0,7,"id"1","u,ser","***",0,0,"mqtt"\r\n' + OK),
         ("AT+MQTTCONN?", b'+MQTTCONN:0,1,7,"","","",0\r\n' + OK),
         ('AT+MQTTCONNCFG=0,0,1,"will/t","bye",2,1', OK),
         # keepalive 0 is shown as stored (it means 120 s)
@@ -124,6 +124,11 @@ def test_syslog_switches_err_code_lines(start_w800):
     port.expect(OK + b"\r\nready\r\n")
     port.expect(b"WIFI CONNECTED\r\nWIFI GOT IP\r\n")
     check(port, [("AT+SYSLOG?", b"+SYSLOG:0\r\n" + OK), ("AT+FAKE", ERROR)])
+
+
+def test_esp_at_error_style_by_name(start_w800):
+    _, port = start_w800(error_style="esp-at")
+    check(port, [("AT+FAKE", ERROR), ('AT+MQTTUSERCFG=0,11,"a","","",0,0,""', ERROR)])
 
 
 def test_w800_error_style(start_w800):
@@ -238,7 +243,7 @@ def test_alpn_and_long_validation(start_w800):
     port.send(b"a\r\nb")
     port.expect(OK)
     port.cmd("AT+MQTTUSERCFG?")
-    port.expect(b'+MQTTUSERCFG:0,1,"a\r\nb","user","pw",0,0,""\r\n' + OK)
+    port.expect(b'+MQTTUSERCFG:0,1,"a\r\nb","user","***",0,0,""\r\n' + OK)
 
 
 def test_conn_validation_order(start_w800):
@@ -287,7 +292,7 @@ def test_legacy_string_aliases(start_w800):
         ('AT+MQTTCLIENTID=0,"legacy"', OK),
         ('AT+MQTTUSERNAME=0,"lu"', OK),
         ('AT+MQTTPASSWORD=0,"lp"', OK),
-        ("AT+MQTTUSERCFG?", b'+MQTTUSERCFG:0,1,"legacy","lu","lp",0,0,""\r\n' + OK),
+        ("AT+MQTTUSERCFG?", b'+MQTTUSERCFG:0,1,"legacy","lu","***",0,0,""\r\n' + OK),
     ])
 
 
@@ -335,7 +340,7 @@ def test_validation_while_connected(start_w800, mosquitto):
 
 
 @pytest.mark.parametrize("w800,message", [
-    ({"error_style": "loud"}, 'modules[0].w800.error_style: must be "esp" or "w800"'),
+    ({"error_style": "loud"}, 'modules[0].w800.error_style: must be "esp-at" or "w800"'),
     ({"ca_file": "/nonexistent/ca.pem"}, "modules[0].w800.ca_file: cannot read /nonexistent/ca.pem"),
     ({"client_cert": "/etc/hostname"},
      "modules[0].w800.client_key: client_cert and client_key go together"),
@@ -352,3 +357,26 @@ def test_config_errors(run_vmoduled, tmp_path, w800, message):
     assert cp.returncode == 2
     assert cp.stderr == "vmoduled: config: %s\n" % message
     assert not (tmp_path / "tty").exists()
+
+
+def test_passwords_never_reach_trace_log_or_replies(start_w800, tmp_path):
+    """USERCFG, the legacy MQTTPASSWORD and the LONGPASSWORD data phase: the
+    password is redacted in the trace, absent from the debug log, and
+    AT+MQTTUSERCFG? shows "***" for it."""
+    trace = tmp_path / "w8.trace"
+    d, port = start_w800(daemon_kw={"log_level": "debug"}, module={"trace": str(trace)})
+    ok(port, 'AT+MQTTUSERCFG=0,1,"w8","user","pw-usercfg-1",0,0,""')
+    ok(port, 'AT+MQTTPASSWORD=0,"pw-legacy-2"')
+    port.cmd("AT+MQTTLONGPASSWORD=0,12")
+    port.expect(PROMPT)
+    port.send(b"pw-longpw-3!")
+    port.expect(OK)
+    port.cmd("AT+MQTTUSERCFG?")
+    port.expect(b'+MQTTUSERCFG:0,1,"w8","user","***",0,0,""\r\n' + OK)
+    text = trace.read_text()
+    assert 'AT+MQTTUSERCFG=0,1,\\"w8\\",\\"user\\",\\"***\\"' in text or \
+        'AT+MQTTUSERCFG=0,1,"w8","user","***"' in text, text
+    assert "<data 12 bytes, secret: ok>" in text, text
+    for secret in ("pw-usercfg-1", "pw-legacy-2", "pw-longpw-3"):
+        assert secret not in text
+        assert secret not in d.log_text()

@@ -128,9 +128,9 @@ static int cfg_key(struct w8_config *c, const cJSON *it, const char *where, char
   const char *k = it->string;
   if (!strcmp(k, "error_style")) {
     const char *s = cJSON_IsString(it) ? it->valuestring : "";
-    if (!strcmp(s, "esp")) c->error_style = W8_STYLE_ESP;
+    if (!strcmp(s, "esp-at") || !strcmp(s, "esp")) c->error_style = W8_STYLE_ESP;
     else if (!strcmp(s, "w800")) c->error_style = W8_STYLE_W800;
-    else return ERR("%s.error_style: must be \"esp\" or \"w800\"", where);
+    else return ERR("%s.error_style: must be \"esp-at\" or \"w800\"", where);
     return 0;
   }
   if (!strcmp(k, "ca_file")) return cfg_file(it, &c->ca_file, where, err, errlen);

@@ -27,6 +27,7 @@
 #define W8_SYSLOG_QUERY_FMT "+SYSLOG:%d\r\n"
 
 /* ---- MQTT lines (§5) ---------------------------------------------------------- */
+#define W8_PASSWORD_SHOWN "***" /* what AT+MQTTUSERCFG? prints for a set password */
 #define W8_USERCFG_FMT "+MQTTUSERCFG:0,%d,\"%s\",\"%s\",\"%s\",%d,%d,\"%s\"\r\n"
 #define W8_CONNCFG_FMT "+MQTTCONNCFG:0,%d,%d,\"%s\",\"%s\",%d,%d\r\n"
 #define W8_ALPN_FMT "+MQTTALPN:0,\"%s\"\r\n"
@@ -195,7 +196,7 @@ enum w8_error_style { W8_STYLE_ESP = 0, W8_STYLE_W800 };
 
 struct w8_config {
   struct vm_esp_config esp;
-  enum w8_error_style error_style; /* "esp" (default) | "w800" */
+  enum w8_error_style error_style; /* "esp-at" (default; "esp" too) | "w800" */
   char *ca_file, *client_cert, *client_key; /* CA_ID 0 / cert_key_ID 0 */
   unsigned reconnect_interval_ms; /* esp-mqtt's reconnect_timeout_ms (10 s) */
   unsigned connect_timeout_ms;    /* MQTTCONN without its 5th parameter (15 s) */

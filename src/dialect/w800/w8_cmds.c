@@ -87,8 +87,9 @@ USAGE(clean_test, W8_USAGE_CLEAN)
 
 static enum vm_at_result usercfg_query(struct vm_at *at, const struct vm_at_args *a) {
   struct w8_mqtt *t = mqtt_of(at);
-  vm_at_printf(at, W8_USERCFG_FMT, t->scheme, t->client_id, t->username, t->password,
-               t->cert_key_id, t->ca_id, t->path);
+  /* the password never appears in a reply (project rule); ESP-AT v2 printed it */
+  vm_at_printf(at, W8_USERCFG_FMT, t->scheme, t->client_id, t->username,
+               t->password[0] ? W8_PASSWORD_SHOWN : "", t->cert_key_id, t->ca_id, t->path);
   return VM_AT_OK;
 }
 
@@ -130,17 +131,18 @@ static enum vm_at_result usercfg_set(struct vm_at *at, const struct vm_at_args *
 struct long_kind {
   size_t offset; /* of the field in struct w8_mqtt */
   int read_code, over_code;
+  bool secret;   /* the value is redacted in traces */
 };
 
 static const struct long_kind long_client_id = {offsetof(struct w8_mqtt, client_id),
                                                 W8_E_CLIENT_ID_READ_FAILED,
-                                                W8_E_CLIENT_ID_IS_OVERLENGTH};
+                                                W8_E_CLIENT_ID_IS_OVERLENGTH, false};
 static const struct long_kind long_username = {offsetof(struct w8_mqtt, username),
                                                W8_E_USERNAME_READ_FAILED,
-                                               W8_E_USERNAME_IS_OVERLENGTH};
+                                               W8_E_USERNAME_IS_OVERLENGTH, false};
 static const struct long_kind long_password = {offsetof(struct w8_mqtt, password),
                                                W8_E_PASSWORD_READ_FAILED,
-                                               W8_E_PASSWORD_IS_OVERLENGTH};
+                                               W8_E_PASSWORD_IS_OVERLENGTH, true};
 
 static void long_data(struct vm_at *at, enum vm_at_data_status st, const unsigned char *data,
                       size_t len, void *ctx) {
@@ -167,6 +169,7 @@ static enum vm_at_result long_set(struct vm_at *at, const struct vm_at_args *a,
   struct vm_at_data_req req = {
       .len = (size_t)len,
       .timeout_ms = w8_state_of(at)->cfg->data_timeout_ms,
+      .secret = k->secret,
       .done = long_data,
       .ctx = (char *)t + k->offset,
   };
