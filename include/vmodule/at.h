@@ -181,6 +181,10 @@ bool vm_at_is_pending(const struct vm_at *at);
  * and flushed in order once the response or data entry ends. */
 void vm_at_urc(struct vm_at *at, const void *buf, size_t len);
 void vm_at_urcf(struct vm_at *at, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One URC made of a formatted head, raw (binary) data and a tail, e.g.
+ * +TCMQTTRCVPUB:"t",5,"<data>"\r\n; queued or written whole. */
+void vm_at_urc_data(struct vm_at *at, const void *data, size_t len, const char *tail,
+                    const char *head_fmt, ...) __attribute__((format(printf, 5, 6)));
 /* While held, URCs are queued even in a pending command (e.g. a handler that
  * must print its own lines first). Releasing flushes the queue. */
 void vm_at_hold_urcs(struct vm_at *at, bool hold);

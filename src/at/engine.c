@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "vmodule/at.h"
 #include "vmodule/log.h"
@@ -134,25 +135,67 @@ static bool at_urc_may_write(const struct vm_at *at) {
   return at->mode == VM_AT_MODE_COMMAND || at->mode == VM_AT_MODE_PENDING;
 }
 
-void vm_at_urc(struct vm_at *at, const void *buf, size_t len) {
-  if (at->mode == VM_AT_MODE_OFF) return; /* powered off: the URC never happened */
-  if (at_urc_may_write(at) && at->urc_len == 0) {
-    at_out(at, buf, len);
-    return;
-  }
+/* Appends to the URC queue; false when out of memory (logged). */
+static bool at_urc_queue(struct vm_at *at, const void *buf, size_t len) {
+  if (len == 0) return true;
   if (at->urc_len + len > at->urc_cap) {
     size_t cap = at->urc_cap ? at->urc_cap : 1024;
     while (cap < at->urc_len + len) cap *= 2;
     char *nb = realloc(at->urc_buf, cap);
     if (!nb) {
       vm_log_error(at->name, "out of memory queueing a URC; %zu bytes lost", len);
-      return;
+      return false;
     }
     at->urc_buf = nb;
     at->urc_cap = cap;
   }
   memcpy(at->urc_buf + at->urc_len, buf, len);
   at->urc_len += len;
+  return true;
+}
+
+/* Writes the pieces of one URC now, or queues all of them (never a part). */
+static void at_urc_pieces(struct vm_at *at, const struct iovec *v, int n) {
+  if (at->mode == VM_AT_MODE_OFF) return; /* powered off: the URC never happened */
+  if (at_urc_may_write(at) && at->urc_len == 0) {
+    for (int i = 0; i < n; i++) at_out(at, v[i].iov_base, v[i].iov_len);
+    return;
+  }
+  size_t before = at->urc_len;
+  for (int i = 0; i < n; i++) {
+    if (!at_urc_queue(at, v[i].iov_base, v[i].iov_len)) {
+      at->urc_len = before;
+      return;
+    }
+  }
+}
+
+void vm_at_urc(struct vm_at *at, const void *buf, size_t len) {
+  struct iovec v = {(void *)buf, len};
+  at_urc_pieces(at, &v, 1);
+}
+
+void vm_at_urc_data(struct vm_at *at, const void *data, size_t len, const char *tail,
+                    const char *head_fmt, ...) {
+  char small[512], *head = small;
+  va_list ap;
+  va_start(ap, head_fmt);
+  int n = vsnprintf(small, sizeof small, head_fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n >= sizeof small) {
+    head = malloc((size_t)n + 1);
+    if (!head) {
+      vm_log_error(at->name, "out of memory: a %zu-byte URC was lost", len);
+      return;
+    }
+    va_start(ap, head_fmt);
+    vsnprintf(head, (size_t)n + 1, head_fmt, ap);
+    va_end(ap);
+  }
+  struct iovec v[3] = {{head, (size_t)n}, {(void *)data, len}, {(void *)tail, strlen(tail)}};
+  at_urc_pieces(at, v, 3);
+  if (head != small) free(head);
 }
 
 void vm_at_urcf(struct vm_at *at, const char *fmt, ...) {

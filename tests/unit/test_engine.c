@@ -259,6 +259,27 @@ static void test_pending_busy_and_urc_order(void **state) {
   assert_int_equal(at.busy_replies, 2);
 }
 
+static void test_urc_data_is_written_or_queued_whole(void **state) {
+  vm_at_urc_data(&at, "a\0b", 3, "\"\r\n", "+RCV:\"%s\",%d,\"", "t", 3);
+  assert_int_equal(out_len, 18);
+  assert_memory_equal(out, "+RCV:\"t\",3,\"a\0b\"\r\n", 18);
+  out_len = 0;
+  feed("AT+WAIT\r\n");
+  expect_out("OK\r\n");
+  vm_at_hold_urcs(&at, true);
+  char big[600];
+  memset(big, 'x', sizeof big);
+  big[sizeof big - 1] = '\0';
+  vm_at_urc_data(&at, "", 0, "\r\n", "+H:%s,", big); /* a head longer than the stack buffer */
+  expect_out("");
+  vm_at_complete(&at, VM_AT_OK);
+  vm_at_hold_urcs(&at, false);
+  assert_int_equal(out_len, 6 + 3 + 599 + 1 + 2);
+  assert_memory_equal(out, "\r\nOK\r\n+H:xxx", 12);
+  assert_memory_equal(out + out_len - 4, "x,\r\n", 4);
+  out_len = 0;
+}
+
 static void test_power_off_ignores_input(void **state) {
   vm_at_power(&at, false);
   feed("AT\r\n");
@@ -370,6 +391,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_line_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_style_line_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pending_busy_and_urc_order, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_urc_data_is_written_or_queued_whole, setup, teardown),
       cmocka_unit_test_setup_teardown(test_power_off_ignores_input, setup, teardown),
       cmocka_unit_test_setup_teardown(test_data_entry_ok_with_trailing_commands, setup, teardown),
       cmocka_unit_test_setup_teardown(test_data_entry_binary_and_split_crlf, setup, teardown),

@@ -455,19 +455,9 @@ static void on_disconnect(void *data, enum vm_mqtt_disc_reason reason) {
 static void on_message(void *data, const char *topic, const void *payload, int len, int qos,
                        bool retain, int mid) {
   struct me_state *s = data;
-  size_t n = (size_t)len, cap = strlen(topic) + n + 64;
-  char *buf = malloc(cap);
   (void)retain;
-  if (!buf) {
-    vm_log_error(who(s), "Aliyun MQTT: out of memory, message on %s lost", topic);
-    return;
-  }
-  int h = snprintf(buf, cap, ME_PUBLISH_HEAD_FMT, s->cfg->urc_space ? " " : "", qos ? mid : 0,
-                   topic, len);
-  memcpy(buf + h, payload, n);
-  memcpy(buf + h + n, ME_PUBLISH_TAIL, strlen(ME_PUBLISH_TAIL));
-  vm_at_urc(at_of(s), buf, (size_t)h + n + strlen(ME_PUBLISH_TAIL));
-  free(buf);
+  vm_at_urc_data(at_of(s), len ? payload : "", (size_t)len, ME_PUBLISH_TAIL, ME_PUBLISH_HEAD_FMT,
+                 s->cfg->urc_space ? " " : "", qos ? mid : 0, topic, len);
 }
 
 static void on_publish(void *data, int mid) {

@@ -416,17 +416,8 @@ static void on_message(void *data, const char *topic, const void *payload, int l
     vm_log_debug(who(t), "MQTT: message on %s without a subscription dropped", topic);
     return;
   }
-  size_t n = (size_t)len, cap = strlen(topic) + n + 48;
-  char *buf = malloc(cap);
-  if (!buf) {
-    vm_log_error(who(t), "MQTT: out of memory, message on %s lost", topic);
-    return;
-  }
-  int h = snprintf(buf, cap, TC_URC_RCVPUB_HEAD_FMT, topic, n);
-  memcpy(buf + h, payload, n);
-  memcpy(buf + h + n, TC_URC_RCVPUB_TAIL, strlen(TC_URC_RCVPUB_TAIL));
-  vm_at_urc(at_of(t), buf, (size_t)h + n + strlen(TC_URC_RCVPUB_TAIL));
-  free(buf);
+  vm_at_urc_data(at_of(t), len ? payload : "", (size_t)len, TC_URC_RCVPUB_TAIL, TC_URC_RCVPUB_HEAD_FMT, topic,
+                 (size_t)len);
 }
 
 static void on_publish(void *data, int mid) {

@@ -393,17 +393,9 @@ static void on_message(void *data, const char *topic, const void *payload, int l
   size_t off = 0;
   do {
     size_t n = total - off < chunk ? total - off : chunk;
-    size_t cap = strlen(topic) + n + 48;
-    char *buf = malloc(cap);
-    if (!buf) {
-      vm_log_error(who(t), "MQTT: out of memory, message on %s lost", topic);
-      return;
-    }
-    int h = snprintf(buf, cap, W8_URC_SUBRECV_HEAD_FMT, topic, n);
-    if (n) memcpy(buf + h, (const char *)payload + off, n); /* payload is NULL when empty */
-    memcpy(buf + h + n, W8_URC_SUBRECV_TAIL, strlen(W8_URC_SUBRECV_TAIL));
-    vm_at_urc(at_of(t), buf, (size_t)h + n + strlen(W8_URC_SUBRECV_TAIL));
-    free(buf);
+    /* payload is NULL when empty */
+    vm_at_urc_data(at_of(t), n ? (const char *)payload + off : "", n, W8_URC_SUBRECV_TAIL,
+                   W8_URC_SUBRECV_HEAD_FMT, topic, n);
     off += n;
   } while (off < total);
 }
