@@ -856,3 +856,69 @@ def mosquitto(tmp_path):
             b.resume()
             b.proc.kill()
             b.proc.wait()
+
+
+# ----------------------------------------------------------------- broker-side MQTT peer
+
+
+class MqttPeer:
+    """A paho client on the broker side: publishes to a module and collects
+    what the module publishes, as (topic, payload) pairs, or
+    (topic, payload, retain) triples with with_retain=True."""
+
+    def __init__(self, port, topic=None, qos=1, username=None, password=None, host="127.0.0.1",
+                 with_retain=False):
+        import threading
+        import paho.mqtt.client as paho
+        self.msgs = []
+        self.with_retain = with_retain
+        self.lock = threading.Lock()
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.c = paho.Client(client_id="peer-%d" % time.monotonic_ns(), protocol=paho.MQTTv311)
+        if username:
+            self.c.username_pw_set(username, password)
+        self.c.on_connect = lambda c, u, f, rc: self.connected.set()
+        self.c.on_subscribe = lambda c, u, mid, q: self.subscribed.set()
+        self.c.on_message = self._on_message
+        self.c.connect(host, port, 60)
+        self.c.loop_start()
+        assert self.connected.wait(5), "peer could not connect"
+        if topic:
+            self.subscribe(topic, qos)
+
+    def subscribe(self, topic, qos=1):
+        self.subscribed.clear()
+        self.c.subscribe(topic, qos)
+        assert self.subscribed.wait(5), "peer could not subscribe"
+
+    def _on_message(self, c, u, msg):
+        rec = (msg.topic, bytes(msg.payload))
+        with self.lock:
+            self.msgs.append(rec + (msg.retain,) if self.with_retain else rec)
+
+    def publish(self, topic, payload, qos=1, retain=False):
+        self.c.publish(topic, payload, qos, retain).wait_for_publish()
+
+    def wait_msgs(self, n, timeout=5.0):
+        wait_for(lambda: len(self.msgs) >= n, timeout, "%d message(s) at the peer" % n)
+        with self.lock:
+            return list(self.msgs)
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+@pytest.fixture
+def mqtt_peers():
+    """mqtt_peers(port, topic=None, ...) -> MqttPeer; all closed at teardown."""
+    made = []
+
+    def make(*a, **kw):
+        p = MqttPeer(*a, **kw)
+        made.append(p)
+        return p
+    yield make
+    for p in made:
+        p.close()

@@ -14,10 +14,7 @@ import hashlib
 import hmac
 import re
 import subprocess
-import threading
-import time
 
-import paho.mqtt.client as paho
 import pytest
 
 from conftest import module_config, wait_for
@@ -98,54 +95,9 @@ def state(port, value):
     cmd(port, "AT+CLOUDSTATE?", b"\r\n+CLOUDSTATE: %d\r\n" % value + OK)
 
 
-class Peer:
-    """A paho client on the broker side."""
-
-    def __init__(self, broker_port, topic=None, username=None, password=None):
-        self.msgs = []
-        self.lock = threading.Lock()
-        self.connected = threading.Event()
-        self.subscribed = threading.Event()
-        self.c = paho.Client(client_id="peer-%d" % time.monotonic_ns(), protocol=paho.MQTTv311)
-        if username:
-            self.c.username_pw_set(username, password)
-        self.c.on_connect = lambda c, u, f, rc: self.connected.set()
-        self.c.on_subscribe = lambda c, u, mid, q: self.subscribed.set()
-        self.c.on_message = self._on_message
-        self.c.connect("127.0.0.1", broker_port, 60)
-        self.c.loop_start()
-        assert self.connected.wait(5), "peer could not connect"
-        if topic:
-            self.c.subscribe(topic, 1)
-            assert self.subscribed.wait(5), "peer could not subscribe"
-
-    def _on_message(self, c, u, msg):
-        with self.lock:
-            self.msgs.append((msg.topic, bytes(msg.payload)))
-
-    def publish(self, topic, payload, qos=1):
-        self.c.publish(topic, payload, qos).wait_for_publish()
-
-    def wait_msgs(self, n, timeout=5):
-        wait_for(lambda: len(self.msgs) >= n, timeout, "%d message(s) at the peer" % n)
-        return list(self.msgs)
-
-    def close(self):
-        self.c.loop_stop()
-        self.c.disconnect()
-
-
 @pytest.fixture
-def peers():
-    made = []
-
-    def make(*a, **kw):
-        p = Peer(*a, **kw)
-        made.append(p)
-        return p
-    yield make
-    for p in made:
-        p.close()
+def peers(mqtt_peers):
+    return mqtt_peers
 
 
 def password_broker(mosquitto, tmp_path, users):

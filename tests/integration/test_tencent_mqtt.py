@@ -16,13 +16,11 @@ import hashlib
 import hmac
 import json
 import subprocess
-import threading
 import time
 
-import paho.mqtt.client as paho
 import pytest
 
-from conftest import module_config, wait_for
+from conftest import module_config
 
 PID, DN = "CTQS08Y5LG", "Dev01"
 SECRET = "ZHNkIGRzZCA="          # raw key "dsd dsd " (reference §7.1 example)
@@ -85,56 +83,9 @@ def rcvpub(topic, payload):
     return b'+TCMQTTRCVPUB:"%s",%d,"%s"\r\n' % (topic.encode(), len(payload), payload)
 
 
-class Peer:
-    """A paho client on the broker side: publishes to the module, collects
-    what the module publishes."""
-
-    def __init__(self, broker_port, topic=None, username=None, password=None):
-        self.msgs = []
-        self.lock = threading.Lock()
-        self.connected = threading.Event()
-        self.subscribed = threading.Event()
-        self.c = paho.Client(client_id="peer-%d" % time.monotonic_ns(), protocol=paho.MQTTv311)
-        if username:
-            self.c.username_pw_set(username, password)
-        self.c.on_connect = lambda c, u, f, rc: self.connected.set()
-        self.c.on_subscribe = lambda c, u, mid, q: self.subscribed.set()
-        self.c.on_message = self._on_message
-        self.c.connect("127.0.0.1", broker_port, 60)
-        self.c.loop_start()
-        assert self.connected.wait(5), "peer could not connect"
-        if topic:
-            self.c.subscribe(topic, 1)
-            assert self.subscribed.wait(5), "peer could not subscribe"
-
-    def _on_message(self, c, u, msg):
-        with self.lock:
-            self.msgs.append((msg.topic, bytes(msg.payload)))
-
-    def publish(self, topic, payload, qos=1):
-        info = self.c.publish(topic, payload, qos)
-        info.wait_for_publish()
-
-    def wait_msgs(self, n, timeout=5):
-        wait_for(lambda: len(self.msgs) >= n, timeout, "%d message(s) at the peer" % n)
-        return list(self.msgs)
-
-    def close(self):
-        self.c.loop_stop()
-        self.c.disconnect()
-
-
 @pytest.fixture
-def peers():
-    made = []
-
-    def make(*a, **kw):
-        p = Peer(*a, **kw)
-        made.append(p)
-        return p
-    yield make
-    for p in made:
-        p.close()
+def peers(mqtt_peers):
+    return mqtt_peers
 
 
 # ------------------------------------------------------------------ certificates

@@ -8,7 +8,7 @@ that name space).
                         URCs consumed. Keyword arguments merge into "w800".
   w8_certs              session fixture: test CA, server certificate for
                         localhost/127.0.0.1, client certificate, unrelated CA.
-  w8_peers              fixture: factory of broker-side paho clients (Peer).
+  w8_peers              fixture: factory of broker-side paho clients (conftest.MqttPeer).
   connect(...)          AT+MQTTUSERCFG [+ CONNCFG] + MQTTCONN, checking bytes.
   mqtt_err(code)        the bytes of an MQTT handler error with AT+SYSLOG=1.
   NetNamespace          puts this process (and what it starts) in a private
@@ -19,13 +19,10 @@ that name space).
 import ctypes
 import os
 import subprocess
-import threading
-import time
 
-import paho.mqtt.client as paho
 import pytest
 
-from conftest import deep_merge, module_config, wait_for
+from conftest import deep_merge, module_config
 
 OK = b"\r\nOK\r\n"
 ERROR = b"\r\nERROR\r\n"
@@ -102,59 +99,10 @@ def subrecv(topic, payload):
 # ---------------------------------------------------------------- broker side
 
 
-class Peer:
-    """A paho client on the broker side."""
-
-    def __init__(self, port, topic=None, qos=1, username=None, password=None, host="127.0.0.1"):
-        self.msgs = []
-        self.lock = threading.Lock()
-        self.connected = threading.Event()
-        self.subscribed = threading.Event()
-        self.c = paho.Client(client_id="peer-%d" % time.monotonic_ns(), protocol=paho.MQTTv311)
-        if username:
-            self.c.username_pw_set(username, password)
-        self.c.on_connect = lambda c, u, f, rc: self.connected.set()
-        self.c.on_subscribe = lambda c, u, mid, q: self.subscribed.set()
-        self.c.on_message = self._on_message
-        self.c.connect(host, port, 60)
-        self.c.loop_start()
-        assert self.connected.wait(5), "peer could not connect"
-        if topic:
-            self.subscribe(topic, qos)
-
-    def subscribe(self, topic, qos=1):
-        self.subscribed.clear()
-        self.c.subscribe(topic, qos)
-        assert self.subscribed.wait(5), "peer could not subscribe"
-
-    def _on_message(self, c, u, msg):
-        with self.lock:
-            self.msgs.append((msg.topic, bytes(msg.payload), msg.retain))
-
-    def publish(self, topic, payload, qos=1, retain=False):
-        self.c.publish(topic, payload, qos, retain).wait_for_publish()
-
-    def wait_msgs(self, n, timeout=5.0):
-        wait_for(lambda: len(self.msgs) >= n, timeout, "%d message(s) at the peer" % n)
-        with self.lock:
-            return list(self.msgs)
-
-    def close(self):
-        self.c.loop_stop()
-        self.c.disconnect()
-
-
 @pytest.fixture
-def w8_peers():
-    made = []
-
-    def make(*a, **kw):
-        p = Peer(*a, **kw)
-        made.append(p)
-        return p
-    yield make
-    for p in made:
-        p.close()
+def w8_peers(mqtt_peers):
+    """Broker-side peers that also record the retain flag."""
+    return lambda *a, **kw: mqtt_peers(*a, with_retain=True, **kw)
 
 
 # ---------------------------------------------------------------- certificates
