@@ -23,6 +23,8 @@ static void module_at_trace(void *ctx, char dir, const void *buf, size_t len) {
   if (m->trace) vm_trace_data(m->trace, dir, buf, len);
 }
 
+static void module_at_reboot(void *ctx) { vm_module_reboot(ctx); }
+
 static void module_input(void *data, const char *buf, size_t len) {
   struct vm_module *m = data;
   if (m->closing) return;
@@ -98,7 +100,8 @@ int vm_module_start(struct vm_module *m, uv_loop_t *loop, const struct vm_module
   uv_timer_init(loop, &m->boot_timer);
   m->boot_timer.data = m;
 
-  struct vm_at_io io = {.write = module_at_write, .trace = module_at_trace, .ctx = m};
+  struct vm_at_io io = {
+      .write = module_at_write, .trace = module_at_trace, .reboot = module_at_reboot, .ctx = m};
   vm_at_init(&m->at, loop, cfg->name, NULL, &io, m);
   if (m->dialect->init(m) < 0) {
     vm_log_error(m->name, "dialect %s failed to start", m->dialect->name);

@@ -70,6 +70,8 @@ struct vm_at_style {
   const char *ok;    /* e.g. "\r\nOK\r\n" */
   const char *busy;  /* whole busy reply, e.g. "\r\nbusy p...\r\n" */
   const char *ready; /* boot banner, e.g. "\r\nready\r\n" (NULL: none) */
+  /* ESP-AT v3: a bare AT+RST while busy prints this and restarts (NULL: busy) */
+  const char *force_restart;
   bool case_insensitive; /* command names (ME3630: yes) */
   size_t max_line;       /* line limit incl. terminator; 0 = VM_AT_MAX_LINE, at most VM_AT_LINE_CAP */
   unsigned parse_flags;  /* VM_AT_PARSE_* */
@@ -106,6 +108,8 @@ struct vm_at_io {
   void (*write)(void *ctx, const void *buf, size_t len);
   /* dir is '>' (to the module) or '<' (from it); bytes are already redacted */
   void (*trace)(void *ctx, char dir, const void *buf, size_t len);
+  /* reboots the module (a forced AT+RST while busy); may be NULL */
+  void (*reboot)(void *ctx);
   void *ctx;
 };
 

@@ -357,6 +357,11 @@ static void at_execute(struct vm_at *at, const char *line, size_t len, const cha
   at_split(at, line, len, &args, &l);
   at_trace_line(at, full, len + tlen, l.params_off, l.params_ok ? &args : NULL,
                 l.cmd ? l.cmd->secret_mask : 0, at->echo);
+  if (busy && at->style->force_restart && at->io.reboot && len == 6 && !memcmp(line, "AT+RST", 6)) {
+    vm_at_puts(at, at->style->force_restart);
+    at->io.reboot(at->io.ctx);
+    return;
+  }
   if (busy) {
     at->busy_replies++;
     vm_at_puts(at, at->style->busy);

@@ -218,6 +218,17 @@ def test_busy_while_conn_pending_then_timeout(start_w800, silent_server):
     query(port, "AT+SYSLOG?", b"+SYSLOG:0\r\n" + OK)
 
 
+def test_bare_rst_while_busy_forces_a_restart(start_w800, silent_server):
+    """ESP-AT v3: AT+RST is the one line a busy module does not drop."""
+    _, port = start_w800()
+    ok(port, 'AT+MQTTUSERCFG=0,1,"w8","","",0,0,""')
+    port.cmd('AT+MQTTCONN=0,"127.0.0.1",%d,1,3000' % silent_server)
+    port.expect_silence(0.2)
+    port.cmd("AT+RST")
+    port.expect(b"\r\nWill force to restart!!!\r\n\r\nready\r\nWIFI CONNECTED\r\nWIFI GOT IP\r\n")
+    query(port, "AT+MQTTCONN?", b'+MQTTCONN:0,0,0,"","","",0\r\n' + OK)
+
+
 def test_busy_with_syslog_and_conn_failure_code(start_w800, silent_server):
     _, port = start_w800()
     ok(port, "AT+SYSLOG=1")

@@ -57,6 +57,7 @@ static const struct vm_at_style w8_style = {
     .ok = W8_OK,
     .busy = W8_BUSY,
     .ready = W8_READY,
+    .force_restart = W8_FORCE_RESTART,
     .error = w8_error,
 };
 
@@ -65,6 +66,7 @@ static const struct vm_at_style w8_style_syslog = {
     .ok = W8_OK,
     .busy = W8_BUSY_SYSLOG,
     .ready = W8_READY,
+    .force_restart = W8_FORCE_RESTART,
     .error = w8_error,
 };
 

@@ -19,6 +19,7 @@
 #define W8_BUSY "\r\nbusy p...\r\n"
 #define W8_BUSY_SYSLOG "ERR CODE:0x010b0000\r\n\r\nbusy p...\r\n"
 #define W8_READY "\r\nready\r\n"
+#define W8_FORCE_RESTART "\r\nWill force to restart!!!\r\n" /* AT+RST while busy */
 /* w800.error_style "w800": the WinnerMicro framework's texts */
 #define W8_CMD_FORMAT_ERR "\r\nCMD FORMAT ERR\r\n" /* no such command */
 #define W8_CMD_PARSE_ERR "\r\nCMD PARSE ERR\r\n"   /* parameters not as required */
