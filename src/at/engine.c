@@ -158,7 +158,22 @@ static bool at_urc_queue(struct vm_at *at, const void *buf, size_t len) {
 static void at_urc_pieces(struct vm_at *at, const struct iovec *v, int n) {
   if (at->mode == VM_AT_MODE_OFF) return; /* powered off: the URC never happened */
   if (at_urc_may_write(at) && at->urc_len == 0) {
-    for (int i = 0; i < n; i++) at_out(at, v[i].iov_base, v[i].iov_len);
+    /* one write for the whole URC: three small PTY writes per message cost
+     * more than the copy (measured in message floods) */
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += v[i].iov_len;
+    char small[4096], *buf = total <= sizeof small ? small : malloc(total);
+    if (!buf) {
+      for (int i = 0; i < n; i++) at_out(at, v[i].iov_base, v[i].iov_len);
+      return;
+    }
+    size_t o = 0;
+    for (int i = 0; i < n; i++) {
+      if (v[i].iov_len) memcpy(buf + o, v[i].iov_base, v[i].iov_len);
+      o += v[i].iov_len;
+    }
+    at_out(at, buf, total);
+    if (buf != small) free(buf);
     return;
   }
   size_t before = at->urc_len;

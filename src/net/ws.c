@@ -720,18 +720,18 @@ static void flow_update(struct vm_ws_conn *c) {
 
 static void acc_data(void *ctx, const unsigned char *p, size_t n) {
   struct vm_ws_conn *c = ctx;
-  memcpy(c->acc + c->acc_len, p, n); /* acc is sized for the whole input */
+  memcpy(c->acc + c->acc_len, p, n); /* frames_parse made room for its whole input */
   c->acc_len += n;
 }
 
 static void deliver(struct vm_ws_conn *c, const unsigned char *p, size_t n);
+static void acc_flush(struct vm_ws_conn *c);
 
 static int on_control(void *ctx, int opcode, const unsigned char *p, size_t n) {
   struct vm_ws_conn *c = ctx;
   /* data that came before this frame goes first: a close below shuts the
    * local side for writing */
-  deliver(c, c->acc, c->acc_len);
-  c->acc_len = 0;
+  acc_flush(c);
   if (c->st != ST_OPEN) return 1;
   if (opcode == VM_WS_OP_PING) {
     if (send_frame(c, VM_WS_OP_PONG, p, n) < 0) relay_end(c, VM_WS_END_ERROR, 0);
@@ -765,23 +765,40 @@ static void deliver(struct vm_ws_conn *c, const unsigned char *p, size_t n) {
   if (local_send(c, p, n) < 0) relay_end(c, VM_WS_END_ERROR, 1011);
 }
 
-static void frames_in(struct vm_ws_conn *c, const unsigned char *p, size_t n) {
-  if (c->acc_cap < n) {
-    unsigned char *nb = realloc(c->acc, n);
+/* Parses frames and appends their payload to acc without delivering it, so
+ * that everything one network read yields (over TLS: many records, one per
+ * message with small publishes) reaches libmosquitto in a single write. A
+ * protocol error delivers what came before it and ends the relay. */
+static void frames_parse(struct vm_ws_conn *c, const unsigned char *p, size_t n) {
+  if (c->acc_cap - c->acc_len < n) { /* payload never exceeds its input */
+    size_t cap = c->acc_cap * 2 > c->acc_len + n ? c->acc_cap * 2 : c->acc_len + n;
+    unsigned char *nb = realloc(c->acc, cap);
     if (!nb) {
       relay_end(c, VM_WS_END_ERROR, 1011);
       return;
     }
     c->acc = nb;
-    c->acc_cap = n;
+    c->acc_cap = cap;
   }
-  c->acc_len = 0;
   int rc = vm_ws_parse(&c->parser, p, n, &parse_cbs, c);
-  if (c->acc_len && (c->st == ST_OPEN || c->st == ST_ENDING)) deliver(c, c->acc, c->acc_len);
   if (rc < 0) {
+    acc_flush(c);
     vm_log_warn(c->who, "ws: protocol error from the broker (closing with %d)", -rc);
     relay_end(c, VM_WS_END_ERROR, -rc);
   }
+}
+
+/* Hands the gathered payload to libmosquitto (dropped once the relay is
+ * torn down). */
+static void acc_flush(struct vm_ws_conn *c) {
+  size_t n = c->acc_len;
+  c->acc_len = 0;
+  if (n && (c->st == ST_OPEN || c->st == ST_ENDING)) deliver(c, c->acc, n);
+}
+
+static void frames_in(struct vm_ws_conn *c, const unsigned char *p, size_t n) {
+  frames_parse(c, p, n);
+  acc_flush(c);
 }
 
 /* ---- the Upgrade --------------------------------------------------------------- */
@@ -884,27 +901,22 @@ static void tls_handshake(struct vm_ws_conn *c) {
   connect_failed(c, VM_WS_E_TLS);
 }
 
-/* Ciphertext arrived: run the handshake or read records. */
-static void tls_in(struct vm_ws_conn *c, const unsigned char *p, size_t n) {
-  if (BIO_write(c->rbio, p, (int)n) != (int)n) {
-    relay_end(c, VM_WS_END_ERROR, 0);
-    return;
-  }
-  if (!c->hs_done) {
-    tls_handshake(c);
-    if (!c->hs_done) return;
-  }
+/* Decrypts every record the read BIO holds. Once open, their frames'
+ * payload is only gathered (tls_in delivers it in one write). */
+static void tls_read_all(struct vm_ws_conn *c) {
   for (;;) {
     ERR_clear_error();
     int r = SSL_read(c->ssl, c->plain, sizeof c->plain);
     if (r > 0) {
-      up_plain_in(c, c->plain, (size_t)r);
+      if (c->st == ST_OPEN) frames_parse(c, c->plain, (size_t)r);
+      else up_plain_in(c, c->plain, (size_t)r);
       if (c->st != ST_UPGRADE && c->st != ST_OPEN) return;
       continue;
     }
     int e = SSL_get_error(c->ssl, r);
     tls_flush(c); /* post-handshake messages may want an answer */
     if (e == SSL_ERROR_WANT_READ) return;
+    acc_flush(c); /* what came before goes out before the local side is shut */
     if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify: the broker is done */
       c->up_eof = true;
       if (c->st == ST_UPGRADE) connect_failed(c, VM_WS_E_CLOSED);
@@ -918,6 +930,21 @@ static void tls_in(struct vm_ws_conn *c, const unsigned char *p, size_t n) {
     else relay_end(c, VM_WS_END_ERROR, 0);
     return;
   }
+}
+
+/* Ciphertext arrived (the whole read at once): run the handshake or read
+ * records. */
+static void tls_in(struct vm_ws_conn *c, const unsigned char *p, size_t n) {
+  if (BIO_write(c->rbio, p, (int)n) != (int)n) {
+    relay_end(c, VM_WS_END_ERROR, 0);
+    return;
+  }
+  if (!c->hs_done) {
+    tls_handshake(c);
+    if (!c->hs_done) return;
+  }
+  tls_read_all(c);
+  acc_flush(c);
 }
 
 /* ---- reading ---------------------------------------------------------------------- */

@@ -13,7 +13,13 @@ w800_ws_vs_tcp: one w800 module (unpaced, echo off) and one mosquitto with a
           PTY; rate = N / time until a paho subscriber has all N.
   Figure per case: median WebSocket rate / median TCP rate. Target >= 80 %.
   Also printed: the CPU time daemon + broker spend per downlink message,
-  which tells the transport's cost apart from machine noise.
+  which tells the transport's cost apart from machine noise, and a second
+  line "broker alone": the same downlink flood into a bare subscriber
+  (raw socket, MQTT over TCP vs over WebSocket, no daemon) with the
+  broker's CPU per message. mosquitto's websockets listener (libwebsockets,
+  TCP_NODELAY, one send per message) costs more per message than its plain
+  one (whose Nagle-coalesced writes reach the reader in few segments), so
+  that ratio is the ceiling the relay works under.
 
 mosquitto 2.0.11 binds websockets listeners to every interface, so the
 benchmark runs in a private network namespace (needs CAP_SYS_ADMIN, as the
@@ -173,6 +179,127 @@ def downlink(run, fd, port, size, n):
     return n / elapsed
 
 
+def mqtt_remaining_length(n):
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def mqtt_packet(kind, body):
+    return bytes([kind]) + mqtt_remaining_length(len(body)) + body
+
+
+def mqtt_str(s):
+    return len(s).to_bytes(2, "big") + s
+
+
+class RawSubscriber:
+    """The broker-alone reference: a subscriber that speaks MQTT 3.1.1 (over
+    TCP, or over WebSocket like the relay: `Sec-WebSocket-Protocol: mqtt`,
+    masked frames) on a bare socket and reads in 1 MiB chunks, so the reader
+    costs next to nothing and the figure is what the broker itself allows.
+    A Python MQTT client (paho) would measure its own per-message callbacks."""
+
+    def __init__(self, run, port, ws):
+        self.run, self.ws = run, ws
+        self.s = socket.create_connection(("127.0.0.1", port), 5)
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = bytearray()
+        if ws:
+            self.s.sendall(b"GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                           b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                           b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
+                           % port)
+            while b"\r\n\r\n" not in self.buf:
+                self._recv()
+            head, _, rest = bytes(self.buf).partition(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 101"):
+                raise run.BenchError(f"websocket upgrade refused: {head[:80]!r}")
+            self.buf = bytearray(rest)
+        self.send(mqtt_packet(0x10, mqtt_str(b"MQTT") + b"\x04\x02\x00\x3c"
+                              + mqtt_str(b"bench-raw-%d" % time.monotonic_ns())))
+        self.send(mqtt_packet(0x82, b"\x00\x01" + mqtt_str(b"bench/down") + b"\x00"))
+        want = len(self.frame(b"\x20\x02\x00\x00")) + len(self.frame(b"\x90\x03\x00\x01\x00"))
+        while len(self.buf) < want:  # CONNACK + SUBACK
+            self._recv()
+        self.buf.clear()
+
+    def frame(self, packet):
+        """What the broker sends for one packet (a single unmasked binary frame)."""
+        if not self.ws:
+            return packet
+        n = len(packet)
+        hdr = bytes([0x82, n]) if n < 126 else bytes([0x82, 126]) + n.to_bytes(2, "big")
+        return hdr + packet
+
+    def send(self, packet):
+        if self.ws:  # client frames are masked; a zero mask keeps the bytes
+            n = len(packet)
+            hdr = bytes([0x82, 0x80 | n]) if n < 126 else bytes([0x82, 0xFE]) + n.to_bytes(2, "big")
+            packet = hdr + b"\0\0\0\0" + packet
+        self.s.sendall(packet)
+
+    def _recv(self):
+        chunk = self.s.recv(1 << 20)
+        if not chunk:
+            raise self.run.BenchError("the broker closed the raw subscriber")
+        self.buf += chunk
+
+    def flood(self, port, size, n):
+        """mosquitto_pub floods n messages; returns msg/s, first byte to last."""
+        payload = b"r" * size
+        one = self.frame(mqtt_packet(0x30, mqtt_str(b"bench/down") + payload))
+        total = len(one) * n
+        pub = subprocess.Popen([MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", str(port), "-t",
+                                "bench/down", "-q", "0", "-l"], stdin=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        feeder = threading.Thread(target=lambda: (pub.stdin.write((payload + b"\n") * n),
+                                                  pub.stdin.close()), daemon=True)
+        feeder.start()
+        self.s.settimeout(5)
+        got, t0 = 0, None
+        try:
+            while got < total:
+                chunk = self.s.recv(1 << 20)
+                if not chunk:
+                    break
+                if t0 is None:
+                    t0 = time.perf_counter()
+                got += len(chunk)
+                if len(self.buf) < len(one) * 2:
+                    self.buf += chunk[:len(one) * 2]
+        except socket.timeout:
+            pass
+        elapsed = time.perf_counter() - (t0 or 0)
+        feeder.join(10)
+        pub.wait(10)
+        # the byte count is exact only when no message is missing and each came
+        # in a frame of its own (the first is compared byte for byte)
+        if got != total or bytes(self.buf[:len(one)]) != one:
+            raise self.run.BenchError(f"broker alone {size} B: {got} of {total} bytes "
+                                      f"(first {bytes(self.buf[:16])!r})")
+        self.buf.clear()
+        return n / elapsed
+
+    def close(self):
+        self.s.close()
+
+
+def broker_alone(run, broker, size, n, transport):
+    """(msg/s, broker CPU us/msg) of a raw subscriber on one transport."""
+    sub = RawSubscriber(run, broker.ws_port if transport == "ws" else broker.port,
+                        transport == "ws")
+    try:
+        c0 = cpu_seconds(broker.proc.pid)
+        rate = sub.flood(broker.port, size, n)
+        return rate, (cpu_seconds(broker.proc.pid) - c0) / n * 1e6
+    finally:
+        sub.close()
+
+
 class Subscriber:
     """A paho subscriber counting bench/up messages."""
 
@@ -233,6 +360,8 @@ def bench_w800_ws_vs_tcp(run, args):
     cases = [("down", 64), ("down", 1024), ("up", 64), ("up", 1024)]
     rates = {(d, s, t): [] for d, s in cases for t in ("tcp", "ws")}
     cpu = {(s, t): [] for s in (64, 1024) for t in ("tcp", "ws")}  # downlink us/msg
+    alone = {(s, t): [] for s in (64, 1024) for t in ("tcp", "ws")}  # bare subscriber msg/s
+    alone_cpu = {(s, t): [] for s in (64, 1024) for t in ("tcp", "ws")}  # broker us/msg
     try:
         ns = NetNamespace()
         ns.__enter__()
@@ -271,6 +400,15 @@ def bench_w800_ws_vs_tcp(run, args):
                             c1 = cpu_seconds(daemon.proc.pid) + cpu_seconds(broker.proc.pid)
                             cpu[(size, transport)].append((c1 - c0) / n_down * 1e6)
                         command(run, fd, b"AT+MQTTCLEAN=0")
+                # the same flood into a bare subscriber: what the broker
+                # itself allows over WebSocket, with no relay involved
+                for _ in range(ROUNDS):
+                    order.reverse()
+                    for transport, _scheme, _port in order:
+                        for size in (64, 1024):
+                            rate, us = broker_alone(run, broker, size, n_down, transport)
+                            alone[(size, transport)].append(rate)
+                            alone_cpu[(size, transport)].append(us)
             finally:
                 if fd is not None:
                     os.close(fd)
@@ -291,9 +429,16 @@ def bench_w800_ws_vs_tcp(run, args):
     work_per_msg = ", ".join(
         f"{size}B tcp {statistics.median(cpu[(size, 'tcp')]):.1f} ws "
         f"{statistics.median(cpu[(size, 'ws')]):.1f}" for size in (64, 1024))
+    med = {k: statistics.median(v) for k, v in list(alone.items()) + [
+        (("cpu",) + k, v) for k, v in alone_cpu.items()]}
+    ceiling = "; ".join(
+        f"down {size}B tcp {med[(size, 'tcp')]:.0f} ws {med[(size, 'ws')]:.0f} msg/s = "
+        f"{100 * med[(size, 'ws')] / med[(size, 'tcp')]:.0f}%, broker CPU tcp "
+        f"{med[('cpu', size, 'tcp')]:.1f} ws {med[('cpu', size, 'ws')]:.1f} us/msg"
+        for size in (64, 1024))
     return (f"bench w800_ws_vs_tcp (QoS0, median of {ROUNDS}; down {n_down} msgs, up {n_up}): "
             + "; ".join(parts) + " (target >= 80%); downlink CPU of daemon+broker in us/msg: "
-            + work_per_msg)
+            + work_per_msg + f"\n  broker alone (bare subscriber, no daemon): {ceiling}")
 
 
 def register(run):
