@@ -922,3 +922,27 @@ def mqtt_peers():
     yield make
     for p in made:
         p.close()
+
+
+# ----------------------------------------------------------------- test certificates
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """A directory with a test CA (ca.crt/ca.key), a server certificate for
+    127.0.0.1 and localhost signed by it (server.crt/server.key), and an
+    unrelated CA (otherca.crt) for the wrong-CA cases."""
+    d = tmp_path_factory.mktemp("certs")
+
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True)
+
+    for ca in ("ca", "otherca"):
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            "/CN=vmodule test %s" % ca, "-keyout", ca + ".key", "-out", ca + ".crt")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
+        "server.key", "-out", "server.csr")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.crt")
+    return d

@@ -27,25 +27,6 @@ IOT_ID = "030VCbn30334364bb36997f44cMYTBAR"
 IOT_TOKEN = "e96d15a4d4734a73b13040b1878009bc"
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    """A test CA with a certificate for 127.0.0.1, and an unrelated CA."""
-    d = tmp_path_factory.mktemp("me3630certs")
-
-    def run(*args):
-        subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True)
-
-    for ca in ("ca", "otherca"):
-        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-            "/CN=vmodule me3630 test %s" % ca, "-keyout", ca + ".key", "-out", ca + ".crt")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
-        "server.key", "-out", "server.csr")
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.crt")
-    return d
-
-
 def guider_sign(form, secret):
     alg = {"hmacsha1": "sha1", "hmacsha256": "sha256", "hmacmd5": "md5"}[form["signmethod"]]
     content = "clientId%sdeviceName%sproductKey%stimestamp%s" % (

@@ -88,29 +88,7 @@ def peers(mqtt_peers):
     return mqtt_peers
 
 
-# ------------------------------------------------------------------ certificates
-
-
-@pytest.fixture(scope="session")
-def certs(tmp_path_factory):
-    """A test CA with a server certificate for 127.0.0.1, and an unrelated CA."""
-    d = tmp_path_factory.mktemp("certs")
-
-    def run(*args):
-        subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True)
-
-    for ca in ("ca", "otherca"):
-        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-            "/CN=vmodule test %s" % ca, "-keyout", ca + ".key", "-out", ca + ".crt")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
-        "server.key", "-out", "server.csr")
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.crt")
-    return d
-
-
-# ------------------------------------------------------------------ transports
+# ------------------------------------------------------------------ transports (certs: conftest)
 
 
 def psk_broker(mosquitto, tmp_path):
