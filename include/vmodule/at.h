@@ -166,6 +166,12 @@ void vm_at_reset(struct vm_at *at, bool echo_default);
 /* Bytes from the MCU. */
 void vm_at_input(struct vm_at *at, const char *buf, size_t len);
 
+/* Handlers every dialect's table uses for the V.250 basics: bare AT (OK),
+ * ATE0 and ATE1 (echo off / on, OK). */
+enum vm_at_result vm_at_handle_ok(struct vm_at *at, const struct vm_at_args *args);
+enum vm_at_result vm_at_handle_echo_off(struct vm_at *at, const struct vm_at_args *args);
+enum vm_at_result vm_at_handle_echo_on(struct vm_at *at, const struct vm_at_args *args);
+
 /* Reply output, inside a command's response. */
 void vm_at_write(struct vm_at *at, const void *buf, size_t len);
 void vm_at_puts(struct vm_at *at, const char *s);

@@ -128,6 +128,20 @@ bool vm_at_is_pending(const struct vm_at *at) {
   return at->mode == VM_AT_MODE_PENDING || at->mode == VM_AT_MODE_DATA;
 }
 
+enum vm_at_result vm_at_handle_ok(struct vm_at *at, const struct vm_at_args *args) {
+  return VM_AT_OK;
+}
+
+enum vm_at_result vm_at_handle_echo_off(struct vm_at *at, const struct vm_at_args *args) {
+  at->echo = false;
+  return VM_AT_OK;
+}
+
+enum vm_at_result vm_at_handle_echo_on(struct vm_at *at, const struct vm_at_args *args) {
+  at->echo = true;
+  return VM_AT_OK;
+}
+
 /* ---- URCs -------------------------------------------------------------- */
 
 static bool at_urc_may_write(const struct vm_at *at) {

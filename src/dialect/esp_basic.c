@@ -16,18 +16,6 @@ struct vm_esp *vm_esp_of(struct vm_at *at) {
 
 /* ---- commands ---------------------------------------------------------- */
 
-static enum vm_at_result at_exec(struct vm_at *at, const struct vm_at_args *a) { return VM_AT_OK; }
-
-static enum vm_at_result ate0_exec(struct vm_at *at, const struct vm_at_args *a) {
-  at->echo = false;
-  return VM_AT_OK;
-}
-
-static enum vm_at_result ate1_exec(struct vm_at *at, const struct vm_at_args *a) {
-  at->echo = true;
-  return VM_AT_OK;
-}
-
 static enum vm_at_result rst_exec(struct vm_at *at, const struct vm_at_args *a) {
   vm_at_reply_ok(at);
   vm_module_reboot(vm_module_of(at));
@@ -57,9 +45,9 @@ static enum vm_at_result restore_exec(struct vm_at *at, const struct vm_at_args 
 }
 
 const struct vm_at_cmd vm_esp_basic_cmds[] = {
-    {.name = "", .exec = at_exec},
-    {.name = "E0", .exec = ate0_exec},
-    {.name = "E1", .exec = ate1_exec},
+    {.name = "", .exec = vm_at_handle_ok},
+    {.name = "E0", .exec = vm_at_handle_echo_off},
+    {.name = "E1", .exec = vm_at_handle_echo_on},
     {.name = "+RST", .exec = rst_exec},
     {.name = "+GMR", .exec = gmr_exec},
     {.name = "+RESTORE", .exec = restore_exec},

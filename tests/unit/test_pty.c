@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "logcap.h"
+#include "uvrun.h"
 #include <uv.h>
 
 #include "vmodule/pty.h"
@@ -89,44 +90,14 @@ static void client_send(struct fixture *fx, const char *s) {
   assert_int_equal(write(fx->client, s, strlen(s)), (ssize_t)strlen(s));
 }
 
-struct run_ctx {
-  struct fixture *fx;
-  int (*done)(struct fixture *);
-  int expired;
-};
+static int (*run_done)(struct fixture *); /* the condition run_until waits for */
 
-static void on_watchdog(uv_timer_t *timer) {
-  ((struct run_ctx *)timer->data)->expired = 1;
-  uv_stop(timer->loop);
-}
-
-/* Runs before the loop would block, so a met condition never waits for one
- * more event. */
-static void on_prepare(uv_prepare_t *prepare) {
-  struct run_ctx *ctx = prepare->data;
-
-  if (ctx->done(ctx->fx))
-    uv_stop(prepare->loop);
-}
+static int run_done_cb(void *fx) { return run_done(fx); }
 
 /* Runs the loop until done(fx) holds; fails after WATCHDOG_MS. */
 static void run_until(struct fixture *fx, int (*done)(struct fixture *)) {
-  struct run_ctx ctx = {fx, done, 0};
-  uv_timer_t dog;
-  uv_prepare_t check;
-
-  uv_timer_init(&fx->loop, &dog);
-  dog.data = &ctx;
-  uv_timer_start(&dog, on_watchdog, WATCHDOG_MS, 0);
-  uv_prepare_init(&fx->loop, &check);
-  check.data = &ctx;
-  uv_prepare_start(&check, on_prepare);
-  if (!done(fx))
-    uv_run(&fx->loop, UV_RUN_DEFAULT);
-  uv_close((uv_handle_t *)&dog, NULL);
-  uv_close((uv_handle_t *)&check, NULL);
-  uv_run(&fx->loop, UV_RUN_NOWAIT);
-  assert_false(ctx.expired);
+  run_done = done;
+  assert_int_equal(uvrun_until(&fx->loop, run_done_cb, fx, WATCHDOG_MS), 0);
 }
 
 static size_t want_len; /* the byte count the predicates below wait for */

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "logcap.h"
+#include "uvrun.h"
 #include <uv.h>
 
 #include "vmodule/txq.h"
@@ -100,48 +101,17 @@ static int drained(struct fixture *fx) {
   return !vm_txq_pending(&fx->q) && !fx->q.timer_armed && !fx->q.waiting_writable;
 }
 
-struct run_ctx {
-  struct fixture *fx;
-  int expired;
-};
-
-static void on_watchdog(uv_timer_t *timer) {
-  ((struct run_ctx *)timer->data)->expired = 1;
-  uv_stop(timer->loop);
-}
-
-/* Runs before the loop would block: stopping here means a condition met by a
- * timer callback does not wait for the next event. */
-static void on_prepare(uv_prepare_t *prepare) {
-  struct run_ctx *ctx = prepare->data;
-
-  if (drained(ctx->fx))
-    uv_stop(prepare->loop);
-}
+static int drained_cb(void *fx) { return drained(fx); }
 
 /* Runs the loop until the queue is empty with no timer armed and the sink is
  * not waiting; fails after WATCHDOG_MS instead of hanging. */
 static void run_until_drained(struct fixture *fx) {
-  struct run_ctx ctx = {fx, 0};
-  uv_timer_t dog;
-  uv_prepare_t check;
-
-  uv_timer_init(&fx->loop, &dog);
-  dog.data = &ctx;
-  uv_timer_start(&dog, on_watchdog, WATCHDOG_MS, 0);
-  uv_prepare_init(&fx->loop, &check);
-  check.data = &ctx;
-  uv_prepare_start(&check, on_prepare);
-  if (!drained(fx))
-    uv_run(&fx->loop, UV_RUN_DEFAULT);
-  uv_close((uv_handle_t *)&dog, NULL);
-  uv_close((uv_handle_t *)&check, NULL);
-  uv_run(&fx->loop, UV_RUN_NOWAIT);
-  if (ctx.expired)
+  int rc = uvrun_until(&fx->loop, drained_cb, fx, WATCHDOG_MS);
+  if (rc)
     print_message("stuck: pending %zu timer_armed %d waiting_writable %d sink got %zu\n",
                   vm_txq_pending(&fx->q), fx->q.timer_armed, fx->q.waiting_writable,
                   fx->f.got_len);
-  assert_false(ctx.expired);
+  assert_int_equal(rc, 0);
 }
 
 static int fixture_setup(void **state, unsigned baud, size_t cap) {

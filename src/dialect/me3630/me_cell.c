@@ -99,18 +99,6 @@ static void reg_stop(struct me_state *s) {
 
 /* ---- V.250 basics and identity ------------------------------------------------ */
 
-static enum vm_at_result at_exec(struct vm_at *at, const struct vm_at_args *a) { return VM_AT_OK; }
-
-static enum vm_at_result ate0_exec(struct vm_at *at, const struct vm_at_args *a) {
-  at->echo = false;
-  return VM_AT_OK;
-}
-
-static enum vm_at_result ate1_exec(struct vm_at *at, const struct vm_at_args *a) {
-  at->echo = true;
-  return VM_AT_OK;
-}
-
 static enum vm_at_result ati_exec(struct vm_at *at, const struct vm_at_args *a) {
   const struct me_config *c = me_state_of(at)->cfg;
   vm_at_printf(at, ME_ATI_FMT, c->manufacturer, c->model, c->revision, c->imei);
@@ -370,9 +358,9 @@ static enum vm_at_result zecmcall_query(struct vm_at *at, const struct vm_at_arg
 /* ---- the table ---------------------------------------------------------------- */
 
 const struct vm_at_cmd me_cell_cmds[] = {
-    {.name = "", .exec = at_exec},
-    {.name = "E0", .exec = ate0_exec},
-    {.name = "E1", .exec = ate1_exec},
+    {.name = "", .exec = vm_at_handle_ok},
+    {.name = "E0", .exec = vm_at_handle_echo_off},
+    {.name = "E1", .exec = vm_at_handle_echo_on},
     {.name = "I", .exec = ati_exec},
     {.name = "+CGMI", .exec = cgmi_exec},
     {.name = "+GMI", .exec = cgmi_exec},
