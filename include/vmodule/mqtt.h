@@ -65,7 +65,7 @@ enum vm_mqtt_state {
 
 struct vm_mqtt_opts {
   const char *host; /* name or numeric address; also TLS SNI and the name the cert must match */
-  int port;
+  int port;         /* 0: host is the absolute path of a unix stream socket (no DNS, no TLS) */
   const char *client_id; /* NULL: libmosquitto picks a random one (clean_session only) */
   const char *username;  /* NULL: none */
   const char *password;  /* NULL: none; needs a username in MQTT 3.1.1 */

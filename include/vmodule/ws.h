@@ -4,9 +4,10 @@
  * vm_ws_connect() opens the real connection to the broker (DNS with
  * uv_getaddrinfo, TCP, optional TLS with SNI, ALPN, CA verification, host name
  * check and client certificate, then the HTTP/1.1 Upgrade with
- * `Sec-WebSocket-Protocol: mqtt`) and listens on 127.0.0.1:<ephemeral>. Once
- * on_open(0) has run, the caller points libmosquitto at 127.0.0.1 and
- * vm_ws_local_port(); the relay accepts that one connection and carries its
+ * `Sec-WebSocket-Protocol: mqtt`) and listens on a unix socket in a private
+ * directory. Once on_open(0) has run, the caller points libmosquitto at
+ * vm_ws_local_path() (port 0); the relay accepts that one connection, removes
+ * the socket file and its directory, and carries its
  * bytes in masked binary frames, and the payload of the broker's binary
  * frames (fragmented or not) back. Pings are answered; a close frame or EOF on
  * either side ends the relay (the other side is closed too).
@@ -83,8 +84,9 @@ struct vm_ws {
  * listener's -errno; no callback then. who (log prefix) must outlive ws. */
 int vm_ws_connect(struct vm_ws *ws, uv_loop_t *loop, const char *who, const struct vm_ws_opts *o,
                   const struct vm_ws_cbs *cbs, void *data);
-/* The loopback port libmosquitto must connect to (valid after vm_ws_connect). */
-int vm_ws_local_port(const struct vm_ws *ws);
+/* The unix socket path libmosquitto must connect to (valid after vm_ws_connect()
+ * until the connection is accepted or the relay ends). */
+const char *vm_ws_local_path(const struct vm_ws *ws);
 /* Ends the relay. graceful: bytes libmosquitto already wrote (its DISCONNECT)
  * are still forwarded and a close frame is sent, bounded by a short deadline;
  * otherwise the connections are cut at once (the broker sees the link die).

@@ -4,7 +4,8 @@
  * The rules below come from platform-and-peers.md §2b; each is there because
  * breaking it hangs, spins or crashes:
  * - DNS runs first in uv_getaddrinfo; libmosquitto only ever sees a numeric
- *   address, because its connect_async does a blocking getaddrinfo().
+ *   address, because its connect_async does a blocking getaddrinfo(). Port 0
+ *   is libmosquitto's unix socket form (the WebSocket relay): no lookup.
  * - Until CONNACK every poll event calls mosquitto_loop_read() first: the TLS
  *   handshake is driven only by read. Then loop_write() if want_write.
  * - The poll mask is recomputed after every libmosquitto call (settle()),
@@ -34,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <arpa/inet.h>
 
 #include <mosquitto.h>
@@ -45,6 +47,7 @@
 #include "vmodule/log.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
+#define UNIX_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
 #define MISC_INTERVAL_MS 1000 /* libmosquitto: "around once per second is sufficient" */
 
 struct vm_mqtt_gai {
@@ -170,7 +173,10 @@ static bool utf8_ok(const char *s) {
 }
 
 static int opts_check(const struct vm_mqtt_opts *o) {
-  if (!o || !o->host || !*o->host || o->port < 1 || o->port > 65535)
+  if (!o || !o->host || !*o->host || o->port < 0 || o->port > 65535)
+    return -EINVAL;
+  if (o->port == 0 && (o->host[0] != '/' || strlen(o->host) >= UNIX_PATH_MAX ||
+                       o->tls != VM_MQTT_TLS_NONE))
     return -EINVAL;
   if (o->keepalive < 0 || (o->keepalive > 0 && o->keepalive < 5) || o->keepalive > 65535)
     return -EINVAL;
@@ -666,6 +672,7 @@ static void on_mosq_log(struct mosquitto *q, void *obj, int level, const char *s
 static bool connect_refused(int err) {
   switch (err) {
   case ECONNREFUSED:
+  case ENOENT: /* a unix socket path that is gone */
   case ETIMEDOUT:
   case EHOSTUNREACH:
   case ENETUNREACH:
@@ -687,7 +694,7 @@ static int mosq_create(struct vm_mqtt *m) {
   m->mosq = q;
   mosquitto_threaded_set(q, false);
   mosquitto_int_option(q, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
-  mosquitto_int_option(q, MOSQ_OPT_TCP_NODELAY, 1);
+  if (m->conf.port) mosquitto_int_option(q, MOSQ_OPT_TCP_NODELAY, 1);
   if (m->conf.username &&
       mosquitto_username_pw_set(q, m->conf.username, m->conf.password) != MOSQ_ERR_SUCCESS)
     return -ENOMEM;
@@ -726,7 +733,8 @@ static int attempt_start(struct vm_mqtt *m) {
   }
   m->last_err[0] = '\0';
   m->depth++;
-  rc = mosquitto_connect_bind_async(m->mosq, m->ip, m->conf.port, m->conf.keepalive, NULL);
+  rc = mosquitto_connect_bind_async(m->mosq, m->conf.port ? m->ip : m->conf.host, m->conf.port,
+                                    m->conf.keepalive, NULL);
   err = errno;
   m->depth--;
   if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(m->mosq) >= 0) {
@@ -883,6 +891,33 @@ static void api_end(struct vm_mqtt *m) {
   m->api--;
 }
 
+static int lookup_start(struct vm_mqtt *m) {
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                           .ai_protocol = IPPROTO_TCP};
+  struct vm_mqtt_gai *g = calloc(1, sizeof *g);
+  int rc;
+
+  if (!g)
+    return -ENOMEM;
+  g->m = m;
+  if ((rc = uv_getaddrinfo(m->loop, &g->req, gai_cb, m->conf.host, NULL, &hints)) < 0) {
+    free(g);
+    return rc;
+  }
+  m->gai = g;
+  return 0;
+}
+
+/* A unix socket needs no lookup: the attempt starts at once, and what it
+ * reports is delivered from the loop, as after a lookup. */
+static void local_start(struct vm_mqtt *m) {
+  api_begin(m);
+  snprintf(m->ip, sizeof m->ip, "%s", m->conf.host); /* for logs; may be cut */
+  if (attempt_start(m) < 0 && !m->fail)
+    m->fail = VM_MQTT_E_TCP;
+  api_end(m);
+}
+
 int vm_mqtt_init(struct vm_mqtt *m, uv_loop_t *loop, const char *who,
                  const struct vm_mqtt_cbs *cbs, void *data) {
   uv_timer_t *timers[3];
@@ -908,9 +943,6 @@ int vm_mqtt_init(struct vm_mqtt *m, uv_loop_t *loop, const char *who,
 }
 
 int vm_mqtt_connect(struct vm_mqtt *m, const struct vm_mqtt_opts *o) {
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                           .ai_protocol = IPPROTO_TCP};
-  struct vm_mqtt_gai *g;
   int rc;
 
   if (m->closing)
@@ -923,17 +955,10 @@ int vm_mqtt_connect(struct vm_mqtt *m, const struct vm_mqtt_opts *o) {
     return rc;
   conf_free(m);
   if ((rc = conf_set(m, o)) < 0 || (rc = tls_ctx_build(m, o)) < 0 ||
-      !(g = calloc(1, sizeof *g))) {
-    conf_free(m);
-    return rc < 0 ? rc : -ENOMEM;
-  }
-  g->m = m;
-  if ((rc = uv_getaddrinfo(m->loop, &g->req, gai_cb, m->conf.host, NULL, &hints)) < 0) {
-    free(g);
+      (m->conf.port && (rc = lookup_start(m)) < 0)) {
     conf_free(m);
     return rc;
   }
-  m->gai = g;
   m->fail = m->link_rc = 0;
   m->link_down = m->tls_done = m->tls_confirmed = false;
   m->last_err[0] = m->ip[0] = '\0';
@@ -941,6 +966,8 @@ int vm_mqtt_connect(struct vm_mqtt *m, const struct vm_mqtt_opts *o) {
   uv_timer_start(&m->op_timer, op_timer_cb, (uint64_t)m->conf.timeout_ms, 0);
   vm_log_info(m->who, "mqtt: connecting to %s:%d (%s) as %s", m->conf.host, m->conf.port,
               tls_name(m->conf.tls), m->conf.client_id ? m->conf.client_id : "(random id)");
+  if (!m->conf.port)
+    local_start(m);
   return 0;
 }
 

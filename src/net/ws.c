@@ -1,7 +1,7 @@
 /* ws.c - the WebSocket(+TLS) client transport for MQTT (W800 schemes 6-10).
  *
  * libmosquitto 2.0.11 cannot speak WebSocket, so it talks plain MQTT to a
- * loopback listener owned by this relay, and the relay speaks RFC 6455 to the
+ * unix-domain listener owned by this relay, and the relay speaks RFC 6455 to the
  * broker: HTTP/1.1 Upgrade with `Sec-WebSocket-Protocol: mqtt` and a checked
  * Sec-WebSocket-Accept, then every chunk libmosquitto writes goes out as one
  * masked binary frame, and the payload of the broker's binary frames (whole or
@@ -17,6 +17,13 @@
  * frees the struct from the last close callback. Internal failures close the
  * network side at once but leave the struct for vm_ws_close().
  *
+ * The local side is a unix stream socket, not loopback TCP: under a flood of
+ * small messages (a WebSocket broker sends one segment per message) the
+ * loopback TCP stack, its ACKs and libmosquitto's byte-wise header reads cost
+ * the daemon more than the whole WebSocket layer. The socket lives in a fresh
+ * 0700 directory (mkdtemp under $TMPDIR or /tmp), so no other user can join,
+ * and both are removed as soon as libmosquitto is accepted.
+ *
  * Flow control: a side stops reading while the other side's write queue holds
  * more than HIGH_WATER bytes, so a slow broker or a slow libmosquitto cannot
  * make the relay buffer without bound. */
@@ -27,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+#include <sys/un.h>
 #include <arpa/inet.h>
 
 #include <openssl/bio.h>
@@ -46,6 +55,7 @@
 #define HIGH_WATER (1u << 20)
 #define LOW_WATER (256u << 10)
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define UNIX_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
 
 /* ======================================================================
  * Protocol helpers (pure)
@@ -324,6 +334,18 @@ struct gai_req {
   struct vm_ws_conn *c; /* NULL once detached */
 };
 
+/* What a side's socket did not take at once. One uv_write() is in flight
+ * from `fly`; bytes sent meanwhile gather in `next`, which goes out when it
+ * completes. Both buffers are kept for reuse: a flood that outruns
+ * libmosquitto would otherwise allocate (and page-fault) one per read. */
+struct outq {
+  uv_write_t req;
+  enum side side;
+  unsigned char *fly, *next;
+  size_t fly_len, next_len, fly_cap, next_cap;
+  bool busy;
+};
+
 struct vm_ws_conn {
   struct vm_ws *ws;
   uv_loop_t *loop;
@@ -343,7 +365,8 @@ struct vm_ws_conn {
   bool hs_done;
 
   /* handles (each *_open flag: initialised and not yet uv_close()d) */
-  uv_tcp_t up, listener, local;
+  uv_tcp_t up;
+  uv_pipe_t listener, local; /* unix-domain: libmosquitto's side */
   bool up_open, listener_open, local_open, timer_open;
   uv_timer_t timer;
   uv_connect_t creq;
@@ -352,7 +375,8 @@ struct vm_ws_conn {
 
   struct gai_req *gai;
   struct addrinfo *addrs, *addr_next;
-  int local_port;
+  char local_path[UNIX_PATH_MAX]; /* local_dir + "/mqtt" */
+  char local_dir[UNIX_PATH_MAX - 5]; /* the listener's private directory; "" once removed */
 
   /* handshake */
   char key[VM_WS_KEY_LEN + 1], accept[VM_WS_ACCEPT_LEN + 1];
@@ -364,7 +388,8 @@ struct vm_ws_conn {
   bool local_connected, local_eof, up_eof;
   unsigned char *early; /* broker payload that arrived before libmosquitto connected */
   size_t early_len;
-  size_t queued[2];  /* bytes in each side's write queue */
+  size_t queued[2];  /* bytes in each side's write queue (out[side]) */
+  struct outq out[2];
   bool reading[2];   /* uv_read_start active */
   bool paused[2];    /* reading stopped by flow control */
   unsigned char *acc; /* downstream payload gathered from one read */
@@ -387,15 +412,9 @@ struct vm_ws_conn {
   unsigned char wbuf[READ_CHUNK];    /* TLS records on their way out */
 };
 
-struct wreq {
-  uv_write_t req;
-  struct vm_ws_conn *c;
-  enum side side;
-  size_t len;
-  unsigned char data[];
-};
 
 static void conn_teardown(struct vm_ws_conn *c);
+static void listener_close(struct vm_ws_conn *c);
 static void relay_end(struct vm_ws_conn *c, enum vm_ws_end why, int close_code);
 static void up_plain_in(struct vm_ws_conn *c, const unsigned char *p, size_t n);
 static void flow_update(struct vm_ws_conn *c);
@@ -414,6 +433,17 @@ const char *vm_ws_strerror(int rc) {
 }
 
 /* ---- small helpers ------------------------------------------------------ */
+
+static uv_stream_t *side_stream(struct vm_ws_conn *c, enum side s) {
+  return s == UP ? (uv_stream_t *)&c->up : (uv_stream_t *)&c->local;
+}
+
+static void outq_free(struct outq *q) {
+  free(q->fly);
+  free(q->next);
+  q->fly = q->next = NULL;
+  q->fly_cap = q->next_cap = q->fly_len = q->next_len = 0;
+}
 
 static bool is_ip_literal(const char *s) {
   unsigned char buf[sizeof(struct in6_addr)];
@@ -458,6 +488,8 @@ static void conn_free(struct vm_ws_conn *c) {
   free(c->protocol);
   free(c->early);
   free(c->acc);
+  outq_free(&c->out[UP]);
+  outq_free(&c->out[LOCAL]);
   OPENSSL_cleanse(c->reply, sizeof c->reply);
   free(c);
   if (!ws) return;
@@ -492,7 +524,7 @@ static void conn_teardown(struct vm_ws_conn *c) {
     c->gai = NULL;
   }
   close_handle(c, (uv_handle_t *)&c->timer, &c->timer_open);
-  close_handle(c, (uv_handle_t *)&c->listener, &c->listener_open);
+  listener_close(c);
   close_handle(c, (uv_handle_t *)&c->local, &c->local_open);
   close_handle(c, (uv_handle_t *)&c->up, &c->up_open);
   maybe_free(c);
@@ -523,54 +555,71 @@ static void connect_failed(struct vm_ws_conn *c, int rc) {
 
 /* ---- writing ------------------------------------------------------------ */
 
+#define OUTQ_KEEP (256u << 10) /* larger buffers are freed once drained */
+
+static int grow(unsigned char **buf, size_t *cap, size_t need) {
+  if (need <= *cap) return 0;
+  size_t n = *cap ? *cap : 4096;
+  while (n < need) n *= 2;
+  unsigned char *p = realloc(*buf, n);
+  if (!p) return -ENOMEM;
+  *buf = p;
+  *cap = n;
+  return 0;
+}
+
+static void write_done(uv_write_t *req, int status);
+
+/* Puts `next` in flight. */
+static int outq_start(struct vm_ws_conn *c, struct outq *q) {
+  unsigned char *b = q->fly;
+  size_t cap = q->fly_cap;
+  q->fly = q->next;
+  q->fly_cap = q->next_cap;
+  q->fly_len = q->next_len;
+  q->next = b;
+  q->next_cap = cap;
+  q->next_len = 0;
+  uv_buf_t ub = uv_buf_init((char *)q->fly, (unsigned)q->fly_len);
+  q->req.data = c;
+  int rc = uv_write(&q->req, side_stream(c, q->side), &ub, 1, write_done);
+  q->busy = rc == 0;
+  return rc;
+}
+
 static void write_done(uv_write_t *req, int status) {
-  struct wreq *w = (struct wreq *)req;
-  struct vm_ws_conn *c = w->c;
-  enum side side = w->side;
-  c->queued[side] -= w->len;
-  free(w);
+  struct vm_ws_conn *c = req->data;
+  struct outq *q = (struct outq *)req;
+  c->queued[q->side] -= q->fly_len;
+  q->fly_len = 0;
+  q->busy = false;
+  if (q->fly_cap > OUTQ_KEEP) {
+    free(q->fly);
+    q->fly = NULL;
+    q->fly_cap = 0;
+  }
   if (c->st == ST_DEAD) return;
   if (status < 0) {
-    vm_log_info(c->who, "ws: write to %s failed: %s", side == UP ? "the broker" : "libmosquitto",
+    vm_log_info(c->who, "ws: write to %s failed: %s", q->side == UP ? "the broker" : "libmosquitto",
                 uv_strerror(status));
+    relay_end(c, VM_WS_END_ERROR, 0);
+    return;
+  }
+  if (q->next_len && outq_start(c, q) < 0) {
     relay_end(c, VM_WS_END_ERROR, 0);
     return;
   }
   flow_update(c);
 }
 
-static struct wreq *wreq_new(struct vm_ws_conn *c, enum side side, size_t len) {
-  struct wreq *w = malloc(sizeof *w + (len ? len : 1));
-  if (!w) return NULL;
-  w->c = c;
-  w->side = side;
-  w->len = len;
-  return w;
-}
-
-/* Queues w->data on its side's stream; takes ownership. */
-static int wreq_send(struct vm_ws_conn *c, struct wreq *w) {
-  uv_stream_t *s = (uv_stream_t *)(w->side == UP ? &c->up : &c->local);
-  uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
-  c->queued[w->side] += w->len;
-  int rc = uv_write(&w->req, s, &b, 1, write_done);
-  if (rc < 0) {
-    c->queued[w->side] -= w->len;
-    free(w);
-    return rc;
-  }
-  return 0;
-}
-
 /* Sends p[0..n) on a side: written at once when the socket takes it and
- * nothing is queued before it (the common case: no allocation, no copy),
- * the rest queued. */
+ * nothing is queued before it (the common case: no copy), the rest queued. */
 static int stream_send(struct vm_ws_conn *c, enum side side, const unsigned char *p, size_t n) {
+  struct outq *q = &c->out[side];
   if (!n) return 0;
   if (c->queued[side] == 0) {
-    uv_stream_t *s = (uv_stream_t *)(side == UP ? &c->up : &c->local);
     uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-    int done = uv_try_write(s, &b, 1);
+    int done = uv_try_write(side_stream(c, side), &b, 1);
     if (done < 0 && done != UV_EAGAIN) return done;
     if (done > 0) {
       p += done;
@@ -578,10 +627,15 @@ static int stream_send(struct vm_ws_conn *c, enum side side, const unsigned char
     }
     if (!n) return 0;
   }
-  struct wreq *w = wreq_new(c, side, n);
-  if (!w) return -ENOMEM;
-  memcpy(w->data, p, n);
-  return wreq_send(c, w);
+  if (grow(&q->next, &q->next_cap, q->next_len + n) < 0) return -ENOMEM;
+  memcpy(q->next + q->next_len, p, n);
+  q->next_len += n;
+  c->queued[side] += n;
+  if (!q->busy) {
+    int rc = outq_start(c, q);
+    if (rc < 0) return rc;
+  }
+  return 0;
 }
 
 /* Moves what OpenSSL produced to the network. */
@@ -659,7 +713,7 @@ static void finish(struct vm_ws_conn *c) {
     tls_flush(c);
   }
   for (int s = 0; s < 2; s++) {
-    uv_stream_t *st = (uv_stream_t *)(s == UP ? &c->up : &c->local);
+    uv_stream_t *st = side_stream(c, (enum side)s);
     bool open = s == UP ? c->up_open : c->local_open && c->local_connected;
     if (c->reading[s]) {
       uv_read_stop(st);
@@ -696,7 +750,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 static void read_set(struct vm_ws_conn *c, enum side s, bool on) {
-  uv_stream_t *st = (uv_stream_t *)(s == UP ? &c->up : &c->local);
+  uv_stream_t *st = side_stream(c, (enum side)s);
   if (on == c->reading[s]) return;
   if (on && uv_read_start(st, alloc_cb, on_read) < 0) return;
   if (!on) uv_read_stop(st);
@@ -1004,22 +1058,30 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   else up_plain_in(c, p, (size_t)nread);
 }
 
-/* ---- the loopback side ----------------------------------------------------------------- */
+/* ---- the local side (libmosquitto) ------------------------------------------------- */
+
+/* Closes the listener (libuv unlinks its socket file in uv_close()) and
+ * removes the private directory. */
+static void listener_close(struct vm_ws_conn *c) {
+  close_handle(c, (uv_handle_t *)&c->listener, &c->listener_open);
+  if (c->local_dir[0] && rmdir(c->local_dir) < 0 && errno != ENOENT)
+    vm_log_warn(c->who, "ws: cannot remove %s: %s", c->local_dir, strerror(errno));
+  c->local_dir[0] = '\0';
+}
 
 static void on_local_connection(uv_stream_t *server, int status) {
   struct vm_ws_conn *c = server->data;
   if (status < 0 || c->st == ST_DEAD || c->local_connected) return;
-  uv_tcp_init(c->loop, &c->local);
+  uv_pipe_init(c->loop, &c->local, 0);
   c->local.data = c;
   c->local_open = true;
   if (uv_accept(server, (uv_stream_t *)&c->local) < 0) {
     close_handle(c, (uv_handle_t *)&c->local, &c->local_open);
     return;
   }
-  uv_tcp_nodelay(&c->local, 1);
   c->local_connected = true;
-  /* one client only: nobody else on this host may join the relay */
-  close_handle(c, (uv_handle_t *)&c->listener, &c->listener_open);
+  /* one client only: nobody else may join the relay */
+  listener_close(c);
   if (c->early_len) {
     int rc = local_send(c, c->early, c->early_len);
     free(c->early);
@@ -1033,20 +1095,41 @@ static void on_local_connection(uv_stream_t *server, int status) {
   flow_update(c);
 }
 
+/* A fresh 0700 directory under $TMPDIR, else /tmp. */
+static int private_dir(struct vm_ws_conn *c) {
+  const char *env = getenv("TMPDIR"), *dirs[2] = {env, "/tmp"};
+  int err = 0;
+  for (int i = 0; i < 2; i++) {
+    const char *d = dirs[i];
+    if (!d || d[0] != '/') continue;
+    if (snprintf(c->local_dir, sizeof c->local_dir, "%s/vmoduled-ws.XXXXXX", d) >=
+        (int)sizeof c->local_dir)
+      err = ENAMETOOLONG; /* a socket path holds 107 bytes */
+    else if (mkdtemp(c->local_dir))
+      return 0;
+    else
+      err = errno;
+    vm_log_warn(c->who, "ws: cannot create a directory in %s: %s", d, strerror(err));
+  }
+  c->local_dir[0] = '\0';
+  return err ? -err : -EACCES;
+}
+
 static int listener_start(struct vm_ws_conn *c) {
-  struct sockaddr_in sa;
-  struct sockaddr_storage got;
-  int len = sizeof got;
-  uv_ip4_addr("127.0.0.1", 0, &sa);
-  int rc = uv_tcp_init(c->loop, &c->listener);
+  int rc = private_dir(c);
   if (rc < 0) return rc;
+  snprintf(c->local_path, sizeof c->local_path, "%s/mqtt", c->local_dir);
+  rc = uv_pipe_init(c->loop, &c->listener, 0);
+  if (rc < 0) {
+    rmdir(c->local_dir);
+    c->local_dir[0] = '\0';
+    return rc;
+  }
   c->listener.data = c;
   c->listener_open = true;
-  if ((rc = uv_tcp_bind(&c->listener, (const struct sockaddr *)&sa, 0)) < 0 ||
-      (rc = uv_listen((uv_stream_t *)&c->listener, 1, on_local_connection)) < 0 ||
-      (rc = uv_tcp_getsockname(&c->listener, (struct sockaddr *)&got, &len)) < 0)
-    return rc;
-  c->local_port = ntohs(((struct sockaddr_in *)&got)->sin_port);
+  if ((rc = uv_pipe_bind(&c->listener, c->local_path)) < 0 ||
+      (rc = uv_listen((uv_stream_t *)&c->listener, 1, on_local_connection)) < 0)
+    return rc; /* the caller's teardown closes the listener and the directory */
   return 0;
 }
 
@@ -1200,6 +1283,8 @@ int vm_ws_connect(struct vm_ws *ws, uv_loop_t *loop, const char *who, const stru
   if (cbs) c->cbs = *cbs;
   c->st = ST_RESOLVING;
   c->rnd_pos = sizeof c->rnd; /* refill on first use */
+  c->out[UP].side = UP;
+  c->out[LOCAL].side = LOCAL;
   c->host = strdup(o->host);
   c->path = strdup(o->path);
   c->protocol = o->protocol ? strdup(o->protocol) : NULL;
@@ -1239,12 +1324,12 @@ int vm_ws_connect(struct vm_ws *ws, uv_loop_t *loop, const char *who, const stru
     return rc;
   }
   uv_timer_start(&c->timer, connect_timeout, (uint64_t)c->timeout_ms, 0);
-  vm_log_debug(who, "ws: connecting to ws%s://%s:%d%s via 127.0.0.1:%d", c->tls ? "s" : "",
-               c->host, c->port, c->path, c->local_port);
+  vm_log_debug(who, "ws: connecting to ws%s://%s:%d%s via %s", c->tls ? "s" : "", c->host,
+               c->port, c->path, c->local_path);
   return 0;
 }
 
-int vm_ws_local_port(const struct vm_ws *ws) { return ws->c ? ws->c->local_port : -1; }
+const char *vm_ws_local_path(const struct vm_ws *ws) { return ws->c ? ws->c->local_path : NULL; }
 
 void vm_ws_close(struct vm_ws *ws, bool graceful, void (*close_cb)(struct vm_ws *ws)) {
   struct vm_ws_conn *c = ws->c;

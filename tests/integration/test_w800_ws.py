@@ -11,6 +11,7 @@ starts see only their own loopback."""
 import base64
 import hashlib
 import os
+import re
 import socket
 import struct
 import threading
@@ -91,6 +92,53 @@ def test_scheme_6_empty_path_and_large_payloads(start_w800, ws_broker, w8_peers)
     huge = os.urandom(300000)
     peer.publish("to/big", huge)
     port.expect(subrecv("to/big", huge), timeout=10)
+
+
+def unix_stream_paths(pid):
+    """Bound paths of the connected unix stream sockets process pid holds
+    (an accepted socket shows its listener's path, even once unlinked)."""
+    mine = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            mine.add(target[8:-1])
+    with open("/proc/net/unix") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    # Num RefCount Protocol Flags Type St Inode [Path]; type 0001 stream, st 03 connected
+    return [r[7] for r in rows
+            if len(r) > 7 and r[4] == "0001" and r[5] == "03" and r[6] in mine]
+
+
+def test_relay_reaches_libmosquitto_over_a_private_unix_socket(start_w800, ws_broker, w8_peers,
+                                                              tmp_path, monkeypatch):
+    """libmosquitto talks to the relay over a unix socket pair (not loopback
+    TCP), bound in a fresh directory under $TMPDIR that is gone as soon as
+    the connection is accepted; an unusable $TMPDIR falls back to /tmp."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    d, port = start_w800()
+    assert unix_stream_paths(d.proc.pid) == []
+    connect(port, ws_broker.port_of("ws"), scheme=6, path="mqtt")
+    [path] = unix_stream_paths(d.proc.pid)  # the relay's end of libmosquitto's connection
+    assert re.fullmatch(re.escape(str(tmp)) + r"/vmoduled-ws\.\w{6}/mqtt", path), path
+    assert list(tmp.iterdir()) == []
+    roundtrip(port, ws_broker, w8_peers, "unix")
+    ok(port, "AT+MQTTCLEAN=0")
+    wait_for(lambda: unix_stream_paths(d.proc.pid) == [], what="the relay's socket closed")
+    assert list(tmp.iterdir()) == []
+
+    d.stop()
+    monkeypatch.setenv("TMPDIR", str(tmp / "missing"))
+    d2, port2 = start_w800()
+    connect(port2, ws_broker.port_of("ws"), scheme=6, path="mqtt")
+    [path] = unix_stream_paths(d2.proc.pid)
+    assert path.startswith("/tmp/vmoduled-ws."), path
+    roundtrip(port2, ws_broker, w8_peers, "fallback")
+    assert "cannot create a directory in %s" % (tmp / "missing") in d2.log_text()
 
 
 def test_scheme_7_wss_without_verification(start_w800, ws_broker, w8_peers):

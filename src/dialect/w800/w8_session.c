@@ -353,7 +353,7 @@ static void link_lost(struct w8_mqtt *t) {
 
 static void on_ws_open(struct vm_ws *ws, int rc) {
   struct w8_mqtt *t = ws->data;
-  if (rc == 0) rc = mq_start(t, "127.0.0.1", vm_ws_local_port(ws), true);
+  if (rc == 0) rc = mq_start(t, vm_ws_local_path(ws), 0, true);
   if (rc < 0) link_failed(t);
 }
 
