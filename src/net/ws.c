@@ -17,12 +17,11 @@
  * frees the struct from the last close callback. Internal failures close the
  * network side at once but leave the struct for vm_ws_close().
  *
- * The local side is a unix stream socket, not loopback TCP: under a flood of
- * small messages (a WebSocket broker sends one segment per message) the
- * loopback TCP stack, its ACKs and libmosquitto's byte-wise header reads cost
- * the daemon more than the whole WebSocket layer. The socket lives in a fresh
- * 0700 directory (mkdtemp under $TMPDIR or /tmp), so no other user can join,
- * and both are removed as soon as libmosquitto is accepted.
+ * The local side is a unix stream socket, not loopback TCP: it spares every
+ * message a second trip through the TCP stack (and its ACKs), and no other
+ * user can connect to it. It lives in a fresh 0700 directory (mkdtemp under
+ * $TMPDIR or /tmp); socket file and directory are removed as soon as
+ * libmosquitto's connection is accepted.
  *
  * Flow control: a side stops reading while the other side's write queue holds
  * more than HIGH_WATER bytes, so a slow broker or a slow libmosquitto cannot
@@ -411,7 +410,6 @@ struct vm_ws_conn {
   unsigned char fbuf[READ_CHUNK + VM_WS_MAX_HEADER]; /* an outgoing frame */
   unsigned char wbuf[READ_CHUNK];    /* TLS records on their way out */
 };
-
 
 static void conn_teardown(struct vm_ws_conn *c);
 static void listener_close(struct vm_ws_conn *c);
