@@ -1,7 +1,8 @@
 /* tencent_sign.h - credentials a Tencent Cloud IoT device presents to the MQTT
  * broker (tencent-at.md §7.1): the signed username/password of "key" auth over
  * plain TCP, and the TLS-PSK identity/key of TLS mode 1 (what the AT firmware
- * uses). Also the small codecs these need (base64 decode, hex encode).
+ * uses); the signature and reply decryption of dynamic registration (§7.2,
+ * §7.4). Also the small codecs these need (base64, hex encode).
  *
  * Every function writes a NUL-terminated string into a caller buffer and
  * returns its length, or -EINVAL (bad input) / -ENOSPC (buffer too small) /
@@ -26,6 +27,9 @@ enum vm_tencent_hmac { VM_TENCENT_HMAC_SHA1, VM_TENCENT_HMAC_SHA256 };
  * Returns the number of bytes written to out (not NUL-terminated). */
 int vm_base64_decode(const char *in, unsigned char *out, size_t cap);
 
+/* Standard base64 with padding, NUL-terminated. */
+int vm_base64_encode(char *out, size_t cap, const unsigned char *in, size_t len);
+
 /* Lower-case hex of len bytes, NUL-terminated. */
 int vm_hex_encode(char *out, size_t cap, const unsigned char *in, size_t len);
 
@@ -46,5 +50,20 @@ int vm_tencent_password(char *out, size_t cap, const char *username, const char 
  * Returns the key_hex length. */
 int vm_tencent_psk(char *identity, size_t identity_cap, char *key_hex, size_t key_cap,
                    const char *pid, const char *dn, const char *secret_b64);
+
+/* Dynamic registration v1 (§7.2): base64 of the lower-case hex HMAC-SHA1 of
+ * "deviceName=<dn>&nonce=<nonce>&productId=<pid>&timestamp=<timestamp>" keyed
+ * with the product secret's bytes (56 characters). */
+#define VM_TENCENT_DYNREG_SIGN_LEN 56
+int vm_tencent_dynreg_sign(char *out, size_t cap, const char *product_secret, const char *pid,
+                           const char *dn, long nonce, long long timestamp);
+
+/* The registration reply's payload (§7.4): base64, AES-128-CBC with the first
+ * 16 bytes of the product secret as key and 16 ASCII '0' as IV, zero padding
+ * (stripped here). Returns the plaintext length; -EINVAL for a product secret
+ * under 16 characters, bad base64 or a partial block; -ENOSPC when out cannot
+ * hold the decoded size + 1. */
+int vm_tencent_dynreg_decrypt(char *out, size_t cap, const char *product_secret,
+                              const char *payload_b64);
 
 #endif

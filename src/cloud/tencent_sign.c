@@ -1,11 +1,14 @@
-/* tencent_sign.c - Tencent Cloud IoT device credentials for MQTT (tencent-at.md
- * §7.1): signed username/password for key auth and the TLS-PSK pair of TLS
- * mode 1, plus the base64/hex codecs they need. HMAC comes from OpenSSL.
- * Nothing here logs: every input except pid/dn is a secret. */
+/* tencent_sign.c - Tencent Cloud IoT device credentials (tencent-at.md §7.1,
+ * §7.2, §7.4): signed username/password for key auth and the TLS-PSK pair of
+ * TLS mode 1 for MQTT, the signature of a dynamic registration request and
+ * the decryption of its reply, plus the base64/hex codecs they need. HMAC and
+ * AES come from OpenSSL. Nothing here logs: every input except pid/dn is a
+ * secret. */
 #include "vmodule/tencent_sign.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -65,6 +68,14 @@ int vm_base64_decode(const char *in, unsigned char *out, size_t cap) {
     }
   }
   return (int)len;
+}
+
+int vm_base64_encode(char *out, size_t cap, const unsigned char *in, size_t len) {
+  if (!out || (!in && len))
+    return -EINVAL;
+  if (cap < (len + 2) / 3 * 4 + 1)
+    return -ENOSPC;
+  return EVP_EncodeBlock((unsigned char *)out, in, (int)len);
 }
 
 int vm_hex_encode(char *out, size_t cap, const unsigned char *in, size_t len) {
@@ -165,4 +176,70 @@ int vm_tencent_psk(char *identity, size_t identity_cap, char *key_hex, size_t ke
   rc = vm_hex_encode(key_hex, key_cap, key, (size_t)key_len);
   OPENSSL_cleanse(key, sizeof key);
   return rc;
+}
+
+int vm_tencent_dynreg_sign(char *out, size_t cap, const char *product_secret, const char *pid,
+                           const char *dn, long nonce, long long timestamp) {
+  char msg[256], hex[2 * EVP_MAX_MD_SIZE + 1];
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned mac_len = 0;
+  int n, rc;
+
+  if (!out || !product_secret || !pid || !dn || !*product_secret)
+    return -EINVAL;
+  n = snprintf(msg, sizeof msg, "deviceName=%s&nonce=%ld&productId=%s&timestamp=%lld", dn, nonce,
+               pid, timestamp);
+  if (n < 0 || (size_t)n >= sizeof msg)
+    return -EINVAL;
+  rc = HMAC(EVP_sha1(), product_secret, (int)strlen(product_secret), (const unsigned char *)msg,
+            (size_t)n, mac, &mac_len)
+           ? 0
+           : -EIO;
+  if (rc == 0)
+    rc = vm_hex_encode(hex, sizeof hex, mac, mac_len);
+  if (rc >= 0) /* base64 of the hex text, not of the digest (what the SDK does) */
+    rc = vm_base64_encode(out, cap, (const unsigned char *)hex, strlen(hex));
+  OPENSSL_cleanse(mac, sizeof mac);
+  OPENSSL_cleanse(hex, sizeof hex);
+  return rc;
+}
+
+int vm_tencent_dynreg_decrypt(char *out, size_t cap, const char *product_secret,
+                              const char *payload_b64) {
+  static const unsigned char iv[16] = "0000000000000000";
+  unsigned char *ct;
+  int ct_len, len = 0, tail = 0, rc = -EIO;
+  size_t max;
+  EVP_CIPHER_CTX *ctx;
+
+  if (!out || !product_secret || !payload_b64 || strlen(product_secret) < 16)
+    return -EINVAL;
+  max = strlen(payload_b64) / 4 * 3 + 3;
+  if (cap < max + 1)
+    return -ENOSPC;
+  if (!(ct = malloc(max)))
+    return -ENOMEM;
+  ct_len = vm_base64_decode(payload_b64, ct, max);
+  if (ct_len <= 0 || ct_len % 16) {
+    free(ct);
+    return -EINVAL;
+  }
+  if ((ctx = EVP_CIPHER_CTX_new()) &&
+      EVP_DecryptInit_ex(ctx, EVP_aes_128_cbc(), NULL, (const unsigned char *)product_secret, iv) &&
+      EVP_CIPHER_CTX_set_padding(ctx, 0) &&
+      EVP_DecryptUpdate(ctx, (unsigned char *)out, &len, ct, ct_len) &&
+      EVP_DecryptFinal_ex(ctx, (unsigned char *)out + len, &tail))
+    rc = 0;
+  EVP_CIPHER_CTX_free(ctx);
+  OPENSSL_cleanse(ct, (size_t)ct_len);
+  free(ct);
+  if (rc < 0) {
+    OPENSSL_cleanse(out, cap);
+    return rc;
+  }
+  len += tail;
+  while (len > 0 && out[len - 1] == '\0') /* zero padding, not PKCS#7 */
+    len--;
+  out[len] = '\0';
+  return len;
 }

@@ -1,7 +1,9 @@
 /* test_tencent_sign.c - Tencent MQTT credentials (src/cloud/tencent_sign.c):
  * the worked example of tencent-at.md §7.1 (username, HMAC-SHA1 and
  * HMAC-SHA256 passwords, both sdkappids), the TLS-PSK pair, the connid
- * alphabet, base64/hex codecs (RFC 4648 §10 vectors) and buffer limits. */
+ * alphabet, base64/hex codecs (RFC 4648 §10 vectors) and buffer limits; the
+ * dynamic registration signature (§7.2) and reply decryption (§7.4) with the
+ * reference's vectors. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -188,6 +190,58 @@ static void test_hex_encode(void **state) {
   assert_int_equal(vm_hex_encode(out, 6, in, 3), -ENOSPC);
 }
 
+/* tencent-at.md §7.2 worked example and §7.4 vector (checked with openssl). */
+#define PRD_SECRET "hzvf5LF9S0isvBhDSauWMaIk"
+#define REG_PAYLOAD \
+  "s6FB3a1BA/YYbcmSE12XpeDVmQNDcf1QgVD141RRbmmAnFwQfp1ECAu5O016mCOvYlJJ6V59yM4OqQSiWphfTg=="
+#define REG_PLAIN "{\"encryptionType\":2,\"psk\":\"lDZ6Uqt+I9E0wW7rvDUs7Q==\"}"
+
+static void test_dynreg_sign_matches_reference(void **state) {
+  char out[64];
+  (void)state;
+  assert_int_equal(vm_tencent_dynreg_sign(out, sizeof out, PRD_SECRET, PID, DN, 1234567,
+                                          1600000000),
+                   VM_TENCENT_DYNREG_SIGN_LEN);
+  assert_string_equal(out, "MzVlYWIxZjYzNGMyNWU3ODE4NjdmN2QzOTYwOGRiNGEyNTU2MDExYQ==");
+  assert_int_equal(vm_tencent_dynreg_sign(out, VM_TENCENT_DYNREG_SIGN_LEN, PRD_SECRET, PID, DN,
+                                          1234567, 1600000000),
+                   -ENOSPC);
+  assert_int_equal(vm_tencent_dynreg_sign(out, sizeof out, "", PID, DN, 1, 1), -EINVAL);
+}
+
+static void test_dynreg_decrypt_matches_reference(void **state) {
+  char out[128];
+  (void)state;
+  assert_int_equal(vm_tencent_dynreg_decrypt(out, sizeof out, PRD_SECRET, REG_PAYLOAD),
+                   (int)strlen(REG_PLAIN)); /* 53: the 11 padding zeros are gone */
+  assert_string_equal(out, REG_PLAIN);
+}
+
+static void test_dynreg_decrypt_rejects(void **state) {
+  char out[128];
+  (void)state;
+  /* a product secret too short for an AES-128 key (the SDK refuses it too) */
+  assert_int_equal(vm_tencent_dynreg_decrypt(out, sizeof out, "short", REG_PAYLOAD), -EINVAL);
+  /* 15 bytes: not a whole block; and not base64 at all */
+  assert_int_equal(vm_tencent_dynreg_decrypt(out, sizeof out, PRD_SECRET, "AAAAAAAAAAAAAAAAAAAA"),
+                   -EINVAL);
+  assert_int_equal(vm_tencent_dynreg_decrypt(out, sizeof out, PRD_SECRET, "not base64!"), -EINVAL);
+  assert_int_equal(vm_tencent_dynreg_decrypt(out, 32, PRD_SECRET, REG_PAYLOAD), -ENOSPC);
+  /* another key decrypts to other bytes, never to the plaintext */
+  int n = vm_tencent_dynreg_decrypt(out, sizeof out, "hzvf5LF9S0isvBhE", REG_PAYLOAD);
+  assert_true(n < 0 || strcmp(out, REG_PLAIN) != 0);
+}
+
+static void test_base64_encode(void **state) {
+  char out[16];
+  (void)state;
+  assert_int_equal(vm_base64_encode(out, sizeof out, (const unsigned char *)"foob", 4), 8);
+  assert_string_equal(out, "Zm9vYg==");
+  assert_int_equal(vm_base64_encode(out, 8, (const unsigned char *)"foob", 4), -ENOSPC);
+  assert_int_equal(vm_base64_encode(out, sizeof out, NULL, 0), 0);
+  assert_string_equal(out, "");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_username_matches_reference),
@@ -207,6 +261,10 @@ int main(void) {
       cmocka_unit_test(test_base64_rejects_malformed),
       cmocka_unit_test(test_base64_output_limit),
       cmocka_unit_test(test_hex_encode),
+      cmocka_unit_test(test_base64_encode),
+      cmocka_unit_test(test_dynreg_sign_matches_reference),
+      cmocka_unit_test(test_dynreg_decrypt_matches_reference),
+      cmocka_unit_test(test_dynreg_decrypt_rejects),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,12 +16,6 @@
 
 /* ---- persistence --------------------------------------------------------- */
 
-struct tc_prdinfo {
-  int tls;
-  char pid[TC_MAX_PID + 1], secret[TC_MAX_PRD_SECRET + 1], dn[TC_MAX_DN + 1];
-  char region[TC_MAX_REGION + 1];
-};
-
 struct tc_modinfo {
   char name[TC_MAX_MODULE_NAME + 1];
   int flash_mb, gpio;
@@ -64,7 +58,7 @@ static cJSON *devinfo_json(const struct tc_devinfo *d) {
   return o;
 }
 
-static int prdinfo_load(struct tc_state *s, struct tc_prdinfo *p) {
+int tc_prdinfo_load(struct tc_state *s, struct tc_prdinfo *p) {
   const cJSON *o = vm_store_get(&s->m->store, TC_STORE_PRDINFO);
   long tls;
   if (!cJSON_IsObject(o) || load_num(o, "tls", &tls) || load_str(o, "pid", p->pid, sizeof p->pid) ||
@@ -162,6 +156,11 @@ static enum vm_at_result persist(struct vm_at *at, const char *key, cJSON *val, 
   return VM_AT_PENDING;
 }
 
+enum vm_at_result tc_devinfo_store(struct vm_at *at, const struct tc_devinfo *d, const char *ok,
+                                   const char *fail_fmt) {
+  return persist(at, TC_STORE_DEVINFO, devinfo_json(d), ok, fail_fmt);
+}
+
 /* ---- parameter helpers ----------------------------------------------------- */
 
 /* String parameter i of 1..max bytes. Returns 0 or -1 (the firmware's 204). */
@@ -194,7 +193,7 @@ static int identity_params(struct vm_at *at, const struct vm_at_args *a, const s
 }
 
 /* Common state gate of the setters: MQTT task running 208, downloading 200. */
-static int setter_gate(struct vm_at *at) {
+int tc_setter_gate(struct vm_at *at) {
   struct tc_state *s = tc_state_of(at);
   if (tc_mqtt_task_running(s)) return TC_E_STATE;
   if (s->fw_downloading) return TC_E_DEALING;
@@ -220,7 +219,7 @@ static enum vm_at_result devinfo_query(struct vm_at *at, const struct vm_at_args
 /* AT+TCDEVINFOSET=<tls_mode>,"<pid>","<dn>","<secret>"[,"<region>"] */
 static enum vm_at_result devinfo_set(struct vm_at *at, const struct vm_at_args *a) {
   struct tc_state *s = tc_state_of(at);
-  int gate = setter_gate(at);
+  int gate = tc_setter_gate(at);
   if (gate) return tc_cme(at, gate);
   static const size_t max[3] = {TC_MAX_PID, TC_MAX_DN, TC_MAX_DEV_SECRET};
   const char *v[3], *region;
@@ -255,7 +254,7 @@ static enum vm_at_result prdinfo_query(struct vm_at *at, const struct vm_at_args
   struct tc_state *s = tc_state_of(at);
   struct tc_prdinfo p;
   if (s->fw_downloading) return tc_cme(at, TC_E_DEALING);
-  if (prdinfo_load(s, &p)) return tc_cme(at, TC_E_FLASH);
+  if (tc_prdinfo_load(s, &p)) return tc_cme(at, TC_E_FLASH);
   vm_at_printf(at, TC_PRDINFO_QUERY_FMT, p.tls, p.pid, tc_bcc(p.secret), p.dn, p.region);
   return VM_AT_OK;
 }
@@ -263,7 +262,7 @@ static enum vm_at_result prdinfo_query(struct vm_at *at, const struct vm_at_args
 /* AT+TCPRDINFOSET=<tls_mode>,"<pid>","<product_secret>","<dn>"[,"<region>"] */
 static enum vm_at_result prdinfo_set(struct vm_at *at, const struct vm_at_args *a) {
   struct tc_state *s = tc_state_of(at);
-  int gate = setter_gate(at);
+  int gate = tc_setter_gate(at);
   if (gate) return tc_cme(at, gate);
   static const size_t max[3] = {TC_MAX_PID, TC_MAX_PRD_SECRET, TC_MAX_DN};
   const char *v[3], *region;
@@ -276,7 +275,7 @@ static enum vm_at_result prdinfo_set(struct vm_at *at, const struct vm_at_args *
   strcpy(p.secret, v[1]);
   strcpy(p.dn, v[2]);
   strcpy(p.region, region);
-  bool same = prdinfo_load(s, &old) == 0 && old.tls == p.tls && !strcmp(old.pid, p.pid) &&
+  bool same = tc_prdinfo_load(s, &old) == 0 && old.tls == p.tls && !strcmp(old.pid, p.pid) &&
               !strcmp(old.secret, p.secret) && !strcmp(old.dn, p.dn) && !strcmp(old.region, p.region);
   vm_log_info(s->m->name, "product info %s: product %s, device %s, region %s",
               same ? "unchanged" : "stored", p.pid, p.dn, p.region);
@@ -320,7 +319,7 @@ static enum vm_at_result modinfo_query(struct vm_at *at, const struct vm_at_args
 
 /* AT+TCMODINFOSET="<name>",<flash 2|4>,<gpio>,<fw base>,<fw max>,<connid> */
 static enum vm_at_result modinfo_set(struct vm_at *at, const struct vm_at_args *a) {
-  int gate = setter_gate(at);
+  int gate = tc_setter_gate(at);
   if (gate) return tc_cme(at, gate);
   if (a->count != 6) return vm_at_fail(at, TC_ERR_COUNT(6, a->count));
   const char *name;
@@ -373,7 +372,7 @@ static void restore_written(void *data, int status) {
  * reboots. Module info and the Wi-Fi NVS stay (§3.4). */
 static enum vm_at_result restore_exec(struct vm_at *at, const struct vm_at_args *a) {
   struct tc_state *s = tc_state_of(at);
-  int gate = setter_gate(at);
+  int gate = tc_setter_gate(at);
   if (gate) return tc_cme(at, gate);
   struct tc_restore *r = malloc(sizeof *r);
   if (!r) return tc_cme(at, TC_E_MEM);

@@ -2,7 +2,8 @@
  * on an ESP8266 (v2.x). This file holds the dialect's framing (the esp-at v2
  * core of that firmware prints an `ERR CODE:` line before every ERROR), its
  * configuration and its power hooks; the TC command families live beside it
- * (tc_info.c: identity and module information, tc_mqtt.c: MQTT).
+ * (tc_info.c: identity and module information, tc_mqtt.c: MQTT,
+ * tc_dynreg.c: dynamic registration).
  * Ground truth: shared/reference/tencent-at.md. */
 #include <ctype.h>
 #include <stdio.h>
@@ -149,6 +150,7 @@ static void cfg_defaults(struct tc_config *c) {
   c->sign = VM_TENCENT_HMAC_SHA256;
   c->publ_timeout_ms = 20000;
   c->reconnect_max_ms = 60000;
+  c->dynreg_timeout_ms = 10000;
 }
 
 /* One key of the tencent object. Returns 0, or -1 with err set. */
@@ -188,6 +190,18 @@ static int cfg_key(struct tc_config *c, const cJSON *it, const char *where, char
     c->reconnect_max_ms = (unsigned)v;
     return 0;
   }
+  if (!strcmp(k, "dynreg_url")) {
+    if (cfg_dup(it, &c->dynreg_url, where, err, errlen)) return -1;
+    if (strncmp(c->dynreg_url, "https://", 8) && strncmp(c->dynreg_url, "http://", 7))
+      return ERR("%s.%s: must be an http:// or https:// URL", where, k);
+    return 0;
+  }
+  if (!strcmp(k, "dynreg_ca_file")) return cfg_dup(it, &c->dynreg_ca_file, where, err, errlen);
+  if (!strcmp(k, "dynreg_timeout_ms")) {
+    if (cfg_int(it, 1000, 60000, &v, where, err, errlen)) return -1;
+    c->dynreg_timeout_ms = (unsigned)v;
+    return 0;
+  }
   return ERR("%s.%s: unknown key", where, k);
 }
 
@@ -212,6 +226,8 @@ static void tc_free_config(void *conf) {
   vm_esp_config_free(&c->esp);
   free(c->mqtt_host);
   free(c->ca_file);
+  free(c->dynreg_url);
+  free(c->dynreg_ca_file);
   free(c);
 }
 
@@ -231,8 +247,9 @@ static int tc_init(struct vm_module *m) {
   /* TC tables first (earlier tables win on a duplicate name) */
   vm_at_add_table(&m->at, tc_info_cmds, tc_info_ncmds);
   vm_at_add_table(&m->at, tc_mqtt_cmds, tc_mqtt_ncmds);
+  vm_at_add_table(&m->at, tc_dynreg_cmds, tc_dynreg_ncmds);
   vm_esp_init(&s->esp, m, &s->cfg->esp, gmr_default, tc_on_wifi);
-  return tc_mqtt_init(s);
+  return tc_mqtt_init(s) < 0 || tc_dynreg_init(s) < 0 ? -1 : 0;
 }
 
 static void tc_power_on(struct vm_module *m) {
@@ -245,6 +262,7 @@ static void tc_power_off(struct vm_module *m) {
   struct tc_state *s = m->dialect_state;
   s->gen++;
   tc_mqtt_power_off(s);
+  tc_dynreg_power_off(s);
   vm_esp_power_off(&s->esp);
   s->mqtt_srv[0] = '\0';
   s->fw_downloading = false;
@@ -254,6 +272,7 @@ static void tc_destroy(struct vm_module *m) {
   struct tc_state *s = m->dialect_state;
   s->gen++;
   tc_mqtt_destroy(s);
+  tc_dynreg_destroy(s);
   vm_esp_destroy(&s->esp); /* the module frees s once the loop has closed the handles */
 }
 

@@ -52,6 +52,10 @@
 #define TC_PRDINFO_SET_OK "+TCPRDINFOSET:OK\r\n"
 #define TC_PRDINFO_SET_FAIL_FMT "+TCPRDINFOSET:FAIL,%d\r\n"
 
+/* AT+TCDEVREG (tc_dynreg.c); its test form is the core OK alone */
+#define TC_DEVREG_OK "+TCDEVREG:OK\r\n"
+#define TC_DEVREG_FAIL_FMT "+TCDEVREG:FAIL,%d\r\n"
+
 #define TC_MODULE_FMT                     \
   "Module HW name: %s\r\n"                \
   "Module FW version: %s\r\n"             \
@@ -131,6 +135,12 @@
 #define TC_RC_TCP_CONNECT (-603)
 #define TC_RC_TCP_PEER_SHUTDOWN (-608)
 #define TC_RC_SSL_CONNECT (-703)
+/* the SDK's HTTP client (dynamic registration) */
+#define TC_RC_HTTP_UNKNOWN (-4)
+#define TC_RC_HTTP_DNS (-6)
+#define TC_RC_HTTP_CONN (-8)
+#define TC_RC_HTTP_AUTH (-9) /* HTTP 403 */
+#define TC_RC_HTTP_NOT_FOUND (-10)
 #define TC_RC_SSL_READ (-708)
 
 /* ---- limits (Appendix B) ----------------------------------------------- */
@@ -153,6 +163,10 @@
 #define TC_FLASH_SECTOR 4096
 
 #define TC_DEFAULT_REGION "ap-guangzhou"
+#define TC_DYNREG_MIN_SECRET 16 /* the SDK needs an AES-128 key from the product secret */
+/* dynamic registration v1 endpoint (§7.2); na-ashburn uses the us-east host */
+#define TC_DYNREG_URL "https://gateway.tencentdevices.com/register/dev"
+#define TC_DYNREG_URL_US "https://us-east.gateway.tencentdevices.com/register/dev"
 #define TC_DEFAULT_MODULE_NAME "ESP-DEFAULT-2MB"
 
 /* ---- persistence: keys of the module's store document ------------------ */
@@ -185,6 +199,9 @@ struct tc_config {
   char connid[VM_TENCENT_CONNID_LEN + 1]; /* "" = random per connect */
   unsigned publ_timeout_ms;  /* PUBL/PUBRAW data phase (firmware: 20 s) */
   unsigned reconnect_max_ms; /* give up once the back-off passes this (SDK: 60 s) */
+  char *dynreg_url;          /* NULL: TC_DYNREG_URL(_US) by region */
+  char *dynreg_ca_file;      /* NULL: the system store */
+  unsigned dynreg_timeout_ms; /* the firmware's 10 s registration budget */
 };
 
 /* ---- runtime state ------------------------------------------------------ */
@@ -194,7 +211,14 @@ struct tc_devinfo {
   char region[TC_MAX_REGION + 1];
 };
 
-struct tc_mqtt; /* tc_mqtt.c */
+struct tc_prdinfo {
+  int tls;
+  char pid[TC_MAX_PID + 1], secret[TC_MAX_PRD_SECRET + 1], dn[TC_MAX_DN + 1];
+  char region[TC_MAX_REGION + 1];
+};
+
+struct tc_mqtt;   /* tc_mqtt.c */
+struct tc_dynreg; /* tc_dynreg.c */
 
 struct tc_state {
   struct vm_esp esp; /* first: the ESP-family commands find it there */
@@ -204,6 +228,7 @@ struct tc_state {
   char mqtt_srv[TC_MAX_HOST + 1]; /* AT+TCMQTTSRV, RAM only; "" = unset */
   unsigned gen;             /* bumped at every power-off: stale callbacks check it */
   struct tc_mqtt *mqtt;
+  struct tc_dynreg *dynreg;
 };
 
 /* tencent.c: helpers shared by the command files */
@@ -216,8 +241,25 @@ int tc_bcc(const char *s);
 /* tc_info.c */
 extern const struct vm_at_cmd tc_info_cmds[];
 extern const size_t tc_info_ncmds;
-/* Loads the stored device triple. Returns 0, or -1 when none is stored. */
+/* Loads the stored device triple / product info. Returns 0, or -1 when none
+ * is stored. */
 int tc_devinfo_load(struct tc_state *s, struct tc_devinfo *out);
+int tc_prdinfo_load(struct tc_state *s, struct tc_prdinfo *out);
+/* Stores the device triple and finishes the pending command with ok, or
+ * fail_fmt with 207 when the flash write fails. Returns VM_AT_PENDING (the
+ * write is under way) or VM_AT_DONE (already answered). */
+enum vm_at_result tc_devinfo_store(struct vm_at *at, const struct tc_devinfo *d, const char *ok,
+                                   const char *fail_fmt);
+/* The state gate of the setters: the MQTT task running gives 208, a firmware
+ * download 200; 0 when the command may go on. */
+int tc_setter_gate(struct vm_at *at);
+
+/* tc_dynreg.c */
+extern const struct vm_at_cmd tc_dynreg_cmds[];
+extern const size_t tc_dynreg_ncmds;
+int tc_dynreg_init(struct tc_state *s);
+void tc_dynreg_power_off(struct tc_state *s); /* abandons a registration in flight */
+void tc_dynreg_destroy(struct tc_state *s);
 
 /* tc_mqtt.c */
 extern const struct vm_at_cmd tc_mqtt_cmds[];
