@@ -222,8 +222,10 @@ class Port:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return 0
-        r, _, _ = select.select([self.ser.fileno()], [], [], remaining)
-        if not r:
+        poller = select.poll()
+        poller.register(self.ser.fileno(), select.POLLIN)
+        events = poller.poll(remaining * 1000)
+        if not events:
             return 0
         try:
             chunk = os.read(self.ser.fileno(), max(want, 1 << 16))
@@ -232,7 +234,12 @@ class Port:
         except OSError as e:
             pytest.fail("%s: read failed: %s (%s)" % (self.name, e, self._context()))
         if not chunk:
-            pytest.fail("%s: end of file on the serial port (%s)" % (self.name, self._context()))
+            # pyserial leaves VMIN = VTIME = 0, so a read that finds nothing
+            # returns 0 as end of file would; only a hangup is one
+            if events[0][1] & (select.POLLHUP | select.POLLERR):
+                pytest.fail("%s: end of file on the serial port (%s)" % (
+                    self.name, self._context()))
+            return 0
         self._pending += chunk
         self.transcript.append(("<", bytes(chunk)))
         return len(chunk)

@@ -3,7 +3,7 @@
  * core of that firmware prints an `ERR CODE:` line before every ERROR), its
  * configuration and its power hooks; the TC command families live beside it
  * (tc_info.c: identity and module information, tc_mqtt.c: MQTT,
- * tc_dynreg.c: dynamic registration).
+ * tc_dynreg.c: dynamic registration, tc_diag.c: AT+TCLOG and AT+NTP).
  * Ground truth: shared/reference/tencent-at.md. */
 #include <ctype.h>
 #include <stdio.h>
@@ -248,12 +248,14 @@ static int tc_init(struct vm_module *m) {
   vm_at_add_table(&m->at, tc_info_cmds, tc_info_ncmds);
   vm_at_add_table(&m->at, tc_mqtt_cmds, tc_mqtt_ncmds);
   vm_at_add_table(&m->at, tc_dynreg_cmds, tc_dynreg_ncmds);
+  vm_at_add_table(&m->at, tc_diag_cmds, tc_diag_ncmds);
   vm_esp_init(&s->esp, m, &s->cfg->esp, gmr_default, tc_on_wifi);
-  return tc_mqtt_init(s) < 0 || tc_dynreg_init(s) < 0 ? -1 : 0;
+  return tc_mqtt_init(s) < 0 || tc_dynreg_init(s) < 0 || tc_diag_init(s) < 0 ? -1 : 0;
 }
 
 static void tc_power_on(struct vm_module *m) {
   struct tc_state *s = m->dialect_state;
+  tc_diag_power_on(s);
   vm_esp_power_on(&s->esp);
 }
 
@@ -263,6 +265,7 @@ static void tc_power_off(struct vm_module *m) {
   s->gen++;
   tc_mqtt_power_off(s);
   tc_dynreg_power_off(s);
+  tc_diag_power_off(s);
   vm_esp_power_off(&s->esp);
   s->mqtt_srv[0] = '\0';
   s->fw_downloading = false;
@@ -273,6 +276,7 @@ static void tc_destroy(struct vm_module *m) {
   s->gen++;
   tc_mqtt_destroy(s);
   tc_dynreg_destroy(s);
+  tc_diag_destroy(s);
   vm_esp_destroy(&s->esp); /* the module frees s once the loop has closed the handles */
 }
 

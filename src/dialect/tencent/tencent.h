@@ -56,6 +56,15 @@
 #define TC_DEVREG_OK "+TCDEVREG:OK\r\n"
 #define TC_DEVREG_FAIL_FMT "+TCDEVREG:FAIL,%d\r\n"
 
+/* diagnostics (tc_diag.c, §3.14): the firmware's fixed "<name>: <value>" lines */
+#define TC_LOG_TEST "+TCLOG: <log_level>\r\n"
+#define TC_LOG_QUERY_FMT "+TCLOG: %d\r\n"
+#define TC_LOG_PASSWORD 0x052075CCL /* 86013388: other values force the ERROR level */
+#define TC_LOG_ERROR 1              /* eLOG_ERROR, the level set at boot */
+#define TC_LOG_DEBUG 4              /* eLOG_DISABLE 0 .. eLOG_DEBUG 4 */
+#define TC_NTP_QUERY_FMT "Current system time: %lld\r\n"
+#define TC_NTP_FMT "+NTP:%lld\r\n"
+
 #define TC_MODULE_FMT                     \
   "Module HW name: %s\r\n"                \
   "Module FW version: %s\r\n"             \
@@ -219,6 +228,7 @@ struct tc_prdinfo {
 
 struct tc_mqtt;   /* tc_mqtt.c */
 struct tc_dynreg; /* tc_dynreg.c */
+struct tc_diag;   /* tc_diag.c */
 
 struct tc_state {
   struct vm_esp esp; /* first: the ESP-family commands find it there */
@@ -229,6 +239,7 @@ struct tc_state {
   unsigned gen;             /* bumped at every power-off: stale callbacks check it */
   struct tc_mqtt *mqtt;
   struct tc_dynreg *dynreg;
+  struct tc_diag *diag;
 };
 
 /* tencent.c: helpers shared by the command files */
@@ -253,6 +264,14 @@ enum vm_at_result tc_devinfo_store(struct vm_at *at, const struct tc_devinfo *d,
 /* The state gate of the setters: the MQTT task running gives 208, a firmware
  * download 200; 0 when the command may go on. */
 int tc_setter_gate(struct vm_at *at);
+
+/* tc_diag.c */
+extern const struct vm_at_cmd tc_diag_cmds[];
+extern const size_t tc_diag_ncmds;
+int tc_diag_init(struct tc_state *s);
+void tc_diag_power_on(struct tc_state *s);
+void tc_diag_power_off(struct tc_state *s);
+void tc_diag_destroy(struct tc_state *s);
 
 /* tc_dynreg.c */
 extern const struct vm_at_cmd tc_dynreg_cmds[];
