@@ -3,7 +3,7 @@
  *
  * One connection attempt = one struct vm_mqtt (libmosquitto on the loop);
  * for WebSocket schemes (6-10) a struct vm_ws relay comes first and
- * libmosquitto talks to its loopback end. Both are closed abruptly when the
+ * libmosquitto talks to its unix-socket end. Both are closed abruptly when the
  * link dies (the broker then publishes the will, as for a real module that
  * lost power or Wi-Fi) and gracefully only for AT+MQTTCLEAN.
  *
