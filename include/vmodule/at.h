@@ -18,7 +18,7 @@
 
 #define VM_AT_MAX_LINE 256 /* default line limit, including the terminator */
 #define VM_AT_LINE_CAP 1024 /* the largest limit a style may choose */
-#define VM_AT_MAX_TABLES 6
+#define VM_AT_MAX_TABLES 12
 
 /* ESP-AT error codes: 0x01 << 24 | subcategory << 16 | extension. The
  * dialect's error() decides how (and whether) the code is shown. */

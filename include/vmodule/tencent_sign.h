@@ -66,4 +66,10 @@ int vm_tencent_dynreg_sign(char *out, size_t cap, const char *product_secret, co
 int vm_tencent_dynreg_decrypt(char *out, size_t cap, const char *product_secret,
                               const char *payload_b64);
 
+/* Gateway bind of a sub-device (§7.6): base64 of the raw HMAC-SHA1 of
+ * "<sub_pid><sub_dn>;<random>;<timestamp>" keyed with the sub-device secret's
+ * text (28 characters). */
+int vm_tencent_gw_bind_sign(char *out, size_t cap, const char *sub_pid, const char *sub_dn,
+                            const char *sub_secret, long random, long long timestamp);
+
 #endif

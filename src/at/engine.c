@@ -34,7 +34,10 @@ void vm_at_init(struct vm_at *at, uv_loop_t *loop, const char *name,
 }
 
 int vm_at_add_table(struct vm_at *at, const struct vm_at_cmd *cmds, size_t n) {
-  if (at->ntables == VM_AT_MAX_TABLES) return -1;
+  if (at->ntables == VM_AT_MAX_TABLES) { /* a build-time limit: say so loudly */
+    vm_log_error(at->name, "too many command tables (VM_AT_MAX_TABLES %d)", VM_AT_MAX_TABLES);
+    return -1;
+  }
   at->tables[at->ntables].cmds = cmds;
   at->tables[at->ntables].n = n;
   at->ntables++;

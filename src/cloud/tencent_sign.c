@@ -1,7 +1,7 @@
 /* tencent_sign.c - Tencent Cloud IoT device credentials (tencent-at.md §7.1,
  * §7.2, §7.4): signed username/password for key auth and the TLS-PSK pair of
  * TLS mode 1 for MQTT, the signature of a dynamic registration request and
- * the decryption of its reply, plus the base64/hex codecs they need. HMAC and
+ * the decryption of its reply, the gateway's sub-device bind signature, plus the base64/hex codecs they need. HMAC and
  * AES come from OpenSSL. Nothing here logs: every input except pid/dn is a
  * secret. */
 #include "vmodule/tencent_sign.h"
@@ -242,4 +242,25 @@ int vm_tencent_dynreg_decrypt(char *out, size_t cap, const char *product_secret,
     len--;
   out[len] = '\0';
   return len;
+}
+
+int vm_tencent_gw_bind_sign(char *out, size_t cap, const char *sub_pid, const char *sub_dn,
+                            const char *sub_secret, long random, long long timestamp) {
+  char msg[160];
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned mac_len = 0;
+  int n, rc;
+
+  if (!out || !sub_pid || !sub_dn || !sub_secret || !*sub_secret)
+    return -EINVAL;
+  n = snprintf(msg, sizeof msg, "%s%s;%ld;%lld", sub_pid, sub_dn, random, timestamp);
+  if (n < 0 || (size_t)n >= sizeof msg)
+    return -EINVAL;
+  /* the key is the secret's text, not its base64-decoded bytes */
+  rc = HMAC(EVP_sha1(), sub_secret, (int)strlen(sub_secret), (const unsigned char *)msg, (size_t)n,
+            mac, &mac_len)
+           ? vm_base64_encode(out, cap, mac, mac_len)
+           : -EIO;
+  OPENSSL_cleanse(mac, sizeof mac);
+  return rc;
 }

@@ -232,6 +232,16 @@ static void test_dynreg_decrypt_rejects(void **state) {
   assert_true(n < 0 || strcmp(out, REG_PLAIN) != 0);
 }
 
+static void test_gw_bind_sign_matches_reference(void **state) {
+  char out[64];
+  (void)state;
+  /* §7.6 worked example: the key is "ZHNkIGRzZCA=" as text */
+  assert_int_equal(vm_tencent_gw_bind_sign(out, sizeof out, PID, DN, SECRET, 121213, 1589786839), 28);
+  assert_string_equal(out, "acMt0i3y7VMm4TyiR/HC+mv/iCU=");
+  assert_int_equal(vm_tencent_gw_bind_sign(out, 28, PID, DN, SECRET, 121213, 1589786839), -ENOSPC);
+  assert_int_equal(vm_tencent_gw_bind_sign(out, sizeof out, PID, DN, "", 1, 1), -EINVAL);
+}
+
 static void test_base64_encode(void **state) {
   char out[16];
   (void)state;
@@ -265,6 +275,7 @@ int main(void) {
       cmocka_unit_test(test_dynreg_sign_matches_reference),
       cmocka_unit_test(test_dynreg_decrypt_matches_reference),
       cmocka_unit_test(test_dynreg_decrypt_rejects),
+      cmocka_unit_test(test_gw_bind_sign_matches_reference),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,7 +18,12 @@
  * disconnected; that rhythm is reproduced.
  *
  * The MQTT link needs the simulated Wi-Fi: without it a connect fails as
- * the firmware's DNS/TCP would, and a Wi-Fi drop drops the link. */
+ * the firmware's DNS/TCP would, and a Wi-Fi drop drops the link.
+ *
+ * SDK services beside the user's topics (the gateway, tc_gateway.c) subscribe
+ * and publish through tc_mqtt_svc_*(): their subscriptions are renewed after
+ * a reconnect like the user's but neither listed nor counted, and their
+ * messages and SUBACKs go to them, never to +TCMQTTRCVPUB. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +73,7 @@ struct tc_mqtt {
   struct tc_devinfo dev;          /* copy taken at TCMQTTCONN; wiped at the end */
   char connid[VM_TENCENT_CONNID_LEN + 1];
   struct tc_sub subs[TC_MAX_SUBS];
+  char svc_subs[TC_MAX_SVC_SUBS][TC_MAX_TOPIC + 1]; /* the SDK services' own ("" = free) */
 
   /* the pending command */
   enum tc_op op;
@@ -165,6 +171,13 @@ static bool sub_matches(struct tc_mqtt *t, const char *topic) {
                                MOSQ_ERR_SUCCESS && match)
       return true;
   }
+  return false;
+}
+
+/* Whether topic is one of the services' subscriptions (exact: no wildcards). */
+static bool svc_topic(struct tc_mqtt *t, const char *topic) {
+  for (int i = 0; i < TC_MAX_SVC_SUBS; i++)
+    if (t->svc_subs[i][0] && !strcmp(t->svc_subs[i], topic)) return true;
   return false;
 }
 
@@ -266,7 +279,9 @@ static void task_end(struct tc_mqtt *t) {
   uv_timer_stop(&t->recon_timer);
   t->running = t->connected = t->first = t->attempting = false;
   memset(t->subs, 0, sizeof t->subs);
+  memset(t->svc_subs, 0, sizeof t->svc_subs);
   explicit_bzero(&t->dev, sizeof t->dev);
+  tc_gateway_task_end(t->s); /* the gateway's sessions belong to the client */
 }
 
 static void cmd_timer_start(struct tc_mqtt *t, void (*cb)(uv_timer_t *)) {
@@ -287,6 +302,9 @@ static void resubscribe(struct tc_mqtt *t) {
     int rc = vm_mqtt_subscribe(t->mq, t->subs[i].filter, t->subs[i].qos);
     if (rc < 0) vm_log_warn(who(t), "MQTT: re-subscribing %s failed", t->subs[i].filter);
   }
+  for (int i = 0; i < TC_MAX_SVC_SUBS; i++)
+    if (t->svc_subs[i][0] && vm_mqtt_subscribe(t->mq, t->svc_subs[i], 0) < 0)
+      vm_log_warn(who(t), "MQTT: re-subscribing %s failed", t->svc_subs[i]);
 }
 
 /* ---- reconnect cycle ------------------------------------------------------ */
@@ -412,6 +430,10 @@ static void on_disconnect(void *data, enum vm_mqtt_disc_reason reason) {
 static void on_message(void *data, const char *topic, const void *payload, int len, int qos,
                        bool retain, int mid) {
   struct tc_mqtt *t = data;
+  if (svc_topic(t, topic)) { /* an SDK service's reply, never shown as RCVPUB */
+    tc_gateway_on_message(t->s, topic, payload, len);
+    return;
+  }
   if (!sub_matches(t, topic)) { /* the SDK drops messages without a handler */
     vm_log_debug(who(t), "MQTT: message on %s without a subscription dropped", topic);
     return;
@@ -429,7 +451,10 @@ static void on_publish(void *data, int mid) {
 
 static void on_subscribe(void *data, int mid, int count, const int *granted) {
   struct tc_mqtt *t = data;
-  if (t->op != OP_SUB || mid != t->op_mid) return; /* re-subscriptions */
+  if (t->op != OP_SUB || mid != t->op_mid) { /* a service's, or a re-subscription */
+    tc_gateway_on_suback(t->s, mid, count >= 1 && granted[0] != 0x80);
+    return;
+  }
   if (count < 1 || granted[0] == 0x80) {
     vm_at_printf(at_of(t), TC_SUB_FAIL_FMT, TC_RC_SUB_REFUSED);
   } else {
@@ -813,6 +838,30 @@ const struct vm_at_cmd tc_mqtt_cmds[] = {
     {.name = "+TCMQTTSTATE", .test = state_test, .query = state_query},
 };
 const size_t tc_mqtt_ncmds = sizeof tc_mqtt_cmds / sizeof tc_mqtt_cmds[0];
+
+/* ---- SDK services ------------------------------------------------------------------ */
+
+bool tc_mqtt_connected(const struct tc_state *s) { return s->mqtt->connected; }
+
+const struct tc_devinfo *tc_mqtt_device(const struct tc_state *s) { return &s->mqtt->dev; }
+
+int tc_mqtt_svc_subscribe(struct tc_state *s, const char *topic) {
+  struct tc_mqtt *t = s->mqtt;
+  int slot = -1;
+  if (!t->connected) return -ENOTCONN;
+  for (int i = 0; i < TC_MAX_SVC_SUBS; i++) {
+    if (!strcmp(t->svc_subs[i], topic)) return 0;
+    if (!t->svc_subs[i][0] && slot < 0) slot = i;
+  }
+  if (slot < 0 || strlen(topic) > TC_MAX_TOPIC) return -ENOSPC;
+  int rc = vm_mqtt_subscribe(t->mq, topic, 0);
+  if (rc > 0) strcpy(t->svc_subs[slot], topic);
+  return rc;
+}
+
+int tc_mqtt_svc_publish(struct tc_state *s, const char *topic, const char *payload) {
+  return publish_send(s->mqtt, topic, payload, strlen(payload), 0);
+}
 
 /* ---- life cycle ------------------------------------------------------------------ */
 

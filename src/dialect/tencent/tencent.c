@@ -3,7 +3,8 @@
  * core of that firmware prints an `ERR CODE:` line before every ERROR), its
  * configuration and its power hooks; the TC command families live beside it
  * (tc_info.c: identity and module information, tc_mqtt.c: MQTT,
- * tc_dynreg.c: dynamic registration, tc_diag.c: AT+TCLOG and AT+NTP).
+ * tc_dynreg.c: dynamic registration, tc_gateway.c: sub-devices, tc_diag.c:
+ * AT+TCLOG and AT+NTP).
  * Ground truth: shared/reference/tencent-at.md. */
 #include <ctype.h>
 #include <stdio.h>
@@ -151,6 +152,7 @@ static void cfg_defaults(struct tc_config *c) {
   c->publ_timeout_ms = 20000;
   c->reconnect_max_ms = 60000;
   c->dynreg_timeout_ms = 10000;
+  c->gateway_timeout_ms = 20000;
 }
 
 /* One key of the tencent object. Returns 0, or -1 with err set. */
@@ -197,6 +199,11 @@ static int cfg_key(struct tc_config *c, const cJSON *it, const char *where, char
     return 0;
   }
   if (!strcmp(k, "dynreg_ca_file")) return cfg_dup(it, &c->dynreg_ca_file, where, err, errlen);
+  if (!strcmp(k, "gateway_timeout_ms")) {
+    if (cfg_int(it, 1000, 60000, &v, where, err, errlen)) return -1;
+    c->gateway_timeout_ms = (unsigned)v;
+    return 0;
+  }
   if (!strcmp(k, "dynreg_timeout_ms")) {
     if (cfg_int(it, 1000, 60000, &v, where, err, errlen)) return -1;
     c->dynreg_timeout_ms = (unsigned)v;
@@ -249,8 +256,11 @@ static int tc_init(struct vm_module *m) {
   vm_at_add_table(&m->at, tc_mqtt_cmds, tc_mqtt_ncmds);
   vm_at_add_table(&m->at, tc_dynreg_cmds, tc_dynreg_ncmds);
   vm_at_add_table(&m->at, tc_diag_cmds, tc_diag_ncmds);
+  vm_at_add_table(&m->at, tc_gateway_cmds, tc_gateway_ncmds);
   vm_esp_init(&s->esp, m, &s->cfg->esp, gmr_default, tc_on_wifi);
-  return tc_mqtt_init(s) < 0 || tc_dynreg_init(s) < 0 || tc_diag_init(s) < 0 ? -1 : 0;
+  bool ok = tc_mqtt_init(s) == 0 && tc_dynreg_init(s) == 0 && tc_diag_init(s) == 0 &&
+            tc_gateway_init(s) == 0;
+  return ok ? 0 : -1;
 }
 
 static void tc_power_on(struct vm_module *m) {
@@ -266,6 +276,7 @@ static void tc_power_off(struct vm_module *m) {
   tc_mqtt_power_off(s);
   tc_dynreg_power_off(s);
   tc_diag_power_off(s);
+  tc_gateway_power_off(s);
   vm_esp_power_off(&s->esp);
   s->mqtt_srv[0] = '\0';
   s->fw_downloading = false;
@@ -277,6 +288,7 @@ static void tc_destroy(struct vm_module *m) {
   tc_mqtt_destroy(s);
   tc_dynreg_destroy(s);
   tc_diag_destroy(s);
+  tc_gateway_destroy(s);
   vm_esp_destroy(&s->esp); /* the module frees s once the loop has closed the handles */
 }
 

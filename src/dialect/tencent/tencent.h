@@ -52,6 +52,31 @@
 #define TC_PRDINFO_SET_OK "+TCPRDINFOSET:OK\r\n"
 #define TC_PRDINFO_SET_FAIL_FMT "+TCPRDINFOSET:FAIL,%d\r\n"
 
+/* gateway (tc_gateway.c, §3.11, §7.6, §7.7) */
+#define TC_GWBIND_TEST "+TCGWBIND:\"MODE\",\"PRODUCT_ID\",\"DEVICE_NAME\",\"DEVICE_SECRET\"\r\n"
+#define TC_GWONLINE_TEST "+TCGWONLINE:\"MODE\",\"PRODUCT_ID\",\"DEVICE_NAME\"\r\n"
+#define TC_GWONLINE_LIST_FMT "+TCGWONLINE:\"%s,%s\"\r\n" /* one quoted "pid,dn" */
+#define TC_GW_RESULT_OK_FMT "%s:OK\r\n"
+#define TC_GW_RESULT_FAIL_FMT "%s:FAIL,%d\r\n"
+#define TC_GW_TOPIC_FMT "$gateway/operation/%s/%s"
+#define TC_GW_RESULT_TOPIC_FMT "$gateway/operation/result/%s/%s"
+#define TC_SYS_TOPIC_FMT "$sys/operation/%s/%s"
+#define TC_SYS_RESULT_TOPIC_FMT "$sys/operation/result/%s/%s"
+#define TC_SYS_TIME_GET "{\"type\": \"get\", \"resource\": [\"time\"]}"
+#define TC_GW_STATUS_FMT \
+  "{\"type\":\"%s\",\"payload\":{\"devices\":[{\"product_id\":\"%s\",\"device_name\":\"%s\"}]}}"
+#define TC_GW_BIND_FMT                                                                      \
+  "{\"type\":\"bind\",\"payload\":{\"devices\":[{\"product_id\":\"%s\",\"device_name\":\"%s\"," \
+  "\"signature\":\"%s\",\"random\":%ld,\"timestamp\":%lld,\"signmethod\":\"hmacsha1\","     \
+  "\"authtype\":\"psk\"}]}}"
+#define TC_RC_GW_CREATE_SESSION (-221)
+#define TC_RC_GW_SESSION_TIMEOUT (-223)
+#define TC_RC_GW_NO_SESSION (-222)
+#define TC_RC_GW_ONLINE (-224)
+#define TC_RC_GW_OFFLINE (-225)
+#define TC_GW_ALREADY_BOUND 809
+#define TC_MAX_GW_SESSIONS 10
+
 /* AT+TCDEVREG (tc_dynreg.c); its test form is the core OK alone */
 #define TC_DEVREG_OK "+TCDEVREG:OK\r\n"
 #define TC_DEVREG_FAIL_FMT "+TCDEVREG:FAIL,%d\r\n"
@@ -211,6 +236,7 @@ struct tc_config {
   char *dynreg_url;          /* NULL: TC_DYNREG_URL(_US) by region */
   char *dynreg_ca_file;      /* NULL: the system store */
   unsigned dynreg_timeout_ms; /* the firmware's 10 s registration budget */
+  unsigned gateway_timeout_ms; /* the SDK polls for a reply 100 x 200 ms */
 };
 
 /* ---- runtime state ------------------------------------------------------ */
@@ -229,6 +255,7 @@ struct tc_prdinfo {
 struct tc_mqtt;   /* tc_mqtt.c */
 struct tc_dynreg; /* tc_dynreg.c */
 struct tc_diag;   /* tc_diag.c */
+struct tc_gateway; /* tc_gateway.c */
 
 struct tc_state {
   struct vm_esp esp; /* first: the ESP-family commands find it there */
@@ -240,6 +267,7 @@ struct tc_state {
   struct tc_mqtt *mqtt;
   struct tc_dynreg *dynreg;
   struct tc_diag *diag;
+  struct tc_gateway *gw;
 };
 
 /* tencent.c: helpers shared by the command files */
@@ -289,5 +317,24 @@ bool tc_mqtt_task_running(const struct tc_state *s);
 void tc_mqtt_on_wifi(struct tc_state *s, bool up);
 void tc_mqtt_power_off(struct tc_state *s);
 void tc_mqtt_destroy(struct tc_state *s);
+/* For SDK services (the gateway): connected now; the task's device triple;
+ * subscribe (QoS 0) to an
+ * exact topic, renewed after reconnects (the mid, 0 when already subscribed,
+ * or -errno); publish a QoS 0 text message (>= 0, or -errno). */
+#define TC_MAX_SVC_SUBS 4
+bool tc_mqtt_connected(const struct tc_state *s);
+const struct tc_devinfo *tc_mqtt_device(const struct tc_state *s); /* of the running task */
+int tc_mqtt_svc_subscribe(struct tc_state *s, const char *topic);
+int tc_mqtt_svc_publish(struct tc_state *s, const char *topic, const char *payload);
+
+/* tc_gateway.c */
+extern const struct vm_at_cmd tc_gateway_cmds[];
+extern const size_t tc_gateway_ncmds;
+int tc_gateway_init(struct tc_state *s);
+void tc_gateway_on_message(struct tc_state *s, const char *topic, const void *payload, int len);
+void tc_gateway_on_suback(struct tc_state *s, int mid, bool granted);
+void tc_gateway_task_end(struct tc_state *s); /* the MQTT client is gone with its sessions */
+void tc_gateway_power_off(struct tc_state *s);
+void tc_gateway_destroy(struct tc_state *s);
 
 #endif
