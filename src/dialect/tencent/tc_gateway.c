@@ -78,7 +78,7 @@ static void finish(struct tc_gateway *g, int code) {
   g->kind = GW_NONE;
   if (code) vm_at_printf(at, TC_GW_RESULT_FAIL_FMT, name, code);
   else vm_at_printf(at, TC_GW_RESULT_OK_FMT, name);
-  vm_at_complete(at, VM_AT_DONE);
+  if (vm_at_is_pending(at)) vm_at_complete(at, VM_AT_DONE); /* else the handler returns DONE */
 }
 
 static void timed_out(uv_timer_t *t) {
