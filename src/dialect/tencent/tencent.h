@@ -318,9 +318,9 @@ void tc_mqtt_on_wifi(struct tc_state *s, bool up);
 void tc_mqtt_power_off(struct tc_state *s);
 void tc_mqtt_destroy(struct tc_state *s);
 /* For SDK services (the gateway): connected now; the task's device triple;
- * subscribe (QoS 0) to an
- * exact topic, renewed after reconnects (the mid, 0 when already subscribed,
- * or -errno); publish a QoS 0 text message (>= 0, or -errno). */
+ * subscribe (QoS 0) to an exact topic, renewed after reconnects (the mid, 0
+ * when already subscribed, or -errno); publish a QoS 0 text message (>= 0,
+ * or -errno). */
 #define TC_MAX_SVC_SUBS 4
 bool tc_mqtt_connected(const struct tc_state *s);
 const struct tc_devinfo *tc_mqtt_device(const struct tc_state *s); /* of the running task */
