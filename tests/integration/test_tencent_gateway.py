@@ -23,6 +23,7 @@ import time
 import pytest
 
 from conftest import MqttPeer, module_config, wait_for
+from test_tencent_mqtt import start  # the same tencent module on a local broker
 
 PID, DN = "CTQS08Y5LG", "Dev01"     # the gateway itself
 SECRET = "ZHNkIGRzZCA="
@@ -167,21 +168,6 @@ def clouds():
 
 
 # ------------------------------------------------------------------ module helpers
-
-
-def tc_module(tmp_path, broker_port, name="tc0", **tencent):
-    t = {"mqtt_transport": "tcp", "mqtt_host": "127.0.0.1", "mqtt_port": broker_port,
-         "connid": CONNID, "wifi": WIFI}
-    t.update(tencent)
-    return module_config(tmp_path, name, "tencent", echo=False,
-                         trace=str(tmp_path / (name + ".trace")), tencent=t)
-
-
-def start(make_daemon, tmp_path, broker_port, **tencent):
-    daemon = make_daemon([tc_module(tmp_path, broker_port, **tencent)], log_level="debug")
-    port = daemon.port()
-    port.expect(JOINED)
-    return daemon, port
 
 
 def provision(port):
