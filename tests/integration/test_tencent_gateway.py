@@ -353,6 +353,19 @@ def test_online_twice_fails_224_without_publishing(gw):
     assert cloud.wait_requests(2) == [on("online"), on("offline")]
 
 
+def test_eleventh_sub_device_fails_221_without_publishing(gw):
+    """At most 10 sessions are kept (README: the SDK's list is unbounded)."""
+    daemon, port, broker, cloud = gw
+    names = ["s%02d" % i for i in range(11)]
+    for dn in names[:10]:
+        online(port, SPID, dn)
+    online(port, SPID, names[10], result=b"FAIL,-221")
+    online_list(port, [(SPID, dn) for dn in names[:10]])
+    online(port, SPID, names[0], mode=1)  # barrier: the 11th published nothing
+    assert cloud.wait_requests(11) == [on("online", SPID, dn) for dn in names[:10]] + [
+        on("offline", SPID, names[0])]
+
+
 def test_offline_twice_fails_225_without_publishing(gw):
     daemon, port, broker, cloud = gw
     online(port)

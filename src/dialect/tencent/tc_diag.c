@@ -19,8 +19,6 @@
 #include "vmodule/module.h"
 #include "tencent.h"
 
-#define NTP_POLL_MS 1000
-#define NTP_POLLS 9 /* retry_count 10, checked before each sleep */
 
 struct tc_diag {
   struct tc_state *s;
@@ -77,7 +75,7 @@ static void ntp_poll(uv_timer_t *t) {
   struct tc_diag *d = t->data;
   struct vm_at *at = &d->s->m->at;
   if (d->s->esp.connected) d->clock_set = true; /* the server answered */
-  if (!clock_is_set(d) && ++d->polls < NTP_POLLS) return;
+  if (!clock_is_set(d) && ++d->polls < TC_NTP_POLLS) return;
   uv_timer_stop(&d->poll);
   vm_at_printf(at, TC_NTP_FMT, module_time(d));
   vm_at_complete(at, VM_AT_DONE);
@@ -87,7 +85,7 @@ static void ntp_poll(uv_timer_t *t) {
 static enum vm_at_result ntp_start(struct vm_at *at) {
   struct tc_diag *d = diag_of(at);
   d->polls = 0;
-  uv_timer_start(&d->poll, ntp_poll, NTP_POLL_MS, NTP_POLL_MS);
+  uv_timer_start(&d->poll, ntp_poll, TC_NTP_POLL_MS, TC_NTP_POLL_MS);
   return VM_AT_PENDING;
 }
 

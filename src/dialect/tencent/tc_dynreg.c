@@ -31,8 +31,6 @@
 #include "vmodule/module.h"
 #include "tencent.h"
 
-#define MAX_REPLY 4096 /* the SDK's response buffer is smaller still */
-#define PSK_TYPE 2     /* encryptionType of a key (not certificate) device */
 
 struct tc_dynreg {
   struct tc_state *s;
@@ -75,7 +73,7 @@ static int psk_of(const char *plain, char *psk, size_t cap) {
   const cJSON *type = cJSON_GetObjectItemCaseSensitive(doc, "encryptionType");
   const cJSON *key = cJSON_GetObjectItemCaseSensitive(doc, "psk");
   int rc = TC_RC_FAILURE;
-  if (cJSON_IsNumber(type) && type->valueint == PSK_TYPE && cJSON_IsString(key) &&
+  if (cJSON_IsNumber(type) && type->valueint == TC_DYNREG_PSK_TYPE && cJSON_IsString(key) &&
       key->valuestring[0] && strlen(key->valuestring) < cap) {
     strcpy(psk, key->valuestring);
     rc = 0;
@@ -180,7 +178,7 @@ static int request_start(struct tc_dynreg *d) {
   struct vm_http_opts o = {
       .method = "POST", .url = url, .headers = headers, .body = body, .body_len = (size_t)n,
       .ca_file = s->cfg->dynreg_ca_file, .connect_timeout_ms = s->cfg->dynreg_timeout_ms,
-      .timeout_ms = s->cfg->dynreg_timeout_ms, .max_body = MAX_REPLY};
+      .timeout_ms = s->cfg->dynreg_timeout_ms, .max_body = TC_DYNREG_MAX_REPLY};
   vm_log_info(s->m->name, "dynamic registration of %s/%s at %s", p->pid, p->dn, url);
   int rc = vm_http_start(&d->http, &d->req, &o, reply_done, d);
   if (rc < 0) {

@@ -24,8 +24,6 @@
 #include "vmodule/module.h"
 #include "tencent.h"
 
-#define GWONLINE "+TCGWONLINE"
-#define GWBIND "+TCGWBIND"
 
 enum gw_kind { GW_NONE, GW_ONLINE, GW_OFFLINE, GW_BIND, GW_UNBIND };
 enum gw_step { STEP_SUB_SYS, STEP_TIME, STEP_SUB_GW, STEP_REPLY };
@@ -53,7 +51,9 @@ struct tc_gateway {
 
 static struct tc_gateway *gw_of(struct vm_at *at) { return tc_state_of(at)->gw; }
 
-static const char *name_of(enum gw_kind k) { return k == GW_BIND || k == GW_UNBIND ? GWBIND : GWONLINE; }
+static const char *name_of(enum gw_kind k) {
+  return k == GW_BIND || k == GW_UNBIND ? TC_GWBIND : TC_GWONLINE;
+}
 
 static void topic_of(const struct tc_gateway *g, const char *fmt, char *out, size_t cap) {
   const struct tc_devinfo *d = tc_mqtt_device(g->s);
@@ -301,7 +301,7 @@ static enum vm_at_result online_set(struct vm_at *at, const struct vm_at_args *a
     }
   }
   if (!code) return exchange_start(g);
-  vm_at_printf(at, TC_GW_RESULT_FAIL_FMT, GWONLINE, code);
+  vm_at_printf(at, TC_GW_RESULT_FAIL_FMT, TC_GWONLINE, code);
   g->kind = GW_NONE;
   return VM_AT_DONE;
 }
@@ -328,8 +328,8 @@ static enum vm_at_result bind_set(struct vm_at *at, const struct vm_at_args *a) 
 
 /* The sub-device secret (index 3 of TCGWBIND) is redacted in traces. */
 const struct vm_at_cmd tc_gateway_cmds[] = {
-    {.name = GWBIND, .test = bind_test, .set = bind_set, .secret_mask = 1u << 3},
-    {.name = GWONLINE, .test = online_test, .query = online_query, .set = online_set},
+    {.name = TC_GWBIND, .test = bind_test, .set = bind_set, .secret_mask = 1u << 3},
+    {.name = TC_GWONLINE, .test = online_test, .query = online_query, .set = online_set},
 };
 const size_t tc_gateway_ncmds = sizeof tc_gateway_cmds / sizeof tc_gateway_cmds[0];
 

@@ -76,6 +76,8 @@
 #define TC_RC_GW_OFFLINE (-225)
 #define TC_GW_ALREADY_BOUND 809
 #define TC_MAX_GW_SESSIONS 10
+#define TC_GWONLINE "+TCGWONLINE" /* also the head of its result lines */
+#define TC_GWBIND "+TCGWBIND"
 
 /* AT+TCDEVREG (tc_dynreg.c); its test form is the core OK alone */
 #define TC_DEVREG_OK "+TCDEVREG:OK\r\n"
@@ -89,6 +91,8 @@
 #define TC_LOG_DEBUG 4              /* eLOG_DISABLE 0 .. eLOG_DEBUG 4 */
 #define TC_NTP_QUERY_FMT "Current system time: %lld\r\n"
 #define TC_NTP_FMT "+NTP:%lld\r\n"
+#define TC_NTP_POLL_MS 1000 /* setup_sntp(): sleep(1), then look at the clock */
+#define TC_NTP_POLLS 9      /* retry_count 10, checked before each sleep */
 
 #define TC_MODULE_FMT                     \
   "Module HW name: %s\r\n"                \
@@ -197,6 +201,8 @@
 #define TC_FLASH_SECTOR 4096
 
 #define TC_DEFAULT_REGION "ap-guangzhou"
+#define TC_DYNREG_MAX_REPLY 4096 /* the SDK's response buffer is smaller still */
+#define TC_DYNREG_PSK_TYPE 2     /* encryptionType of a key (not certificate) device */
 #define TC_DYNREG_MIN_SECRET 16 /* the SDK needs an AES-128 key from the product secret */
 /* dynamic registration v1 endpoint (§7.2); na-ashburn uses the us-east host */
 #define TC_DYNREG_URL "https://gateway.tencentdevices.com/register/dev"
