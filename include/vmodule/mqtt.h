@@ -2,8 +2,11 @@
  * libuv loop; the transport every dialect (tencent, w800, me3630) uses.
  *
  * A struct vm_mqtt is caller-allocated and reusable: vm_mqtt_connect() starts
- * an attempt (DNS with uv_getaddrinfo, then libmosquitto on the numeric
- * address, then TLS, then CONNACK), all bounded by connect_timeout_ms. There is
+ * an attempt (DNS with uv_getaddrinfo, then libmosquitto on each numeric
+ * address in the resolver's order until one accepts the TCP connection, then
+ * TLS, then CONNACK), all bounded by connect_timeout_ms. A refused or
+ * unreachable address moves on at once; one that does not answer gets an equal
+ * share of the time left before the next is tried. There is
  * no automatic reconnect: the dialects run their own back-off and call
  * vm_mqtt_connect() again on the same object once it is idle.
  *
@@ -113,7 +116,9 @@ struct vm_mqtt {
   uv_poll_t *poll;          /* on mosquitto_socket(); heap, freed by its close callback */
   int poll_fd, poll_mask;
   uv_timer_t misc_timer;    /* 1 s mosquitto_loop_misc (keepalive), while connected */
-  uv_timer_t op_timer;      /* connect deadline; graceful-disconnect deadline */
+  uv_timer_t op_timer;      /* connect deadline (or an address's share of it);
+                             * graceful-disconnect deadline */
+  uint64_t deadline;        /* uv_now() at which the connect attempt times out */
   uv_timer_t defer_timer;   /* 0 ms: delivers notifications raised inside API calls */
   struct vm_mqtt_gai *gai;  /* pending lookup; detached (not waited for) on abort */
   struct addrinfo *addrs, *addr_next;

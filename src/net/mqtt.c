@@ -37,6 +37,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <mosquitto.h>
 #include <openssl/crypto.h>
@@ -96,6 +98,23 @@ static int sock_error(int fd) {
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
     return errno;
   return err;
+}
+
+/* The kernel's TCP state of fd (TCP_ESTABLISHED, TCP_SYN_SENT, TCP_CLOSE...),
+ * or -1 for a socket that is not TCP (the unix socket of the WebSocket relay).
+ * SO_ERROR alone cannot tell a failed connect once something has written to
+ * the socket: the write returns the error and clears it. With TLS,
+ * libmosquitto's connect_async sends the ClientHello at once, so on loopback
+ * a refused connect leaves SO_ERROR 0 and only the state says TCP_CLOSE. */
+static int tcp_state(int fd, bool *synced) {
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+    return -1;
+  /* Options are negotiated by the SYN-ACK: none means it never connected. */
+  if (synced)
+    *synced = ti.tcpi_options != 0;
+  return ti.tcpi_state;
 }
 
 static int mosq_errno(int rc, int saved_errno) {
@@ -686,6 +705,31 @@ static bool connect_refused(int err) {
   return false;
 }
 
+/* After a successful connect_async with TLS: did the TCP connect already fail
+ * (its error then went to the ClientHello write, and libmosquitto ignores a
+ * failed write during the handshake)? If so the attempt is dropped, to try the
+ * next address. saved_errno is errno after connect_async: the error that
+ * write got. */
+static bool connect_failed_early(struct vm_mqtt *m, int saved_errno) {
+  int fd = mosquitto_socket(m->mosq), err;
+  bool synced = true;
+
+  if (m->conf.tls == VM_MQTT_TLS_NONE || tcp_state(fd, &synced) != TCP_CLOSE)
+    return false;
+  err = sock_error(fd);
+  if (!err)
+    err = saved_errno;
+  if (!connect_refused(err)) {
+    if (synced)
+      return false; /* it connected, then broke: poll_cb reports the loss */
+    err = ECONNREFUSED;
+  }
+  snprintf(m->last_err, sizeof m->last_err, "%s: %s", m->ip, strerror(err));
+  vm_log_debug(m->who, "mqtt: TCP connect to %s failed: %s", m->ip, strerror(err));
+  drop_mosq(m);
+  return true;
+}
+
 static int mosq_create(struct vm_mqtt *m) {
   struct mosquitto *q = mosquitto_new(m->conf.client_id, m->conf.clean_session, m);
 
@@ -739,7 +783,7 @@ static int attempt_start(struct vm_mqtt *m) {
   m->depth--;
   if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(m->mosq) >= 0) {
     m->state = VM_MQTT_CONNECTING;
-    return 0;
+    return connect_failed_early(m, err) ? -1 : 0;
   }
   /* Keep the OpenSSL reason libmosquitto may have logged over its generic code. */
   if (!m->last_err[0])
@@ -757,14 +801,32 @@ static int attempt_start(struct vm_mqtt *m) {
   return 0;
 }
 
+static void op_timer_cb(uv_timer_t *t);
+
+/* Arms the connect deadline. While the TCP connect to one of several
+ * addresses is in progress, the timer fires earlier: an address that does not
+ * answer gets its share of the time left, so one silent address (a host that
+ * is down) cannot use up the whole budget of the ones after it. */
+static void arm_deadline(struct vm_mqtt *m) {
+  uint64_t now = uv_now(m->loop), left = m->deadline > now ? m->deadline - now : 0;
+  unsigned n = 1;
+
+  if (m->state == VM_MQTT_CONNECTING)
+    for (const struct addrinfo *ai = m->addr_next; ai; ai = ai->ai_next)
+      n++;
+  uv_timer_start(&m->op_timer, op_timer_cb, left / n, 0);
+}
+
 static void try_next_address(struct vm_mqtt *m) {
   while (m->addr_next && !m->fail) {
     struct addrinfo *ai = m->addr_next;
     m->addr_next = ai->ai_next;
     if (getnameinfo(ai->ai_addr, ai->ai_addrlen, m->ip, sizeof m->ip, NULL, 0, NI_NUMERICHOST))
       continue;
-    if (attempt_start(m) == 0)
+    if (attempt_start(m) == 0) {
+      arm_deadline(m);
       return;
+    }
   }
   if (!m->fail)
     m->fail = VM_MQTT_E_TCP;
@@ -791,18 +853,27 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   settle(m);
 }
 
-/* First event on a connecting socket. Returns 0 when connected, 1 when it
- * connected but already broke, -1 when the TCP connect failed (the next
- * address is being tried, or the failure is queued). */
+/* An event on a connecting socket. Returns 0 when connected, 1 when it
+ * connected but already broke, 2 when it is still connecting, -1 when the TCP
+ * connect failed (the next address is being tried, or the failure is queued). */
 static int tcp_result(struct vm_mqtt *m, int status) {
-  int err = sock_error(m->poll_fd);
+  int err = sock_error(m->poll_fd), st;
+  bool synced = true;
 
   if (status >= 0 && err == 0) {
-    m->state = VM_MQTT_HANDSHAKING;
-    return 0;
+    st = tcp_state(m->poll_fd, &synced);
+    if (st == TCP_SYN_SENT)
+      return 2; /* a wake-up before the handshake ended */
+    if (st != TCP_CLOSE || synced) {
+      m->state = VM_MQTT_HANDSHAKING;
+      arm_deadline(m); /* this address answered: the whole rest is its own */
+      return st == TCP_CLOSE; /* closed after connecting: a loss */
+    }
+    err = ECONNREFUSED; /* the error went to a write; see tcp_state() */
   }
   if (m->tls_done || (err && !connect_refused(err))) {
     m->state = VM_MQTT_HANDSHAKING;
+    arm_deadline(m);
     return 1;
   }
   err = err ? err : EIO;
@@ -822,6 +893,11 @@ static void loop_io(struct vm_mqtt *m, int events) {
 
   if (!up || (events & UV_READABLE)) {
     rc = mosquitto_loop_read(m->mosq, 1);
+    /* libmosquitto takes a failed read during the TLS handshake (a reset:
+     * SSL_ERROR_SYSCALL) for "try again" and would spin on the dead socket
+     * until the deadline; the TCP state tells. */
+    if (rc == MOSQ_ERR_SUCCESS && tls_pending(m) && tcp_state(m->poll_fd, NULL) == TCP_CLOSE)
+      rc = MOSQ_ERR_CONN_LOST;
     if (rc != MOSQ_ERR_SUCCESS) {
       link_lost(m, rc);
       return;
@@ -842,6 +918,8 @@ static void poll_cb(uv_poll_t *p, int status, int events) {
   if (!m || m->poll != p || !m->mosq || m->closing)
     return;
   if (m->state == VM_MQTT_CONNECTING && (broken = tcp_result(m, status)) < 0)
+    return;
+  if (broken == 2)
     return;
   m->depth++;
   if (broken || status < 0) /* POLLERR (libuv stopped the handle) is a loss too */
@@ -870,6 +948,11 @@ static void op_timer_cb(uv_timer_t *t) {
   if (m->state == VM_MQTT_DISCONNECTING) {
     vm_log_warn(m->who, "mqtt: DISCONNECT not sent in time, closing the socket");
     m->link_down = true;
+  } else if (m->state == VM_MQTT_CONNECTING && m->addr_next && !m->fail &&
+             uv_now(m->loop) < m->deadline) {
+    vm_log_debug(m->who, "mqtt: no answer from %s in its share of the timeout", m->ip);
+    drop_mosq(m);
+    try_next_address(m);
   } else if (m->state != VM_MQTT_IDLE && m->state != VM_MQTT_CONNECTED && !m->fail) {
     m->fail = VM_MQTT_E_TIMEOUT;
   }
@@ -963,7 +1046,8 @@ int vm_mqtt_connect(struct vm_mqtt *m, const struct vm_mqtt_opts *o) {
   m->link_down = m->tls_done = m->tls_confirmed = false;
   m->last_err[0] = m->ip[0] = '\0';
   m->state = VM_MQTT_RESOLVING;
-  uv_timer_start(&m->op_timer, op_timer_cb, (uint64_t)m->conf.timeout_ms, 0);
+  m->deadline = uv_now(m->loop) + (uint64_t)m->conf.timeout_ms;
+  arm_deadline(m);
   vm_log_info(m->who, "mqtt: connecting to %s:%d (%s) as %s", m->conf.host, m->conf.port,
               tls_name(m->conf.tls), m->conf.client_id ? m->conf.client_id : "(random id)");
   if (!m->conf.port)

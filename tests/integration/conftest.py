@@ -20,6 +20,9 @@ What other test files get from here:
   mosquitto(...)        factory of Mosquitto brokers on free loopback ports.
   Port                  pyserial wrapper with exact-byte expectations.
   escape(b)             bytes -> readable text (\\r \\n \\\\ \\xNN), as traces do.
+  Daemon(hosts=path)    the daemon alone sees that hosts file (faults.py has
+                        the failing peers and hosts_file()); VMODULE_TEST_HOSTS
+                        =debian runs the whole suite under Debian's stock one.
 
 Timing rule: nothing here sleeps for a fixed time except expect_silence(),
 which is only meant for tests where silence is the behaviour under test.
@@ -50,6 +53,10 @@ MOSQUITTO = os.environ.get("MOSQUITTO", "/usr/sbin/mosquitto")
 SANITIZER_MARKERS = ("runtime error:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer")
 
 READY = b"\r\nready\r\n"
+
+# A name only the tests' own hosts files resolve (faults.hosts_file()); the
+# test certificate is valid for it, for 127.0.0.1 and for ::1.
+TEST_HOST = "broker.vmodule.test"
 
 
 # ---------------------------------------------------------------- utilities
@@ -436,6 +443,18 @@ def module_config(tmp_path, name="m0", dialect="tencent", **overrides):
 _TCP_RE = r"\[%s\] tcp serial endpoint on (\S+):(\d+)$"
 
 
+def _suite_hosts(workdir):
+    """The hosts file VMODULE_TEST_HOSTS asks for ("debian": Debian 12's
+    stock one), written into workdir; None when unset."""
+    want = os.environ.get("VMODULE_TEST_HOSTS")
+    if not want:
+        return None
+    if want != "debian":
+        return Path(want)
+    from faults import hosts_file
+    return hosts_file(Path(workdir) / "hosts")
+
+
 def _link_inode(path):
     try:
         return os.lstat(path).st_ino
@@ -452,7 +471,7 @@ class Daemon:
     log_text()/wait_log() look at the current run unless all_runs=True."""
 
     def __init__(self, workdir, modules, binary=None, state_dir=None, log_level="info",
-                 extra_config=None, args=(), argv=None):
+                 extra_config=None, args=(), argv=None, hosts=None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.binary = binary or VMODULED
@@ -468,6 +487,11 @@ class Daemon:
         self.args = list(args)    # appended after "-c FILE"
         self.argv = argv          # if set: the whole command line instead (no config file);
         #                           `modules` then only describes names and links to wait for
+        # A hosts file for the daemon alone (faults.hosts_file()): it runs in a
+        # private mount namespace with the file bind-mounted on /etc/hosts.
+        # VMODULE_TEST_HOSTS=debian (or a path) gives every daemon of the suite
+        # one, to run the whole suite under another machine's hosts file.
+        self.hosts = hosts or _suite_hosts(self.workdir)
         self.proc = None
         self.ports = []
         self.pts = {}       # module name -> /dev/pts/N of the current run
@@ -511,6 +535,9 @@ class Daemon:
             cmd = [self.binary, "-c", str(self.config_path)] + self.args
         else:
             cmd = [self.binary] + [str(a) for a in self.argv]
+        if self.hosts:
+            cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                   'mount --bind "$0" /etc/hosts && exec "$@"', str(self.hosts)] + cmd
         self._run_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.runs += 1
         # A symlink left by an earlier (killed) run must not be mistaken for
@@ -937,7 +964,7 @@ def mqtt_peers():
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory):
     """A directory with a test CA (ca.crt/ca.key), a server certificate for
-    127.0.0.1 and localhost signed by it (server.crt/server.key), and an
+    127.0.0.1, ::1, localhost and TEST_HOST signed by it (server.crt/server.key), and an
     unrelated CA (otherca.crt) for the wrong-CA cases."""
     d = tmp_path_factory.mktemp("certs")
 
@@ -949,7 +976,7 @@ def certs(tmp_path_factory):
             "/CN=vmodule test %s" % ca, "-keyout", ca + ".key", "-out", ca + ".crt")
     run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
         "server.key", "-out", "server.csr")
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost,DNS:%s\n" % TEST_HOST)
     run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
         "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.crt")
     return d
