@@ -122,7 +122,7 @@ struct vm_mqtt {
   uv_timer_t defer_timer;   /* 0 ms: delivers notifications raised inside API calls */
   struct vm_mqtt_gai *gai;  /* pending lookup; detached (not waited for) on abort */
   struct addrinfo *addrs, *addr_next;
-  struct ssl_ctx_st *ssl_ctx; /* built per vm_mqtt_connect() for TLS modes */
+  struct ssl_ctx_st *ssl_ctx; /* shared per TLS configuration (mqtt_tls.c), referenced */
 
   /* Owned copy of the options of the current connect. */
   struct {
@@ -138,6 +138,7 @@ struct vm_mqtt {
   char last_err[160]; /* last libmosquitto/OpenSSL error line, for the failure log */
 
   int depth;          /* nesting of libmosquitto calls: teardown waits for 0 */
+  struct vm_mqtt *tls_prev; /* session named for TLS callbacks before ours */
   int api;            /* inside a public call: notifications are deferred */
   int fail;           /* why the attempt ended (enum vm_mqtt_fail or CONNACK code) */
   int link_rc;        /* libmosquitto rc of the link loss */

@@ -16,12 +16,16 @@
  * - No automatic reconnect; each attempt gets a fresh struct mosquitto, so a
  *   failed attempt can be torn down at once (the library has no abort call).
  *
- * TLS uses our own SSL_CTX (MOSQ_OPT_SSL_CTX without libmosquitto defaults).
+ * TLS uses our own SSL_CTX (MOSQ_OPT_SSL_CTX without libmosquitto defaults),
+ * shared by every session with the same TLS configuration (mqtt_tls.c).
  * libmosquitto would verify the certificate against the host it was given,
- * which is our numeric address; instead the CTX's verify parameters carry the
- * real host name (or IP, if the user gave one), so OpenSSL itself fails the
- * handshake on a wrong certificate, before CONNECT (and its password) is sent.
- * An info callback replaces the numeric SNI libmosquitto sets with the name.
+ * which is our numeric address; instead each SSL's verify parameters carry
+ * the real host name (or IP, if the user gave one), so OpenSSL itself fails
+ * the handshake on a wrong certificate, before CONNECT (and its password) is
+ * sent, and its SNI is the name rather than the numeric address.
+ * - libmosquitto takes a failed write or read during the TLS handshake
+ *   (SSL_ERROR_SYSCALL) for "try again": a refused or reset connect is seen
+ *   in the socket's TCP state instead (tcp_state()).
  *
  * Teardown that can happen inside libmosquitto callbacks is deferred until the
  * outermost libmosquitto call returns (depth == 0); notifications raised while
@@ -44,9 +48,9 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "vmodule/log.h"
+#include "mqtt_tls.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
 #define UNIX_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
@@ -177,7 +181,7 @@ static void conf_free(struct vm_mqtt *m) {
   OPENSSL_cleanse(m->conf.psk, sizeof m->conf.psk);
   memset(&m->conf, 0, sizeof m->conf);
   if (m->ssl_ctx) {
-    SSL_CTX_free(m->ssl_ctx);
+    vm_mqtt_tls_put(m->ssl_ctx);
     m->ssl_ctx = NULL;
   }
 }
@@ -251,148 +255,18 @@ static int conf_set(struct vm_mqtt *m, const struct vm_mqtt_opts *o) {
   return 0;
 }
 
-/* ---- TLS context ------------------------------------------------------- */
+/* ---- around libmosquitto calls ------------------------------------------ */
 
-static void tls_info_cb(const SSL *ssl, int where, int ret) {
-  struct vm_mqtt *m = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
-
-  (void)ret;
-  if (!m)
-    return;
-  /* libmosquitto set SNI to the numeric address it was given; RFC 6066 wants
-   * the host name (and no IP literal). The info callback runs before the
-   * ClientHello is built and is the only hook between libmosquitto's
-   * SSL_new() and the handshake, hence the cast of its const SSL. */
-  if (where & SSL_CB_HANDSHAKE_START)
-    SSL_set_tlsext_host_name((SSL *)ssl, m->conf.host_is_ip ? NULL : m->conf.host);
-  if (where & SSL_CB_HANDSHAKE_DONE) {
-    m->tls_done = true;
-    /* Up to TLS 1.2 the server's Finished comes last: it has accepted us. */
-    if (SSL_version(ssl) < TLS1_3_VERSION)
-      m->tls_confirmed = true;
-  }
+/* Teardown waits until the outermost call has returned (depth 0), and
+ * OpenSSL's callbacks inside the call find their session (mqtt_tls.c). */
+static void lib_enter(struct vm_mqtt *m) {
+  if (m->depth++ == 0)
+    m->tls_prev = vm_mqtt_tls_bind(m);
 }
 
-/* TLS 1.3: our side is done before the server has checked our certificate;
- * a session ticket is the first sign that it accepted us (it may instead send
- * an alert and reset, and the alert can be lost with the reset, so alerts are
- * no help). */
-static int tls_new_session_cb(SSL *ssl, SSL_SESSION *sess) {
-  struct vm_mqtt *m = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
-  (void)sess;
-  if (m)
-    m->tls_confirmed = true;
-  return 0; /* not kept */
-}
-
-static unsigned tls_psk_cb(SSL *ssl, const char *hint, char *identity, unsigned max_identity_len,
-                           unsigned char *psk, unsigned max_psk_len) {
-  struct vm_mqtt *m = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
-  size_t n;
-
-  (void)hint;
-  if (!m || !m->conf.psk_identity)
-    return 0;
-  n = strlen(m->conf.psk_identity);
-  if (n + 1 > max_identity_len || m->conf.psk_len > max_psk_len)
-    return 0;
-  memcpy(identity, m->conf.psk_identity, n + 1);
-  memcpy(psk, m->conf.psk, m->conf.psk_len);
-  return m->conf.psk_len;
-}
-
-static int tls_fail(struct vm_mqtt *m, const char *what, const char *file) {
-  char reason[128];
-  ERR_error_string_n(ERR_get_error(), reason, sizeof reason);
-  ERR_clear_error();
-  vm_log_error(m->who, "mqtt: %s %s: %s", what, file ? file : "", reason);
-  return -EINVAL;
-}
-
-static int tls_setup_psk(SSL_CTX *ctx) {
-  /* Brokers with a psk_file (and the Tencent firmware) speak the TLS 1.2 PSK
-   * suites; TLS 1.3 external PSKs are a different mechanism. */
-  SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
-  if (SSL_CTX_set_cipher_list(ctx, "PSK") != 1)
-    return -EINVAL;
-  SSL_CTX_set_psk_client_callback(ctx, tls_psk_cb);
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-  return 0;
-}
-
-/* alpn is "name[,name...]"; OpenSSL wants length-prefixed names back to back. */
-static int tls_setup_alpn(SSL_CTX *ctx, const char *alpn) {
-  unsigned char wire[512];
-  size_t used = 0;
-
-  for (const char *p = alpn;; p++) {
-    size_t n = strcspn(p, ",");
-    if (n == 0 || n > 255 || used + 1 + n > sizeof wire)
-      return -EINVAL;
-    wire[used++] = (unsigned char)n;
-    memcpy(wire + used, p, n);
-    used += n;
-    p += n;
-    if (!*p)
-      break;
-  }
-  return SSL_CTX_set_alpn_protos(ctx, wire, (unsigned)used) == 0 ? 0 : -EINVAL;
-}
-
-/* OpenSSL's default would prompt for the pass phrase of an encrypted key on
- * the terminal, blocking the daemon; refuse instead (the load fails, logged). */
-static int no_passphrase_cb(char *buf, int size, int rwflag, void *u) {
-  (void)buf, (void)size, (void)rwflag, (void)u;
-  return 0;
-}
-
-static int tls_setup_ca(struct vm_mqtt *m, SSL_CTX *ctx, const struct vm_mqtt_opts *o) {
-  X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
-  int ok;
-
-  SSL_CTX_set_default_passwd_cb(ctx, no_passphrase_cb);
-  ok = o->ca_file ? SSL_CTX_load_verify_locations(ctx, o->ca_file, NULL)
-                  : SSL_CTX_set_default_verify_paths(ctx);
-  if (ok != 1)
-    return tls_fail(m, "cannot load CA", o->ca_file);
-  if (o->cert_file && SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1)
-    return tls_fail(m, "cannot load client certificate", o->cert_file);
-  if (o->cert_file && (SSL_CTX_use_PrivateKey_file(ctx, o->key_file, SSL_FILETYPE_PEM) != 1 ||
-                       SSL_CTX_check_private_key(ctx) != 1))
-    return tls_fail(m, "cannot use client key", o->key_file);
-  if (o->alpn && tls_setup_alpn(ctx, o->alpn) < 0)
-    return -EINVAL;
-  if (o->tls_insecure) {
-    vm_log_warn(m->who, "mqtt: server certificate of %s will not be verified", o->host);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    return 0;
-  }
-  /* The verify parameters are copied into every SSL made from this CTX, so the
-   * check holds whatever libmosquitto does with the SSL it creates. */
-  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-  ok = m->conf.host_is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, o->host)
-                          : X509_VERIFY_PARAM_set1_host(param, o->host, 0);
-  if (ok != 1)
-    return -EINVAL;
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-  return 0;
-}
-
-static int tls_ctx_build(struct vm_mqtt *m, const struct vm_mqtt_opts *o) {
-  SSL_CTX *ctx;
-
-  if (o->tls == VM_MQTT_TLS_NONE)
-    return 0;
-  ctx = SSL_CTX_new(TLS_client_method());
-  if (!ctx)
-    return -ENOMEM;
-  m->ssl_ctx = ctx; /* freed by conf_free() on any error below */
-  SSL_CTX_set_app_data(ctx, m);
-  SSL_CTX_set_info_callback(ctx, tls_info_cb);
-  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
-  SSL_CTX_sess_set_new_cb(ctx, tls_new_session_cb);
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  return o->tls == VM_MQTT_TLS_PSK ? tls_setup_psk(ctx) : tls_setup_ca(m, ctx, o);
+static void lib_leave(struct vm_mqtt *m) {
+  if (--m->depth == 0)
+    vm_mqtt_tls_bind(m->tls_prev);
 }
 
 /* ---- poll handle --------------------------------------------------------- */
@@ -776,11 +650,11 @@ static int attempt_start(struct vm_mqtt *m) {
     return -1;
   }
   m->last_err[0] = '\0';
-  m->depth++;
+  lib_enter(m);
   rc = mosquitto_connect_bind_async(m->mosq, m->conf.port ? m->ip : m->conf.host, m->conf.port,
                                     m->conf.keepalive, NULL);
   err = errno;
-  m->depth--;
+  lib_leave(m);
   if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(m->mosq) >= 0) {
     m->state = VM_MQTT_CONNECTING;
     return connect_failed_early(m, err) ? -1 : 0;
@@ -790,7 +664,8 @@ static int attempt_start(struct vm_mqtt *m) {
     snprintf(m->last_err, sizeof m->last_err, "%s: %s", m->ip,
              rc == MOSQ_ERR_ERRNO ? strerror(err) : mosquitto_strerror(rc));
   if ((rc == MOSQ_ERR_ERRNO && connect_refused(err)) || rc == MOSQ_ERR_EAI) {
-    vm_log_debug(m->who, "mqtt: connect to %s failed at once: %s", m->ip, m->last_err);
+    vm_log_debug(m->who, "mqtt: TCP connect to %s failed: %s", m->ip,
+                 rc == MOSQ_ERR_ERRNO ? strerror(err) : mosquitto_strerror(rc));
     drop_mosq(m);
     return -1;
   }
@@ -921,12 +796,12 @@ static void poll_cb(uv_poll_t *p, int status, int events) {
     return;
   if (broken == 2)
     return;
-  m->depth++;
+  lib_enter(m);
   if (broken || status < 0) /* POLLERR (libuv stopped the handle) is a loss too */
     link_lost(m, MOSQ_ERR_ERRNO);
   else
     loop_io(m, events);
-  m->depth--;
+  lib_leave(m);
   settle(m);
 }
 
@@ -935,10 +810,10 @@ static void misc_cb(uv_timer_t *t) {
 
   if (!m->mosq || m->closing)
     return;
-  m->depth++;
+  lib_enter(m);
   /* Sends PINGREQ, or closes the link (on_disconnect) when keepalive expired. */
   mosquitto_loop_misc(m->mosq);
-  m->depth--;
+  lib_leave(m);
   settle(m);
 }
 
@@ -965,11 +840,11 @@ static void op_timer_cb(uv_timer_t *t) {
  * queued and delivered on the next loop turn, never inside the caller's call. */
 static void api_begin(struct vm_mqtt *m) {
   m->api++;
-  m->depth++;
+  lib_enter(m);
 }
 
 static void api_end(struct vm_mqtt *m) {
-  m->depth--;
+  lib_leave(m);
   settle(m);
   m->api--;
 }
@@ -1037,7 +912,7 @@ int vm_mqtt_connect(struct vm_mqtt *m, const struct vm_mqtt_opts *o) {
   if ((rc = opts_check(o)) < 0)
     return rc;
   conf_free(m);
-  if ((rc = conf_set(m, o)) < 0 || (rc = tls_ctx_build(m, o)) < 0 ||
+  if ((rc = conf_set(m, o)) < 0 || (o->tls && (rc = vm_mqtt_tls_get(m->who, o, &m->ssl_ctx)) < 0) ||
       (m->conf.port && (rc = lookup_start(m)) < 0)) {
     conf_free(m);
     return rc;

@@ -471,7 +471,7 @@ class Daemon:
     log_text()/wait_log() look at the current run unless all_runs=True."""
 
     def __init__(self, workdir, modules, binary=None, state_dir=None, log_level="info",
-                 extra_config=None, args=(), argv=None, hosts=None):
+                 extra_config=None, args=(), argv=None, hosts=None, gai=None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.binary = binary or VMODULED
@@ -492,6 +492,7 @@ class Daemon:
         # VMODULE_TEST_HOSTS=debian (or a path) gives every daemon of the suite
         # one, to run the whole suite under another machine's hosts file.
         self.hosts = hosts or _suite_hosts(self.workdir)
+        self.gai = gai  # likewise for /etc/gai.conf (address order), with a hosts file
         self.proc = None
         self.ports = []
         self.pts = {}       # module name -> /dev/pts/N of the current run
@@ -536,8 +537,9 @@ class Daemon:
         else:
             cmd = [self.binary] + [str(a) for a in self.argv]
         if self.hosts:
+            gai = 'mount --bind "%s" /etc/gai.conf && ' % self.gai if self.gai else ""
             cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-                   'mount --bind "$0" /etc/hosts && exec "$@"', str(self.hosts)] + cmd
+                   'mount --bind "$0" /etc/hosts && %sexec "$@"' % gai, str(self.hosts)] + cmd
         self._run_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.runs += 1
         # A symlink left by an earlier (killed) run must not be mistaken for

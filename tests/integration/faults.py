@@ -14,7 +14,8 @@ only, for the connect-failure tests of every transport.
 
 Hosts files: hosts_file() writes one for the daemon's private mount
 namespace (conftest.Daemon(hosts=...)), so a test decides what a name
-resolves to, whatever the machine's /etc/hosts says."""
+resolves to, whatever the machine's /etc/hosts says; gai_file() (Daemon(gai=))
+decides in which order getaddrinfo() returns the addresses."""
 
 import socket
 import struct
@@ -45,6 +46,16 @@ def hosts_file(path, names=None, base=DEBIAN_HOSTS):
             lines.append("%s\t%s" % (a, name))
     path = Path(path)
     path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def gai_file(path, prefer_ipv4=True):
+    """A gai.conf for the daemon (conftest.Daemon(gai=...)). getaddrinfo()
+    sorts its answers (RFC 6724): ::1 comes before 127.0.0.1 whatever the
+    hosts file's order; preferring IPv4 (a common admin setting) reverses
+    that, so a test can choose which address the resolver returns first."""
+    path = Path(path)
+    path.write_text("precedence ::ffff:0:0/96 100\n" if prefer_ipv4 else "")
     return path
 
 

@@ -215,7 +215,8 @@ def test_tcmqttsrv_overrides_the_configured_host(make_daemon, tmp_path, mosquitt
     daemon, port = start(make_daemon, tmp_path, 1, transport="tcp", mqtt_host="127.0.0.2")
     provision(port)
     port.cmd("AT+TCMQTTCONN=1,2000,240,1,1")
-    port.expect(b"OK\r\n+TCMQTTCONN:FAIL,-603\r\n")
+    # network_tcp_connect()'s bare -1 (test_tencent_faults.py has them all)
+    port.expect(b"OK\r\n+TCMQTTCONN:FAIL,-1\r\n")
     port.cmd('AT+TCMQTTSRV="127.0.0.1"')
     port.expect(b"OK\r\n+TCMQTTSRV:OK\r\n")
     # the port still comes from the config: point it at the broker
@@ -239,22 +240,25 @@ def test_connect_needs_wifi(make_daemon, tmp_path, mosquitto):
     port = daemon.port()
     provision(port)
     port.cmd("AT+TCMQTTCONN=1,5000,240,1,1")
-    # the firmware's DNS lookup fails without a network (an IP host: TCP connect)
-    port.expect(b"OK\r\n+TCMQTTCONN:FAIL,-603\r\n")
+    # the firmware's connect fails without a network: over plain TCP the SDK
+    # returns -1 (over TLS -703, see test_default_broker_host_and_port)
+    port.expect(b"OK\r\n+TCMQTTCONN:FAIL,-1\r\n")
     port.cmd('AT+CWJAP="lab","labpass123"')
     port.expect(b"WIFI CONNECTED\r\nWIFI GOT IP\r\n\r\nOK\r\n")
     port.cmd("AT+TCMQTTCONN=1,5000,240,1,1")
     port.expect(b"OK\r\n+TCMQTTCONN:OK\r\n")
 
 
-@pytest.mark.parametrize("region,host,transport,port_", [
-    (None, "CTQS08Y5LG.iotcloud.tencentdevices.com", "tls-psk", 8883),
-    ("na-ashburn", "CTQS08Y5LG.us-east.iotcloud.tencentdevices.com", "tls-psk", 8883),
-    ("ap-beijing", "CTQS08Y5LG.iotcloud.tencentdevices.com", "tcp", 1883),
+@pytest.mark.parametrize("region,host,transport,port_,code", [
+    (None, "CTQS08Y5LG.iotcloud.tencentdevices.com", "tls-psk", 8883, -703),
+    ("na-ashburn", "CTQS08Y5LG.us-east.iotcloud.tencentdevices.com", "tls-psk", 8883, -703),
+    ("ap-beijing", "CTQS08Y5LG.iotcloud.tencentdevices.com", "tcp", 1883, -1),
 ])
-def test_default_broker_host_and_port(make_daemon, tmp_path, region, host, transport, port_):
+def test_default_broker_host_and_port(make_daemon, tmp_path, region, host, transport, port_, code):
     """Without Wi-Fi the host is only named, never resolved (no DNS query
-    leaves the test machine): a name fails like the firmware's DNS (-602)."""
+    leaves the test machine): the lookup fails as in the firmware, where
+    HAL_TLS_Connect() only logs its -602 and the TLS connect returns -703
+    (plain TCP: -1)."""
     m = module_config(tmp_path, "tc0", "tencent", echo=False, tencent={
         "mqtt_transport": transport, "wifi": {"access_points": WIFI["access_points"]}})
     daemon = make_daemon([m])
@@ -263,7 +267,7 @@ def test_default_broker_host_and_port(make_daemon, tmp_path, region, host, trans
     port.cmd('AT+TCDEVINFOSET=1,"%s","%s","%s"%s' % (PID, DN, SECRET, region_arg))
     port.expect(b"OK\r\n+TCDEVINFOSET:OK\r\n")
     port.cmd("AT+TCMQTTCONN=1,5000,240,1,1")
-    port.expect(b"OK\r\n+TCMQTTCONN:FAIL,-602\r\n")
+    port.expect(b"OK\r\n+TCMQTTCONN:FAIL,%d\r\n" % code)
     daemon.wait_log("MQTT: cannot reach %s:%d: Wi-Fi is not connected" % (host, port_))
 
 

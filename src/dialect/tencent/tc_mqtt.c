@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
 
 #include <mosquitto.h>
 
@@ -99,11 +98,6 @@ static struct vm_at *at_of(struct tc_mqtt *t) { return &t->s->m->at; }
 
 static const char *who(struct tc_mqtt *t) { return t->s->m->name; }
 
-static bool is_ip_literal(const char *h) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1;
-}
-
 /* The broker: AT+TCMQTTSRV, then the config, then the product's host. */
 static void broker_host(struct tc_mqtt *t, char *out, size_t cap) {
   const struct tc_state *s = t->s;
@@ -119,11 +113,12 @@ static int broker_port(const struct tc_config *c) {
   return c->transport == TC_TRANSPORT_TCP ? 1883 : 8883;
 }
 
-/* SDK code for a failed vm_mqtt connect (§3.5, §6.1). */
-static int connect_code(int rc, bool tls) {
+/* SDK code for a failed vm_mqtt connect (§3.5, §6.1; TC_RC_SSL_CONNECT). */
+static int connect_code(const struct tc_mqtt *t, int rc) {
+  bool tls = t->s->cfg->transport != TC_TRANSPORT_TCP;
   switch (rc) {
-  case VM_MQTT_E_DNS: return TC_RC_TCP_UNKNOWN_HOST;
-  case VM_MQTT_E_TCP: return TC_RC_TCP_CONNECT;
+  case VM_MQTT_E_DNS:
+  case VM_MQTT_E_TCP: return tls ? TC_RC_SSL_CONNECT : TC_RC_TCP_CONNECT_FAILED;
   case VM_MQTT_E_TLS: return TC_RC_SSL_CONNECT;
   case VM_MQTT_E_TIMEOUT: return TC_E_TIMEOUT;
   case VM_MQTT_E_CLOSED: return tls ? TC_RC_SSL_READ : TC_RC_TCP_PEER_SHUTDOWN;
@@ -253,7 +248,7 @@ static int link_open(struct tc_mqtt *t) {
   } else if (!t->s->esp.connected) {
     /* no Wi-Fi: the firmware's getaddrinfo / connect fail at once */
     vm_log_info(who(t), "MQTT: cannot reach %s:%d: Wi-Fi is not connected", c.host, o.port);
-    code = is_ip_literal(c.host) ? TC_RC_TCP_CONNECT : TC_RC_TCP_UNKNOWN_HOST;
+    code = connect_code(t, VM_MQTT_E_TCP);
   } else if (!(t->mq = malloc(sizeof *t->mq))) {
     code = TC_RC_FAILURE;
   } else {
@@ -404,7 +399,7 @@ static void on_connect(void *data, int rc) {
     }
     return;
   }
-  int code = connect_code(rc, t->s->cfg->transport != TC_TRANSPORT_TCP);
+  int code = connect_code(t, rc);
   link_close(t);
   if (t->first) {
     vm_at_printf(at, TC_CONN_FAIL_FMT, code);
@@ -888,7 +883,7 @@ void tc_mqtt_on_wifi(struct tc_state *s, bool up) {
   vm_log_info(who(t), "MQTT: Wi-Fi lost");
   if (t->op == OP_CONN) {
     task_end(t);
-    vm_at_printf(at_of(t), TC_CONN_FAIL_FMT, TC_RC_TCP_CONNECT);
+    vm_at_printf(at_of(t), TC_CONN_FAIL_FMT, connect_code(t, VM_MQTT_E_TCP));
     op_done(t, VM_AT_DONE);
   } else if (t->op == OP_DISCONN) {
     task_end(t);

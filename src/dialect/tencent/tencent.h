@@ -169,8 +169,12 @@
 #define TC_RC_BAD_USERPASS (-116)
 #define TC_RC_NOT_AUTHORIZED (-117)
 #define TC_RC_CONNACK_UNKNOWN (-112)
-#define TC_RC_TCP_UNKNOWN_HOST (-602)
-#define TC_RC_TCP_CONNECT (-603)
+/* What a failed connect prints (the SDK's HAL, read from the v2.1.1 image and
+ * the v2.2.0 objects): HAL_TLS_Connect() logs the -601/-602/-603 of a failed
+ * lookup or socket connect but returns no handle, which network_tls_connect()
+ * turns into -703, as it does a failed handshake; network_tcp_connect()
+ * returns a bare -1 for any failure of HAL_TCP_Connect(). */
+#define TC_RC_TCP_CONNECT_FAILED (-1)
 #define TC_RC_TCP_PEER_SHUTDOWN (-608)
 #define TC_RC_SSL_CONNECT (-703)
 /* the SDK's HTTP client (dynamic registration) */
