@@ -50,6 +50,7 @@
 #include <openssl/ssl.h>
 
 #include "vmodule/log.h"
+#include "mosq_pair.h"
 #include "mqtt_tls.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
@@ -604,8 +605,21 @@ static bool connect_failed_early(struct vm_mqtt *m, int saved_errno) {
   return true;
 }
 
+/* Out of descriptors is not a network failure and must not look like one:
+ * the attempt fails as a socket failure (what the firmware reports when its
+ * socket() fails) and the log says why, naming the module. */
+static bool out_of_fds(struct vm_mqtt *m, int err, const char *what) {
+  if (err != EMFILE && err != ENFILE)
+    return false;
+  vm_log_warn(m->who, "mqtt: %s for %s:%d: %s (%s): raise RLIMIT_NOFILE or run fewer modules",
+              what, m->conf.host, m->conf.port, strerror(err), err == EMFILE ? "EMFILE" : "ENFILE");
+  snprintf(m->last_err, sizeof m->last_err, "%s", strerror(err));
+  m->fail = VM_MQTT_E_TCP;
+  return true;
+}
+
 static int mosq_create(struct vm_mqtt *m) {
-  struct mosquitto *q = mosquitto_new(m->conf.client_id, m->conf.clean_session, m);
+  struct mosquitto *q = vm_mosq_new(m->conf.client_id, m->conf.clean_session, m);
 
   if (!q)
     return -ENOMEM;
@@ -658,6 +672,10 @@ static int attempt_start(struct vm_mqtt *m) {
   if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(m->mosq) >= 0) {
     m->state = VM_MQTT_CONNECTING;
     return connect_failed_early(m, err) ? -1 : 0;
+  }
+  if (rc == MOSQ_ERR_ERRNO && out_of_fds(m, err, "cannot open a socket")) {
+    drop_mosq(m);
+    return -1;
   }
   /* Keep the OpenSSL reason libmosquitto may have logged over its generic code. */
   if (!m->last_err[0])
@@ -719,8 +737,10 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   }
   m->gai = NULL;
   if (status < 0) {
-    snprintf(m->last_err, sizeof m->last_err, "%s", uv_strerror(status));
-    m->fail = VM_MQTT_E_DNS;
+    if (!out_of_fds(m, -status, "cannot look up the host")) { /* UV_E* are -errno */
+      snprintf(m->last_err, sizeof m->last_err, "%s", uv_strerror(status));
+      m->fail = VM_MQTT_E_DNS;
+    }
   } else {
     m->addrs = m->addr_next = res;
     try_next_address(m);

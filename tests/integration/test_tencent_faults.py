@@ -14,6 +14,8 @@ The peers (faults.py) are on loopback only; the daemon gets its own hosts
 file through a private mount namespace, whatever /etc/hosts says."""
 
 import base64
+import os
+import resource
 import socket
 import time
 
@@ -225,3 +227,33 @@ def test_reconnects_at_the_next_attempt_after_the_broker_is_back(make_daemon, mo
     back = time.monotonic()
     port.read_until(b"+TCMQTTRECONNECTED\r\n", 6)
     assert time.monotonic() - back < 3.98 + 1
+
+
+# ------------------------------------------------------------------ out of descriptors
+
+
+def first_free_fd(pid):
+    used = {int(n) for n in os.listdir("/proc/%d/fd" % pid)}
+    return next(i for i in range(len(used) + 1) if i not in used)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls-psk"])
+def test_out_of_descriptors_is_reported_as_such(make_daemon, mosquitto, tmp_path, certs,
+                                                transport):
+    """With no descriptor left, the connect fails as the firmware's failed
+    socket() does (the transport's connect code) and the log names EMFILE and
+    the module, never "connection closed"; with descriptors back it works."""
+    broker = broker_for(mosquitto, tmp_path, certs, transport)
+    daemon, port = start(make_daemon, tmp_path, certs, transport, "127.0.0.1", broker.port)
+    pid = daemon.proc.pid
+    old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    limit = first_free_fd(pid)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, old[1]))  # soft only: root may lack CAP_SYS_RESOURCE
+    conn(port, 5000)
+    port.expect(b"OK\r\n+TCMQTTCONN:FAIL,%d\r\n" % CONNECT_FAIL[transport], PROMPT)
+    line = daemon.wait_log("Too many open files (EMFILE)")
+    assert line.split()[1:3] == ["WARN", "[tc0]"], line
+    assert "connection closed" not in daemon.log_text()
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
+    conn(port, 5000)
+    port.expect(b"OK\r\n+TCMQTTCONN:OK\r\n")
