@@ -455,6 +455,25 @@ def _suite_hosts(workdir):
     return hosts_file(Path(workdir) / "hosts")
 
 
+def _private_resolver(workdir, hosts, gai=None):
+    """The command prefix that runs a program in a private mount namespace
+    where /etc/hosts is `hosts` (and /etc/gai.conf `gai`, if given), and
+    names resolve from that file alone: nsswitch.conf says "hosts: files",
+    so a name it lacks fails at once, and no lookup leaves the machine."""
+    binds = [(hosts, "/etc/hosts")]
+    if gai:
+        binds.append((gai, "/etc/gai.conf"))
+    if os.path.exists("/etc/nsswitch.conf"):
+        nss = Path(workdir) / "nsswitch.conf"
+        with open("/etc/nsswitch.conf", encoding="utf-8") as f:
+            lines = [l for l in f.read().splitlines() if not l.startswith("hosts:")]
+        nss.write_text("\n".join(lines + ["hosts: files"]) + "\n")
+        binds.append((nss, "/etc/nsswitch.conf"))
+    script = " && ".join('mount --bind "%s" %s' % (src, dst) for src, dst in binds)
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+            script + ' && exec "$@"', "vmoduled"]
+
+
 def _link_inode(path):
     try:
         return os.lstat(path).st_ino
@@ -537,9 +556,7 @@ class Daemon:
         else:
             cmd = [self.binary] + [str(a) for a in self.argv]
         if self.hosts:
-            gai = 'mount --bind "%s" /etc/gai.conf && ' % self.gai if self.gai else ""
-            cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-                   'mount --bind "$0" /etc/hosts && %sexec "$@"' % gai, str(self.hosts)] + cmd
+            cmd = _private_resolver(self.workdir, self.hosts, self.gai) + cmd
         self._run_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.runs += 1
         # A symlink left by an earlier (killed) run must not be mistaken for

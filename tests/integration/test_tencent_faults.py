@@ -257,3 +257,17 @@ def test_out_of_descriptors_is_reported_as_such(make_daemon, mosquitto, tmp_path
     resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
     conn(port, 5000)
     port.expect(b"OK\r\n+TCMQTTCONN:OK\r\n")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_unresolvable_name_fails_at_once(make_daemon, tmp_path, certs, transport):
+    """A name the resolver does not know (the daemon's resolver reads its own
+    hosts file only): over TLS the firmware's HAL only logs its -602 and the
+    connect returns -703; over TCP -1."""
+    hosts = hosts_file(tmp_path / "hosts", {TEST_HOST: ["127.0.0.1"]})
+    daemon, port = start(make_daemon, tmp_path, certs, transport, "nowhere.vmodule.test", 1883,
+                         hosts)
+    sent = conn(port, 10000)
+    port.expect(b"OK\r\n+TCMQTTCONN:FAIL,%d\r\n" % CONNECT_FAIL[transport], PROMPT)
+    assert time.monotonic() - sent < PROMPT
+    assert "DNS lookup failed" in daemon.wait_log("mqtt: connect to nowhere.vmodule.test")
