@@ -23,6 +23,7 @@
 #include "uvrun.h"
 #include <uv.h>
 
+#include "vmodule/log.h"
 #include "vmodule/pty.h"
 #include "vmodule/txq.h"
 
@@ -550,6 +551,57 @@ static void test_pty_each_loop_has_its_own_inotify_instance(void **state) {
   assert_int_equal(f->port[1].presence_calls, 2);
 }
 
+/* fs.inotify.max_queued_events, or -1. */
+static long max_queued_events(void) {
+  FILE *f = fopen("/proc/sys/fs/inotify/max_queued_events", "r");
+  long n = -1;
+
+  if (f) {
+    if (fscanf(f, "%ld", &n) != 1)
+      n = -1;
+    fclose(f);
+  }
+  return n;
+}
+
+/* More opens and closes than the kernel queues, all unread: one warning for
+ * every port, every line raw again (port 1 was left cooked, its open lost),
+ * and clients are still seen afterwards. */
+static void test_pty_queue_overflow_warns_once_and_makes_every_line_raw(void **state) {
+  struct fleet *f = *state;
+  long events = max_queued_events();
+  struct termios t;
+
+  if (events < 0 || events > 100000)
+    skip(); /* too many to flood quickly */
+  port_open(f, &f->loop, 0);
+  port_open(f, &f->loop, 1);
+  assert_int_equal(tcgetattr(f->port[1].p.master, &t), 0);
+  t.c_lflag |= ECHO | ICANON;
+  assert_int_equal(tcsetattr(f->port[1].p.master, TCSANOW, &t), 0);
+  for (long i = 0; i < events / 2 + 16; i++) {
+    int fd = open(f->port[0].link, O_RDWR | O_NOCTTY | O_NONBLOCK);
+
+    assert_true(fd >= 0);
+    close(fd);
+  }
+  vm_log_set_level(VM_LOG_WARN); /* not 16384 INFO lines in the capture */
+  assert_int_equal(logcap_start(&f->log), 0);
+  for (int i = 0; i < 50; i++)
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+  vm_log_set_level(VM_LOG_INFO);
+  assert_int_equal(logcap_count(&f->log, "WARN [vmoduled] inotify queue overflow: client opens and "
+                                         "closes were lost; the client counts of 2 serial ports may "
+                                         "be wrong\n"),
+                   1);
+  assert_int_equal(logcap_count(&f->log, "WARN"), 1);
+  assert_int_equal(tcgetattr(f->port[1].p.master, &t), 0);
+  assert_int_equal(t.c_lflag & (ECHO | ICANON), 0);
+  f->port[0].p.clients = 0; /* whatever the lost events left */
+  check_client_seen_by_its_port(f, &f->loop, 0);
+  check_client_seen_by_its_port(f, &f->loop, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_pty_link_points_to_the_slave, setup_open, teardown),
@@ -572,6 +624,8 @@ int main(void) {
                                       teardown_fleet),
       cmocka_unit_test_setup_teardown(test_pty_each_loop_has_its_own_inotify_instance, setup_fleet,
                                       teardown_fleet),
+      cmocka_unit_test_setup_teardown(test_pty_queue_overflow_warns_once_and_makes_every_line_raw,
+                                      setup_fleet, teardown_fleet),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
