@@ -1,10 +1,12 @@
 /* main.c - vmoduled: command line, configuration, signals; starts every
  * module on one libuv loop and runs it until SIGTERM/SIGINT. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <uv.h>
 
 #include "vmodule/config.h"
@@ -38,6 +40,46 @@ static void usage(FILE *f) {
           "  -h, --help            this text\n"
           "  -V, --version         print the version\n",
           vm_dialect_names(), VM_DEFAULT_STATE_DIR);
+}
+
+/* Descriptors of the daemon itself, next to its modules' (vm_module_fd_need):
+ * stdio, libuv's epoll fd, signal pipes, wakeup eventfd and spare /dev/null,
+ * the one inotify instance of the PTYs: 12 on /proc/<pid>/fd, rounded up for
+ * what libuv's thread pool and the libraries open for a moment. */
+#define DAEMON_FDS 16
+
+/* The soft RLIMIT_NOFILE is raised to the hard limit: its usual 1024 only
+ * protects programs that use select(), and libuv, libcurl and libmosquitto
+ * here do not. Below what the modules may need, the daemon still starts (an
+ * idle module holds far fewer), but says which limit to raise. */
+static void raise_nofile_limit(const struct vm_config *cfg) {
+  struct rlimit rl;
+  long need = DAEMON_FDS;
+
+  for (int i = 0; i < cfg->nmodules; i++) need += vm_module_fd_need(&cfg->modules[i]);
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+    vm_log_warn(NULL, "getrlimit RLIMIT_NOFILE: %s", strerror(errno));
+    return;
+  }
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlim_t soft = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+      vm_log_debug(NULL, "RLIMIT_NOFILE raised from %llu to %llu", (unsigned long long)soft,
+                   (unsigned long long)rl.rlim_cur);
+    } else {
+      vm_log_warn(NULL, "cannot raise RLIMIT_NOFILE from %llu to %llu: %s",
+                  (unsigned long long)soft, (unsigned long long)rl.rlim_max, strerror(errno));
+      rl.rlim_cur = soft;
+    }
+  }
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)need)
+    vm_log_warn(NULL,
+                "RLIMIT_NOFILE %llu is below the ~%ld descriptors %d module%s need (7 per busy "
+                "module, +2 with tcp_listen, +1 with trace; %d for the daemon): raise the hard "
+                "limit (LimitNOFILE= in systemd, --ulimit nofile= in Docker, ulimit -Hn)",
+                (unsigned long long)rl.rlim_cur, need, cfg->nmodules,
+                cfg->nmodules == 1 ? "" : "s", DAEMON_FDS);
 }
 
 static void stop_all(void) {
@@ -118,6 +160,7 @@ int main(int argc, char **argv) {
   }
   vm_log_set_level(lvl);
   signal(SIGPIPE, SIG_IGN);
+  raise_nofile_limit(&cfg);
 
   uv_loop_t *loop = uv_default_loop();
   uv_signal_init(loop, &g_sigterm);

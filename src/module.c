@@ -83,6 +83,25 @@ void vm_module_reboot(struct vm_module *m) {
 
 /* ---- life cycle -------------------------------------------------------- */
 
+/* Descriptors of one module, as /proc/<pid>/fd shows them. An idle module
+ * holds 2 (tencent, me3630: 4):
+ *   2  the PTY master and the slave the daemon keeps open;
+ *   2  tencent, me3630: the socket pair of the libcurl multi handle.
+ * A busy one adds, per dialect:
+ *   1  the MQTT broker socket (w800 over WebSocket: up to 4, the upstream
+ *      socket, libmosquitto's socket, the relay's end of it and, until that
+ *      is accepted, the relay's listener; w800 has no libcurl handle);
+ *   1  tencent, me3630: an HTTP transfer (OTA download, registration, auth);
+ *   1  a flash write in progress (the temp file, then its directory).
+ * That makes 7 for every dialect; a TCP serial endpoint adds its listener
+ * and its client, a trace its file. The shared inotify instance is the
+ * daemon's, not the module's. */
+#define MODULE_FDS_BUSY 7
+
+int vm_module_fd_need(const struct vm_module_config *cfg) {
+  return MODULE_FDS_BUSY + (cfg->tcp_host ? 2 : 0) + (cfg->trace ? 1 : 0);
+}
+
 int vm_module_start(struct vm_module *m, uv_loop_t *loop, const struct vm_module_config *cfg,
                     const char *state_dir) {
   memset(m, 0, sizeof *m);

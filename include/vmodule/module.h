@@ -45,6 +45,10 @@ void vm_module_stop(struct vm_module *m);
 /* Frees what outlives the handles (store, dialect state); after uv_run ends. */
 void vm_module_cleanup(struct vm_module *m);
 
+/* File descriptors a busy module of this configuration may hold at once
+ * (module.c counts them), for the daemon's RLIMIT_NOFILE check. */
+int vm_module_fd_need(const struct vm_module_config *cfg);
+
 /* Writes bytes towards the MCU (through the TX queue and the trace). */
 void vm_module_tx(struct vm_module *m, const void *buf, size_t len);
 

@@ -4,7 +4,8 @@
  * holds its own slave fd (the master then never reports HUP/EIO) -> a symlink at
  * the configured path, replaced atomically and removed on close. Client open and
  * close are detected with inotify on /dev/pts/N, logged, and raw mode is applied
- * again on each open. The master is driven with one uv_poll_t, never uv_tty_t. */
+ * again on each open; all PTYs of a loop share one inotify instance (one watch
+ * each). The master is driven with one uv_poll_t, never uv_tty_t. */
 #ifndef VMODULE_PTY_H
 #define VMODULE_PTY_H
 
@@ -12,15 +13,18 @@
 
 #include "vmodule/sink.h"
 
+struct vm_pty_watch; /* the loop's inotify instance, private to pty.c */
+
 struct vm_pty {
   struct vm_sink sink; /* first member: the TX queue drains into it */
   uv_loop_t *loop;
   const char *name; /* module name, for logs */
   char *link;       /* symlink path */
   char slave_path[64];
-  int master, slave, inotify_fd;
-  uv_poll_t poll;     /* on the master */
-  uv_poll_t ino_poll; /* on the inotify fd */
+  int master, slave;
+  int wd;                     /* inotify watch on slave_path, -1 when none */
+  struct vm_pty_watch *watch; /* shared with the loop's other PTYs; NULL when closed */
+  uv_poll_t poll;             /* on the master */
   int poll_events;
   int clients; /* opens seen minus closes seen (our own slave fd excluded) */
   vm_input_cb on_input;
@@ -32,7 +36,8 @@ struct vm_pty {
 /* Creates the PTY and the symlink; returns 0 or a negative errno (logged). */
 int vm_pty_open(struct vm_pty *p, uv_loop_t *loop, const char *name, const char *link,
                 vm_input_cb on_input, void *data);
-/* Stops reading, removes the symlink, closes handles and fds. */
+/* Stops reading, removes the symlink, closes handles and fds. The loop's
+ * inotify instance is closed with its last PTY. */
 void vm_pty_close(struct vm_pty *p);
 
 #endif

@@ -2,6 +2,7 @@
  * libuv loop and a real PTY. The test plays the MCU: it opens the symlink like
  * firmware would and talks through it; every wait is on a loop event, bounded
  * by a watchdog timer so a missing event fails the test instead of hanging. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -22,6 +23,7 @@
 #include "uvrun.h"
 #include <uv.h>
 
+#include "vmodule/log.h"
 #include "vmodule/pty.h"
 #include "vmodule/txq.h"
 
@@ -335,6 +337,271 @@ static void test_pty_open_fails_when_the_directory_is_missing(void **state) {
   assert_int_equal(logcap_count(&fx->log, line), 1);
 }
 
+/* ---- many PTYs on one loop: the shared inotify instance ----------------- */
+
+#define FLEET 150 /* enough to grow the watch table twice (64 -> 128 -> 256 slots) */
+
+struct port {
+  struct vm_pty p;
+  char link[PATH_MAX];
+  int presence_calls, last_count; /* what on_presence reported */
+};
+
+struct fleet {
+  uv_loop_t loop, loop2;
+  int loop2_used;
+  char dir[64];
+  struct port port[FLEET];
+  struct logcap log;
+};
+
+static void fleet_on_input(void *data, const char *buf, size_t len) {
+  (void)data, (void)buf, (void)len;
+}
+
+static void fleet_on_presence(void *data, int clients) {
+  struct port *pt = data;
+
+  pt->presence_calls++;
+  pt->last_count = clients;
+}
+
+/* The inotify instances this process holds, as /proc/self/fd shows them. */
+static int inotify_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  int n = 0;
+
+  assert_non_null(d);
+  while ((e = readdir(d))) {
+    char target[64];
+    ssize_t len = readlinkat(dirfd(d), e->d_name, target, sizeof target - 1);
+
+    if (len > 0) {
+      target[len] = '\0';
+      n += strcmp(target, "anon_inode:inotify") == 0;
+    }
+  }
+  closedir(d);
+  return n;
+}
+
+static void port_open(struct fleet *f, uv_loop_t *loop, int i) {
+  struct port *pt = &f->port[i];
+
+  snprintf(pt->link, sizeof pt->link, "%s/tty%d", f->dir, i);
+  assert_int_equal(vm_pty_open(&pt->p, loop, "fleet", pt->link, fleet_on_input, pt), 0);
+  pt->p.on_presence = fleet_on_presence;
+}
+
+static int setup_fleet(void **state) {
+  struct fleet *f = calloc(1, sizeof *f);
+
+  assert_non_null(f);
+  logcap_init(&f->log);
+  for (int i = 0; i < FLEET; i++)
+    f->port[i].p.master = -1;
+  assert_int_equal(uv_loop_init(&f->loop), 0);
+  snprintf(f->dir, sizeof f->dir, "/tmp/test_pty.XXXXXX");
+  assert_non_null(mkdtemp(f->dir));
+  *state = f;
+  return 0;
+}
+
+static int teardown_fleet(void **state) {
+  struct fleet *f = *state;
+
+  logcap_stop(&f->log);
+  for (int i = 0; i < FLEET; i++)
+    vm_pty_close(&f->port[i].p);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  if (f->loop2_used) {
+    uv_run(&f->loop2, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop2), 0);
+  }
+  assert_int_equal(rmdir(f->dir), 0); /* every link removed */
+  free(f);
+  return 0;
+}
+
+static struct port *awaited; /* the port fleet_run_until waits on */
+static int awaited_clients;
+
+static int awaited_count(void *arg) {
+  (void)arg;
+  return awaited->p.clients == awaited_clients;
+}
+
+static void fleet_run_until(uv_loop_t *loop, struct port *pt, int clients) {
+  awaited = pt;
+  awaited_clients = clients;
+  assert_int_equal(uvrun_until(loop, awaited_count, NULL, WATCHDOG_MS), 0);
+}
+
+/* Opens and closes the port's link as a client would, and checks that the
+ * open and the close were counted for this port and no other. */
+static void check_client_seen_by_its_port(struct fleet *f, uv_loop_t *loop, int i) {
+  struct port *pt = &f->port[i];
+  int calls = pt->presence_calls, fd = open(pt->link, O_RDWR | O_NOCTTY | O_NONBLOCK);
+
+  assert_true(fd >= 0);
+  fleet_run_until(loop, pt, 1);
+  assert_int_equal(pt->last_count, 1);
+  close(fd);
+  fleet_run_until(loop, pt, 0);
+  assert_int_equal(pt->presence_calls, calls + 2);
+  assert_int_equal(pt->last_count, 0);
+  for (int j = 0; j < FLEET; j++)
+    if (j != i)
+      assert_int_equal(f->port[j].p.clients, 0);
+}
+
+/* One instance for the loop, whatever the number of PTYs; it goes with the last. */
+static void test_pty_ptys_of_a_loop_share_one_inotify_instance(void **state) {
+  struct fleet *f = *state;
+  int before = inotify_fds();
+
+  for (int i = 0; i < FLEET; i++)
+    port_open(f, &f->loop, i);
+  assert_int_equal(inotify_fds(), before + 1);
+  for (int i = 0; i < FLEET - 1; i++)
+    vm_pty_close(&f->port[i].p);
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  assert_int_equal(inotify_fds(), before + 1); /* still used by the last PTY */
+  vm_pty_close(&f->port[FLEET - 1].p);
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  assert_int_equal(inotify_fds(), before);
+}
+
+/* Every event lands on its own PTY, also after others closed (which removed
+ * their entries from the middle of the watch table). */
+static void test_pty_client_events_reach_their_own_pty(void **state) {
+  struct fleet *f = *state;
+  int before = inotify_fds();
+
+  for (int i = 0; i < FLEET; i++)
+    port_open(f, &f->loop, i);
+  for (int i = 0; i < FLEET; i += 3)
+    vm_pty_close(&f->port[i].p);
+  assert_int_equal(inotify_fds(), before + 1);
+  for (int i = FLEET - 1; i >= 0; i--)
+    if (i % 3)
+      check_client_seen_by_its_port(f, &f->loop, i);
+  for (int i = 0; i < FLEET; i += 3)
+    assert_int_equal(f->port[i].presence_calls, 0);
+}
+
+/* A client opens and closes port 0, unseen yet; port 0 closes; port 2 gets the
+ * same /dev/pts number (the kernel hands out the lowest free one). Returns
+ * whether it did: another process may have taken the number in between. */
+static int reuse_pts_number_of_port0(struct fleet *f) {
+  char old_path[sizeof f->port[0].p.slave_path];
+  int fd;
+
+  port_open(f, &f->loop, 0);
+  fd = open(f->port[0].link, O_RDWR | O_NOCTTY | O_NONBLOCK);
+  assert_true(fd >= 0);
+  close(fd); /* its IN_OPEN and IN_CLOSE wait, unread, in the shared queue */
+  memcpy(old_path, f->port[0].p.slave_path, sizeof old_path);
+  vm_pty_close(&f->port[0].p);
+  port_open(f, &f->loop, 2);
+  if (strcmp(f->port[2].p.slave_path, old_path) == 0)
+    return 1;
+  vm_pty_close(&f->port[2].p);
+  return 0;
+}
+
+/* The events of a closed PTY's watch, still queued, are dropped rather than
+ * given to the PTY that now has its /dev/pts number, which counts its own
+ * clients from zero; removing a watch is no "no longer watched" warning. */
+static void test_pty_reused_pts_number_starts_a_fresh_count(void **state) {
+  struct fleet *f = *state;
+  int before = inotify_fds(), tries = 0;
+
+  port_open(f, &f->loop, 1); /* keeps the instance open across port 0's close */
+  assert_int_equal(logcap_start(&f->log), 0);
+  while (!reuse_pts_number_of_port0(f))
+    assert_true(++tries < 10);
+  assert_int_equal(inotify_fds(), before + 1);
+  uv_run(&f->loop, UV_RUN_NOWAIT); /* delivers what was queued */
+  assert_int_equal(f->port[0].presence_calls, 0);
+  assert_int_equal(f->port[2].presence_calls, 0);
+  assert_int_equal(f->port[2].p.clients, 0);
+  check_client_seen_by_its_port(f, &f->loop, 2);
+  check_client_seen_by_its_port(f, &f->loop, 1);
+  assert_int_equal(logcap_count(&f->log, "WARN"), 0);
+}
+
+/* Two loops in one process: an instance each, and no event crosses over. */
+static void test_pty_each_loop_has_its_own_inotify_instance(void **state) {
+  struct fleet *f = *state;
+  int before = inotify_fds();
+
+  assert_int_equal(uv_loop_init(&f->loop2), 0);
+  f->loop2_used = 1;
+  port_open(f, &f->loop, 0);
+  port_open(f, &f->loop2, 1);
+  assert_int_equal(inotify_fds(), before + 2);
+  check_client_seen_by_its_port(f, &f->loop2, 1);
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  assert_int_equal(f->port[0].presence_calls, 0);
+  check_client_seen_by_its_port(f, &f->loop, 0);
+  uv_run(&f->loop2, UV_RUN_NOWAIT);
+  assert_int_equal(f->port[1].presence_calls, 2);
+}
+
+/* fs.inotify.max_queued_events, or -1. */
+static long max_queued_events(void) {
+  FILE *f = fopen("/proc/sys/fs/inotify/max_queued_events", "r");
+  long n = -1;
+
+  if (f) {
+    if (fscanf(f, "%ld", &n) != 1)
+      n = -1;
+    fclose(f);
+  }
+  return n;
+}
+
+/* More opens and closes than the kernel queues, all unread: one warning for
+ * every port, every line raw again (port 1 was left cooked, its open lost),
+ * and clients are still seen afterwards. */
+static void test_pty_queue_overflow_warns_once_and_makes_every_line_raw(void **state) {
+  struct fleet *f = *state;
+  long events = max_queued_events();
+  struct termios t;
+
+  if (events < 0 || events > 100000)
+    skip(); /* too many to flood quickly */
+  port_open(f, &f->loop, 0);
+  port_open(f, &f->loop, 1);
+  assert_int_equal(tcgetattr(f->port[1].p.master, &t), 0);
+  t.c_lflag |= ECHO | ICANON;
+  assert_int_equal(tcsetattr(f->port[1].p.master, TCSANOW, &t), 0);
+  for (long i = 0; i < events / 2 + 16; i++) {
+    int fd = open(f->port[0].link, O_RDWR | O_NOCTTY | O_NONBLOCK);
+
+    assert_true(fd >= 0);
+    close(fd);
+  }
+  vm_log_set_level(VM_LOG_WARN); /* not 16384 INFO lines in the capture */
+  assert_int_equal(logcap_start(&f->log), 0);
+  for (int i = 0; i < 50; i++)
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+  vm_log_set_level(VM_LOG_INFO);
+  assert_int_equal(logcap_count(&f->log, "WARN [vmoduled] inotify queue overflow: client opens and "
+                                         "closes were lost; the client counts of 2 serial ports may "
+                                         "be wrong\n"),
+                   1);
+  assert_int_equal(logcap_count(&f->log, "WARN"), 1);
+  assert_int_equal(tcgetattr(f->port[1].p.master, &t), 0);
+  assert_int_equal(t.c_lflag & (ECHO | ICANON), 0);
+  f->port[0].p.clients = 0; /* whatever the lost events left */
+  check_client_seen_by_its_port(f, &f->loop, 0);
+  check_client_seen_by_its_port(f, &f->loop, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_pty_link_points_to_the_slave, setup_open, teardown),
@@ -349,6 +616,16 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_pty_open_replaces_a_stale_link, setup_dir, teardown),
       cmocka_unit_test_setup_teardown(test_pty_open_fails_when_the_directory_is_missing, setup_dir,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_pty_ptys_of_a_loop_share_one_inotify_instance,
+                                      setup_fleet, teardown_fleet),
+      cmocka_unit_test_setup_teardown(test_pty_client_events_reach_their_own_pty, setup_fleet,
+                                      teardown_fleet),
+      cmocka_unit_test_setup_teardown(test_pty_reused_pts_number_starts_a_fresh_count, setup_fleet,
+                                      teardown_fleet),
+      cmocka_unit_test_setup_teardown(test_pty_each_loop_has_its_own_inotify_instance, setup_fleet,
+                                      teardown_fleet),
+      cmocka_unit_test_setup_teardown(test_pty_queue_overflow_warns_once_and_makes_every_line_raw,
+                                      setup_fleet, teardown_fleet),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
