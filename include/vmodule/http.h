@@ -33,11 +33,23 @@ struct vm_http_share;
 struct curl_slist;
 
 /* result: 0 when an HTTP response arrived (any status, see status), else
- * -ETIMEDOUT (a timeout elapsed), -EHOSTUNREACH (the name did not resolve),
- * -ECONNREFUSED (no connection), -EPROTO (TLS handshake or certificate
- * failure), -EFBIG (the body passed max_body), -ECANCELED (on_data asked to
- * stop), -ERANGE (resume_from asked, the server ignored the range: status
- * 200), -EIO (anything else); req->error has libcurl's text of a failure. */
+ * one code per way of failing, as libcurl tells them apart:
+ *   -ETIMEDOUT     the connect or the whole-transfer timeout elapsed
+ *                  (CURLE_OPERATION_TIMEDOUT);
+ *   -EHOSTUNREACH  the name did not resolve (CURLE_COULDNT_RESOLVE_HOST);
+ *   -ECONNREFUSED  no TCP connection to any address of the host: refused,
+ *                  or no route (CURLE_COULDNT_CONNECT);
+ *   -EPROTO        the TLS handshake failed: the peer reset or closed the
+ *                  connection during it, or its certificate was refused
+ *                  (CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION...);
+ *   -ECONNRESET    the connection broke after it was made: sending or
+ *                  receiving failed, or it closed without an answer
+ *                  (CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING);
+ *   -EFBIG         the body passed max_body; -ECANCELED on_data asked to stop;
+ *   -ERANGE        resume_from asked, the server ignored the range (status 200);
+ *   -EIO           anything else.
+ * Every failure comes as soon as libcurl sees it; req->error has libcurl's
+ * text of it. */
 typedef void (*vm_http_done_cb)(struct vm_http_req *req, int result, long status,
                                 const char *body, size_t len, void *data);
 /* Streaming: receives the body as it arrives (then done() gets no body).

@@ -108,6 +108,9 @@ static int map_result(const struct vm_http_req *r, CURLcode rc) {
   case CURLE_SSL_CACERT_BADFILE:
   case CURLE_SSL_CERTPROBLEM:
   case CURLE_SSL_CIPHER: return -EPROTO;
+  case CURLE_SEND_ERROR:
+  case CURLE_RECV_ERROR:
+  case CURLE_GOT_NOTHING: return -ECONNRESET;
   default: return -EIO;
   }
 }
