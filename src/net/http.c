@@ -357,6 +357,19 @@ int vm_http_init(struct vm_http *h, uv_loop_t *loop, const char *who) {
   return 0;
 }
 
+/* At log level debug: libcurl's progress lines ("Trying [::1]:443...",
+ * "connect to ::1 port 443 failed: Connection refused", the certificate).
+ * Only its text, never headers or data, which carry signatures and secrets;
+ * not its line per TLS handshake message either. */
+static int debug_fn(CURL *e, curl_infotype type, char *text, size_t len, void *userp) {
+  const struct vm_http_req *r = userp;
+  (void)e;
+  while (len && (text[len - 1] == '\n' || text[len - 1] == '\r')) len--;
+  if (type == CURLINFO_TEXT && len && strncmp(text, "TLSv", 4) != 0)
+    vm_log_debug(r->http->who, "http: curl: %.*s", (int)len, text);
+  return 0;
+}
+
 static int req_headers(struct vm_http_req *r, const struct vm_http_opts *o, bool has_body) {
   for (const char *const *p = o->headers; p && *p; p++) {
     struct curl_slist *n = curl_slist_append(r->hdrs, *p);
@@ -391,6 +404,11 @@ static int req_setup(struct vm_http_req *r, const struct vm_http_opts *o) {
                               (long)(o->connect_timeout_ms ? o->connect_timeout_ms : DEFAULT_CONNECT_MS)) == CURLE_OK;
   ok = ok && curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
                               (long)(o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS)) == CURLE_OK;
+  if (vm_log_get_level() >= VM_LOG_DEBUG) {
+    ok = ok && curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, debug_fn) == CURLE_OK;
+    ok = ok && curl_easy_setopt(e, CURLOPT_DEBUGDATA, r) == CURLE_OK;
+    ok = ok && curl_easy_setopt(e, CURLOPT_VERBOSE, 1L) == CURLE_OK;
+  }
   if (o->ca_file) ok = ok && curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file) == CURLE_OK;
   if (o->insecure) {
     ok = ok && curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L) == CURLE_OK;
