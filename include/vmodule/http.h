@@ -5,16 +5,21 @@
  * status code and the body. Name resolution runs in libcurl's resolver
  * thread; nothing here blocks the loop.
  *
- * A struct vm_http is a caller-allocated client (one curl multi handle, one
- * timer, a uv_poll_t per socket libcurl opens); a struct vm_http_req is one
- * caller-allocated request that must stay valid until its callback has run
- * or vm_http_cancel() returned.
+ * A struct vm_http is a caller-allocated client (one per module that may do
+ * HTTP); a struct vm_http_req is one caller-allocated request that must stay
+ * valid until its callback has run or vm_http_cancel() returned. The clients
+ * of a loop share one libcurl multi handle (with its socketpair, one timer and
+ * a uv_poll_t per socket libcurl opens): it is made by the first request of
+ * any client and freed when the last client that used it closes, so a client
+ * that never sends a request holds no descriptor and no libcurl state. Each
+ * request opens its own connection and closes it when it is done, as a
+ * module's HTTP client does; no request rides another module's connection.
  *
  * Callback contract: every vm_http_start() that returned 0 produces exactly
  * one done() call unless the request is cancelled (vm_http_cancel(), or
  * vm_http_close() of its client) first; done() never runs inside
  * vm_http_start(). Callbacks may start, cancel or free requests, including
- * their own (it is finished when done() runs). */
+ * their own (it is finished when done() runs), and may close clients. */
 #ifndef VMODULE_HTTP_H
 #define VMODULE_HTTP_H
 
@@ -24,15 +29,27 @@
 
 struct vm_http;
 struct vm_http_req;
-struct vm_http_sock;
+struct vm_http_share;
 struct curl_slist;
 
 /* result: 0 when an HTTP response arrived (any status, see status), else
- * -ETIMEDOUT (a timeout elapsed), -EHOSTUNREACH (the name did not resolve),
- * -ECONNREFUSED (no connection), -EPROTO (TLS handshake or certificate
- * failure), -EFBIG (the body passed max_body), -ECANCELED (on_data asked to
- * stop), -ERANGE (resume_from asked, the server ignored the range: status
- * 200), -EIO (anything else; req->error has libcurl's text). */
+ * one code per way of failing, as libcurl tells them apart:
+ *   -ETIMEDOUT     the connect or the whole-transfer timeout elapsed
+ *                  (CURLE_OPERATION_TIMEDOUT);
+ *   -EHOSTUNREACH  the name did not resolve (CURLE_COULDNT_RESOLVE_HOST);
+ *   -ECONNREFUSED  no TCP connection to any address of the host: refused,
+ *                  or no route (CURLE_COULDNT_CONNECT);
+ *   -EPROTO        the TLS handshake failed: the peer reset or closed the
+ *                  connection during it, or its certificate was refused
+ *                  (CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION...);
+ *   -ECONNRESET    the connection broke after it was made: sending or
+ *                  receiving failed, or it closed without an answer
+ *                  (CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING);
+ *   -EFBIG         the body passed max_body; -ECANCELED on_data asked to stop;
+ *   -ERANGE        resume_from asked, the server ignored the range (status 200);
+ *   -EIO           anything else.
+ * Every failure comes as soon as libcurl sees it; req->error has libcurl's
+ * text of it. */
 typedef void (*vm_http_done_cb)(struct vm_http_req *req, int result, long status,
                                 const char *body, size_t len, void *data);
 /* Streaming: receives the body as it arrives (then done() gets no body).
@@ -71,29 +88,29 @@ struct vm_http_req {
 
 struct vm_http {
   uv_loop_t *loop;
-  const char *who; /* log prefix, borrowed */
-  void *multi;     /* CURLM * */
-  uv_timer_t timer;
-  struct vm_http_sock *socks;
-  struct vm_http_req *reqs; /* in flight */
-  int running;
-  int depth; /* inside libcurl calls: completion is handled after they return */
+  const char *who;                /* log prefix, borrowed */
+  struct vm_http_share *share;    /* the loop's multi handle; NULL until the first request */
+  struct vm_http_req *reqs;       /* in flight */
   bool closing;
-  int closes_pending;
+  uv_idle_t closer;               /* never started: closing it runs close_cb on the loop */
   void (*close_cb)(struct vm_http *h);
 };
 
-/* Prepares h (curl_global_init once per process). Returns 0 or -ENOMEM. */
+/* Prepares h; allocates nothing and opens nothing. Returns 0. */
 int vm_http_init(struct vm_http *h, uv_loop_t *loop, const char *who);
 /* Starts a request (o and its strings are copied); req must be zeroed or
- * idle. Returns 0, -EINVAL (no url, or req in flight), -ENOMEM, or -EIO. */
+ * idle. The first request of the loop makes the shared multi handle
+ * (curl_global_init once per process). Returns 0, -EINVAL (no url, req in
+ * flight, or h closing), -ENOMEM, or -EIO. */
 int vm_http_start(struct vm_http *h, struct vm_http_req *req, const struct vm_http_opts *o,
                   vm_http_done_cb done, void *data);
 /* Abandons a request in flight; its callback will not run. No-op when idle. */
 void vm_http_cancel(struct vm_http_req *req);
 bool vm_http_busy(const struct vm_http_req *req);
-/* Cancels every request and closes the handles; close_cb (may be NULL) runs
- * once they are closed, h may be freed from there. */
+/* Cancels every request of h and lets go of the shared multi handle (the
+ * last client to go frees it); close_cb (may be NULL) runs on the loop after
+ * vm_http_close() returned, and h may be freed from there. With no close_cb,
+ * h may be freed once the loop has run. */
 void vm_http_close(struct vm_http *h, void (*close_cb)(struct vm_http *h));
 
 #endif

@@ -10,7 +10,15 @@
  *   called from inside its own callbacks;
  * - a poll error (negative status) is passed on as CURL_CSELECT_ERR;
  * - completed transfers are collected after every curl_multi_socket_action
- *   with curl_multi_info_read, outside libcurl. */
+ *   with curl_multi_info_read, outside libcurl.
+ *
+ * One multi handle serves every client of a loop (struct vm_http_share, in
+ * the list `shares`): a multi costs a socketpair and about 6 KB, which a
+ * fleet of idle modules should not pay each. The first request of any
+ * client makes it; each client that sent a request holds a reference until
+ * it closes; the last one frees it, after any result being delivered. A
+ * request still belongs to its client (req->http): its result goes to its
+ * own callback, and closing a client cancels its requests only. */
 #include "vmodule/http.h"
 
 #include <errno.h>
@@ -26,48 +34,57 @@
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_MAX_BODY (1024 * 1024)
 
+struct vm_http_share {
+  uv_loop_t *loop;
+  CURLM *multi;
+  uv_timer_t timer;
+  struct vm_http_sock *socks;
+  int running;
+  int clients;        /* clients holding it (they sent a request and are not closed) */
+  int busy;           /* inside socket_action: freeing waits until it returns */
+  int closes_pending; /* its uv handles that are still closing */
+  bool released;      /* the last client has gone: freed once they are closed */
+  struct vm_http_share *next;
+};
+
 struct vm_http_sock {
   uv_poll_t poll;
   curl_socket_t fd;
-  struct vm_http *h;
+  struct vm_http_share *sh;
   struct vm_http_sock *next;
 };
 
 static bool global_done;
+static struct vm_http_share *shares; /* one per loop that has sent a request */
 
-/* ---- handle bookkeeping ----------------------------------------------- */
+/* ---- sockets -------------------------------------------------------------- */
 
-static void http_maybe_closed(struct vm_http *h) {
-  if (h->closing && h->closes_pending == 0 && h->close_cb) {
-    void (*cb)(struct vm_http *) = h->close_cb;
-    h->close_cb = NULL;
-    cb(h);
-  }
+static void share_closed(struct vm_http_share *sh) {
+  if (--sh->closes_pending == 0 && sh->released) free(sh);
 }
 
 static void sock_closed(uv_handle_t *handle) {
   struct vm_http_sock *s = handle->data;
-  struct vm_http *h = s->h;
+  struct vm_http_share *sh = s->sh;
   free(s);
-  h->closes_pending--;
-  http_maybe_closed(h);
+  share_closed(sh);
 }
 
 /* Stops watching s (before its descriptor is closed) and frees it later. */
-static void sock_release(struct vm_http *h, struct vm_http_sock *s) {
-  for (struct vm_http_sock **pp = &h->socks; *pp; pp = &(*pp)->next) {
+static void sock_release(struct vm_http_share *sh, struct vm_http_sock *s) {
+  for (struct vm_http_sock **pp = &sh->socks; *pp; pp = &(*pp)->next) {
     if (*pp == s) {
       *pp = s->next;
       break;
     }
   }
   uv_poll_stop(&s->poll);
-  h->closes_pending++;
+  sh->closes_pending++;
   uv_close((uv_handle_t *)&s->poll, sock_closed);
 }
 
-static struct vm_http_sock *sock_find(struct vm_http *h, curl_socket_t fd) {
-  for (struct vm_http_sock *s = h->socks; s; s = s->next)
+static struct vm_http_sock *sock_find(struct vm_http_share *sh, curl_socket_t fd) {
+  for (struct vm_http_sock *s = sh->socks; s; s = s->next)
     if (s->fd == fd) return s;
   return NULL;
 }
@@ -91,6 +108,9 @@ static int map_result(const struct vm_http_req *r, CURLcode rc) {
   case CURLE_SSL_CACERT_BADFILE:
   case CURLE_SSL_CERTPROBLEM:
   case CURLE_SSL_CIPHER: return -EPROTO;
+  case CURLE_SEND_ERROR:
+  case CURLE_RECV_ERROR:
+  case CURLE_GOT_NOTHING: return -ECONNRESET;
   default: return -EIO;
   }
 }
@@ -108,12 +128,9 @@ static void req_unlink(struct vm_http_req *r) {
 
 /* Detaches r from libcurl and frees everything but the collected body. */
 static void req_teardown(struct vm_http_req *r) {
-  struct vm_http *h = r->http;
   if (r->easy) {
-    h->depth++;
-    curl_multi_remove_handle(h->multi, r->easy);
+    curl_multi_remove_handle(r->http->share->multi, r->easy);
     curl_easy_cleanup(r->easy);
-    h->depth--;
     r->easy = NULL;
   }
   curl_slist_free_all(r->hdrs);
@@ -121,29 +138,45 @@ static void req_teardown(struct vm_http_req *r) {
   req_unlink(r);
 }
 
+/* The outcome in the log: who answered, or libcurl's reason. */
+static void req_log(const struct vm_http_req *r, int result, long status) {
+  const char *method = NULL, *url = NULL, *ip = NULL;
+  long port = 0;
+  curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_METHOD, &method);
+  curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
+  curl_easy_getinfo(r->easy, CURLINFO_PRIMARY_IP, &ip);
+  curl_easy_getinfo(r->easy, CURLINFO_PRIMARY_PORT, &port);
+  if (result == 0)
+    vm_log_debug(r->http->who, "http: %s %s: HTTP %ld from %s port %ld", method ? method : "?",
+                 url ? url : "?", status, ip && *ip ? ip : "?", port);
+  else
+    vm_log_debug(r->http->who, "http: %s %s failed: %s (%s)", method ? method : "?",
+                 url ? url : "?", strerror(-result), r->error);
+}
+
 static void req_finish(struct vm_http_req *r, CURLcode rc) {
   long status = 0;
   curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
   int result = map_result(r, rc);
-  if (result == -EIO && !r->error[0]) snprintf(r->error, sizeof r->error, "%s", curl_easy_strerror(rc));
+  if (result < 0 && !r->error[0]) snprintf(r->error, sizeof r->error, "%s", curl_easy_strerror(rc));
+  req_log(r, result, status);
   req_teardown(r);
   /* the callback may restart r: hand it the body and forget it first */
   char *body = r->buf;
   size_t len = r->len;
   r->buf = NULL;
   r->len = r->cap = 0;
-  vm_http_done_cb done = r->done;
-  void *data = r->data;
-  if (result < 0) vm_log_debug(r->http->who, "http: request failed: %s (%s)", strerror(-result), r->error);
-  done(r, result, status, body ? body : "", body ? len : 0, data);
+  r->done(r, result, status, body ? body : "", body ? len : 0, r->data);
   free(body);
 }
 
-static void check_done(struct vm_http *h) {
+/* Delivers every finished transfer. The callbacks may cancel other requests
+ * (libcurl then drops their messages) or close clients, even the last one:
+ * the share stays until socket_action returns. */
+static void check_done(struct vm_http_share *sh) {
   CURLMsg *msg;
   int left;
-  if (h->depth) return;
-  while (!h->closing && (msg = curl_multi_info_read(h->multi, &left))) {
+  while ((msg = curl_multi_info_read(sh->multi, &left))) {
     if (msg->msg != CURLMSG_DONE) continue;
     struct vm_http_req *r = NULL;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
@@ -151,13 +184,39 @@ static void check_done(struct vm_http *h) {
   }
 }
 
+/* ---- freeing the shared multi handle ------------------------------------- */
+
+static void share_timer_closed(uv_handle_t *handle) { share_closed(handle->data); }
+
+/* Unlisted at once (the next request makes a new one); freed once libuv
+ * has closed its timer and its polls. */
+static void share_free_later(struct vm_http_share *sh) {
+  for (struct vm_http_share **pp = &shares; *pp; pp = &(*pp)->next) {
+    if (*pp == sh) {
+      *pp = sh->next;
+      break;
+    }
+  }
+  sh->released = true;
+  sh->closes_pending++; /* the timer's; polls add theirs in sock_release */
+  curl_multi_cleanup(sh->multi); /* closes cached connections through closesocket_fn */
+  sh->multi = NULL;
+  while (sh->socks) sock_release(sh, sh->socks);
+  uv_timer_stop(&sh->timer);
+  uv_close((uv_handle_t *)&sh->timer, share_timer_closed);
+}
+
+static void share_release(struct vm_http_share *sh) {
+  if (--sh->clients == 0 && sh->busy == 0) share_free_later(sh);
+}
+
 /* ---- libuv -> libcurl ---------------------------------------------------- */
 
-static void socket_action(struct vm_http *h, curl_socket_t fd, int flags) {
-  h->depth++;
-  curl_multi_socket_action(h->multi, fd, flags, &h->running);
-  h->depth--;
-  check_done(h);
+static void socket_action(struct vm_http_share *sh, curl_socket_t fd, int flags) {
+  sh->busy++;
+  curl_multi_socket_action(sh->multi, fd, flags, &sh->running);
+  check_done(sh);
+  if (--sh->busy == 0 && sh->clients == 0) share_free_later(sh);
 }
 
 static void poll_cb(uv_poll_t *p, int status, int events) {
@@ -169,38 +228,38 @@ static void poll_cb(uv_poll_t *p, int status, int events) {
     if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
   }
-  socket_action(s->h, s->fd, flags);
+  socket_action(s->sh, s->fd, flags);
 }
 
 static void timer_cb(uv_timer_t *t) {
-  struct vm_http *h = t->data;
-  socket_action(h, CURL_SOCKET_TIMEOUT, 0);
+  struct vm_http_share *sh = t->data;
+  socket_action(sh, CURL_SOCKET_TIMEOUT, 0);
 }
 
 /* ---- libcurl -> libuv ---------------------------------------------------- */
 
 static int socket_fn(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
-  struct vm_http *h = userp;
+  struct vm_http_share *sh = userp;
   struct vm_http_sock *s = socketp;
   (void)easy;
   if (what == CURL_POLL_REMOVE) {
-    if (s && sock_find(h, fd) == s) sock_release(h, s);
-    curl_multi_assign(h->multi, fd, NULL);
+    if (s && sock_find(sh, fd) == s) sock_release(sh, s);
+    curl_multi_assign(sh->multi, fd, NULL);
     return 0;
   }
-  if (!s || sock_find(h, fd) != s) {
+  if (!s || sock_find(sh, fd) != s) {
     s = calloc(1, sizeof *s);
     if (!s) return -1;
-    if (uv_poll_init_socket(h->loop, &s->poll, fd) < 0) {
+    if (uv_poll_init_socket(sh->loop, &s->poll, fd) < 0) {
       free(s);
       return -1;
     }
     s->fd = fd;
-    s->h = h;
+    s->sh = sh;
     s->poll.data = s;
-    s->next = h->socks;
-    h->socks = s;
-    curl_multi_assign(h->multi, fd, s);
+    s->next = sh->socks;
+    sh->socks = s;
+    curl_multi_assign(sh->multi, fd, s);
   }
   int events = 0;
   if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) events |= UV_READABLE;
@@ -210,19 +269,55 @@ static int socket_fn(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 }
 
 static int timer_fn(CURLM *multi, long timeout_ms, void *userp) {
-  struct vm_http *h = userp;
+  struct vm_http_share *sh = userp;
   (void)multi;
-  if (timeout_ms < 0) uv_timer_stop(&h->timer);
-  else uv_timer_start(&h->timer, timer_cb, (uint64_t)timeout_ms, 0);
+  if (timeout_ms < 0) uv_timer_stop(&sh->timer);
+  else uv_timer_start(&sh->timer, timer_cb, (uint64_t)timeout_ms, 0);
   return 0;
 }
 
 /* libcurl closes a socket: stop any poll on it first (curl #14976). */
 static int closesocket_fn(void *clientp, curl_socket_t fd) {
-  struct vm_http *h = clientp;
-  struct vm_http_sock *s = sock_find(h, fd);
-  if (s) sock_release(h, s);
+  struct vm_http_share *sh = clientp;
+  struct vm_http_sock *s = sock_find(sh, fd);
+  if (s) sock_release(sh, s);
   return close(fd);
+}
+
+/* ---- making the shared multi handle -------------------------------------- */
+
+static struct vm_http_share *share_new(uv_loop_t *loop) {
+  if (!global_done) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return NULL;
+    global_done = true;
+  }
+  struct vm_http_share *sh = calloc(1, sizeof *sh);
+  if (!sh) return NULL;
+  sh->multi = curl_multi_init();
+  if (!sh->multi) {
+    free(sh);
+    return NULL;
+  }
+  sh->loop = loop;
+  uv_timer_init(loop, &sh->timer);
+  sh->timer.data = sh;
+  curl_multi_setopt(sh->multi, CURLMOPT_SOCKETFUNCTION, socket_fn);
+  curl_multi_setopt(sh->multi, CURLMOPT_SOCKETDATA, sh);
+  curl_multi_setopt(sh->multi, CURLMOPT_TIMERFUNCTION, timer_fn);
+  curl_multi_setopt(sh->multi, CURLMOPT_TIMERDATA, sh);
+  sh->next = shares;
+  shares = sh;
+  return sh;
+}
+
+/* The loop's share, made on first use; h holds it until it closes. */
+static int http_attach(struct vm_http *h) {
+  struct vm_http_share *sh = shares;
+  while (sh && sh->loop != h->loop) sh = sh->next;
+  if (!sh && !(sh = share_new(h->loop))) return -ENOMEM;
+  sh->clients++;
+  h->share = sh;
+  return 0;
 }
 
 static size_t write_fn(char *ptr, size_t size, size_t nmemb, void *userp) {
@@ -257,20 +352,21 @@ static size_t write_fn(char *ptr, size_t size, size_t nmemb, void *userp) {
 
 int vm_http_init(struct vm_http *h, uv_loop_t *loop, const char *who) {
   memset(h, 0, sizeof *h);
-  if (!global_done) {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return -ENOMEM;
-    global_done = true;
-  }
-  h->multi = curl_multi_init();
-  if (!h->multi) return -ENOMEM;
   h->loop = loop;
   h->who = who;
-  uv_timer_init(loop, &h->timer);
-  h->timer.data = h;
-  curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_fn);
-  curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-  curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_fn);
-  curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+  return 0;
+}
+
+/* At log level debug: libcurl's progress lines ("Trying [::1]:443...",
+ * "connect to ::1 port 443 failed: Connection refused", the certificate).
+ * Only its text, never headers or data, which carry signatures and secrets;
+ * not its line per TLS handshake message either. */
+static int debug_fn(CURL *e, curl_infotype type, char *text, size_t len, void *userp) {
+  const struct vm_http_req *r = userp;
+  (void)e;
+  while (len && (text[len - 1] == '\n' || text[len - 1] == '\r')) len--;
+  if (type == CURLINFO_TEXT && len && strncmp(text, "TLSv", 4) != 0)
+    vm_log_debug(r->http->who, "http: curl: %.*s", (int)len, text);
   return 0;
 }
 
@@ -300,11 +396,19 @@ static int req_setup(struct vm_http_req *r, const struct vm_http_opts *o) {
   ok = ok && curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_fn) == CURLE_OK;
   ok = ok && curl_easy_setopt(e, CURLOPT_WRITEDATA, r) == CURLE_OK;
   ok = ok && curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, closesocket_fn) == CURLE_OK;
-  ok = ok && curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, r->http) == CURLE_OK;
+  ok = ok && curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, r->http->share) == CURLE_OK;
+  /* its own connection, closed after it: a module's HTTP client does not
+   * keep one, and the shared cache must not lend one module another's */
+  ok = ok && curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L) == CURLE_OK;
   ok = ok && curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                               (long)(o->connect_timeout_ms ? o->connect_timeout_ms : DEFAULT_CONNECT_MS)) == CURLE_OK;
   ok = ok && curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
                               (long)(o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS)) == CURLE_OK;
+  if (vm_log_get_level() >= VM_LOG_DEBUG) {
+    ok = ok && curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, debug_fn) == CURLE_OK;
+    ok = ok && curl_easy_setopt(e, CURLOPT_DEBUGDATA, r) == CURLE_OK;
+    ok = ok && curl_easy_setopt(e, CURLOPT_VERBOSE, 1L) == CURLE_OK;
+  }
   if (o->ca_file) ok = ok && curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file) == CURLE_OK;
   if (o->insecure) {
     ok = ok && curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L) == CURLE_OK;
@@ -326,7 +430,8 @@ static int req_setup(struct vm_http_req *r, const struct vm_http_opts *o) {
 
 int vm_http_start(struct vm_http *h, struct vm_http_req *req, const struct vm_http_opts *o,
                   vm_http_done_cb done, void *data) {
-  if (!h->multi || h->closing || !o || !o->url || !done || vm_http_busy(req)) return -EINVAL;
+  if (!h->loop || h->closing || !o || !o->url || !done || vm_http_busy(req)) return -EINVAL;
+  if (!h->share && http_attach(h) < 0) return -ENOMEM;
   memset(req, 0, sizeof *req);
   req->http = h;
   req->done = done;
@@ -336,7 +441,7 @@ int vm_http_start(struct vm_http *h, struct vm_http_req *req, const struct vm_ht
   req->easy = curl_easy_init();
   if (!req->easy) return -ENOMEM;
   int rc = req_setup(req, o);
-  if (rc == 0 && curl_multi_add_handle(h->multi, req->easy) != CURLM_OK) rc = -EIO;
+  if (rc == 0 && curl_multi_add_handle(h->share->multi, req->easy) != CURLM_OK) rc = -EIO;
   if (rc < 0) {
     curl_easy_cleanup(req->easy);
     req->easy = NULL;
@@ -359,25 +464,20 @@ void vm_http_cancel(struct vm_http_req *req) {
   req->len = req->cap = 0;
 }
 
-static void timer_closed(uv_handle_t *handle) {
+static void closer_closed(uv_handle_t *handle) {
   struct vm_http *h = handle->data;
-  h->closes_pending--;
-  http_maybe_closed(h);
+  h->close_cb(h);
 }
 
 void vm_http_close(struct vm_http *h, void (*close_cb)(struct vm_http *h)) {
   if (h->closing) return;
   h->closing = true;
-  h->close_cb = close_cb;
   while (h->reqs) vm_http_cancel(h->reqs);
-  if (h->multi) {
-    h->depth++;
-    curl_multi_cleanup(h->multi); /* closes cached connections through closesocket_fn */
-    h->depth--;
-    h->multi = NULL;
-  }
-  while (h->socks) sock_release(h, h->socks);
-  uv_timer_stop(&h->timer);
-  h->closes_pending++;
-  uv_close((uv_handle_t *)&h->timer, timer_closed);
+  if (h->share) share_release(h->share);
+  h->share = NULL;
+  if (!close_cb) return;
+  h->close_cb = close_cb; /* from the loop, as libuv runs close callbacks */
+  uv_idle_init(h->loop, &h->closer);
+  h->closer.data = h;
+  uv_close((uv_handle_t *)&h->closer, closer_closed);
 }

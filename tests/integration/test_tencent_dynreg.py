@@ -563,14 +563,17 @@ def test_failed_registration_keeps_the_stored_device(make_daemon, tmp_path, dynr
 
 
 @pytest.mark.parametrize("ca", [None, "otherca.crt"])
-def test_untrusted_server_certificate_fails_703(make_daemon, tmp_path, dynreg_server, certs, ca):
+def test_untrusted_server_certificate_fails_8(make_daemon, tmp_path, dynreg_server, certs, ca):
+    """The SDK's HTTP client reports a failed handshake like any failed
+    connect, QCLOUD_ERR_HTTP_CONN (utils_httpc.c _http_client_connect), not
+    the TLS layer's -703 (test_http_faults.py has the other ways)."""
     server = dynreg_server()
     daemon = make_daemon([tc_module(tmp_path, server.url, ca_file=ca and certs / ca)],
                          log_level="debug")
     port = daemon.port()
     port.expect(JOINED)
     set_product(port)
-    devreg(port, b"+TCDEVREG:FAIL,-703\r\n")
+    devreg(port, b"+TCDEVREG:FAIL,-8\r\n")
     wait_for(lambda: server.tls_errors, 5, "the failed handshake at the server")
     assert server.requests == []
     port.cmd("AT+TCDEVINFOSET?")

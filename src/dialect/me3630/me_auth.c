@@ -135,10 +135,10 @@ static int auth_parse(struct me_state *s, long status, const char *body) {
 static void auth_http_done(struct vm_http_req *req, int result, long status, const char *body,
                            size_t len, void *data) {
   struct me_state *s = data;
-  (void)req;
   (void)len;
-  if (result < 0) {
-    vm_log_warn(who(s), "Aliyun: auth request to %s failed: %s", s->cfg->auth_url, strerror(-result));
+  if (result < 0) { /* every way of failing is ME_E_SERVER (me3630.h) */
+    vm_log_warn(who(s), "Aliyun: auth request to %s failed: %s (%s)", s->cfg->auth_url,
+                strerror(-result), req->error);
     auth_result(s, false, ME_E_SERVER);
     return;
   }

@@ -7,10 +7,13 @@
  * The exchange runs on the loop through libcurl (src/net/http.c) within the
  * firmware's 10 s budget (tencent.dynreg_timeout_ms); the command stays
  * pending meanwhile, so other lines get `busy p...`. Failures are reported as
- * the firmware's SDK reports them (§6.1): the cloud's own `code`, the HTTP
- * client's codes (-6 DNS, -8 connect, -9 HTTP 403, -10 HTTP 404, -4 other),
- * -703 for a TLS failure, -1001 for an unusable answer, 202 when the budget
- * runs out and 207 when the flash write fails.
+ * the firmware's SDK reports them (§6.1): the cloud's own `code`; the HTTP
+ * client's -8 for anything that fails while connecting (the name, the TCP
+ * connect, the TLS handshake, the certificate: see http_code()), -708 when
+ * the connection breaks after the request, -9 for HTTP 403, -10 for 404, -4
+ * for anything else; -1001 for an unusable answer, 202 when the budget runs
+ * out and 207 when the flash write fails. A failure is reported when libcurl
+ * sees it, not at the end of the budget.
  *
  * Neither secret is logged: the request carries only the signature, and the
  * answer's payload is the encrypted device secret. */
@@ -20,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <arpa/inet.h>
 
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
@@ -42,19 +44,6 @@ struct tc_dynreg {
 static const char *url_of(const struct tc_state *s, const struct tc_prdinfo *p) {
   if (s->cfg->dynreg_url) return s->cfg->dynreg_url;
   return strcmp(p->region, "na-ashburn") == 0 ? TC_DYNREG_URL_US : TC_DYNREG_URL;
-}
-
-/* Whether the URL's host is a numeric address (no lookup to fail). */
-static bool host_is_ip(const char *url) {
-  const char *h = strstr(url, "://");
-  char host[64];
-  unsigned char buf[sizeof(struct in6_addr)];
-  h = h ? h + 3 : url;
-  size_t n = *h == '[' ? strcspn(++h, "]") : strcspn(h, ":/");
-  if (n >= sizeof host) return false;
-  memcpy(host, h, n);
-  host[n] = '\0';
-  return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
 static long random_nonce(void) {
@@ -102,14 +91,22 @@ static int parse_reply(const struct tc_prdinfo *p, const char *body, char *psk, 
   return rc;
 }
 
-/* An HTTP-level failure as the SDK's HTTP client reports it. */
+/* An HTTP-level failure as the SDK's HTTP client reports it (utils_httpc.c
+ * of the 3.1.x and 3.2.x C SDKs). Its connect step returns
+ * QCLOUD_ERR_HTTP_CONN for any failure of network_stack.connect, which is
+ * HAL_TLS_Connect: the lookup, the TCP connect, the handshake and the
+ * certificate check all end there. A read after the request that fails
+ * (reset, or closed without an answer) is HAL_TLS_Read's QCLOUD_ERR_SSL_READ.
+ * Its blocking connect outlasts the AT command's budget, so a timeout is
+ * the budget's 202. */
 static int http_code(int result, long status) {
   switch (result) {
   case 0: break;
   case -ETIMEDOUT: return TC_E_TIMEOUT; /* the AT command's budget ran out first */
-  case -EHOSTUNREACH: return TC_RC_HTTP_DNS;
-  case -ECONNREFUSED: return TC_RC_HTTP_CONN;
-  case -EPROTO: return TC_RC_SSL_CONNECT;
+  case -EHOSTUNREACH:
+  case -ECONNREFUSED:
+  case -EPROTO: return TC_RC_HTTP_CONN;
+  case -ECONNRESET: return TC_RC_SSL_READ;
   case -EFBIG: return TC_RC_FAILURE; /* does not fit the SDK's buffer either */
   default: return TC_RC_HTTP_UNKNOWN;
   }
@@ -165,7 +162,7 @@ static int request_start(struct tc_dynreg *d) {
   if (strlen(p->secret) < TC_DYNREG_MIN_SECRET) return TC_RC_FAILURE; /* the SDK's own check */
   if (!s->esp.connected) { /* no network: the lookup or the connect fails */
     vm_log_info(s->m->name, "dynamic registration without Wi-Fi");
-    return host_is_ip(url) ? TC_RC_HTTP_CONN : TC_RC_HTTP_DNS;
+    return TC_RC_HTTP_CONN;
   }
   if (vm_tencent_dynreg_sign(sig, sizeof sig, p->secret, p->pid, p->dn, nonce, ts) < 0)
     return TC_RC_FAILURE;

@@ -177,13 +177,13 @@
 #define TC_RC_TCP_CONNECT_FAILED (-1)
 #define TC_RC_TCP_PEER_SHUTDOWN (-608)
 #define TC_RC_SSL_CONNECT (-703)
-/* the SDK's HTTP client (dynamic registration) */
+/* the SDK's HTTP client (dynamic registration, tc_dynreg.c http_code()) */
 #define TC_RC_HTTP_UNKNOWN (-4)
-#define TC_RC_HTTP_DNS (-6)
-#define TC_RC_HTTP_CONN (-8)
+#define TC_RC_HTTP_DNS (-6) /* the SDK's name; its client never returns it for a lookup */
+#define TC_RC_HTTP_CONN (-8) /* any failure to connect: name, TCP, TLS handshake, certificate */
 #define TC_RC_HTTP_AUTH (-9) /* HTTP 403 */
 #define TC_RC_HTTP_NOT_FOUND (-10)
-#define TC_RC_SSL_READ (-708)
+#define TC_RC_SSL_READ (-708) /* also the connection breaking after the HTTP request */
 
 /* ---- limits (Appendix B) ----------------------------------------------- */
 #define TC_MAX_PID 10
