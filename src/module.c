@@ -84,18 +84,17 @@ void vm_module_reboot(struct vm_module *m) {
 /* ---- life cycle -------------------------------------------------------- */
 
 /* Descriptors of one module, as /proc/<pid>/fd shows them. An idle module
- * holds 2 (tencent, me3630: 4):
- *   2  the PTY master and the slave the daemon keeps open;
- *   2  tencent, me3630: the socket pair of the libcurl multi handle.
- * A busy one adds, per dialect:
- *   1  the MQTT broker socket (w800 over WebSocket: up to 4, the upstream
+ * holds 2, the PTY master and the slave the daemon keeps open (the inotify
+ * instance and the libcurl multi handle are shared by all modules). A busy
+ * one adds, per dialect:
+ *   1  the MQTT broker socket (libmosquitto's wake-up socketpair is never
+ *      opened, mosq_pair.c); w800 over WebSocket: up to 4, the upstream
  *      socket, libmosquitto's socket, the relay's end of it and, until that
- *      is accepted, the relay's listener; w800 has no libcurl handle);
- *   1  tencent, me3630: an HTTP transfer (OTA download, registration, auth);
+ *      is accepted, the relay's listener;
+ *   1  tencent, me3630: an HTTP transfer (registration, auth);
  *   1  a flash write in progress (the temp file, then its directory).
- * That makes 7 for every dialect; a TCP serial endpoint adds its listener
- * and its client, a trace its file. The shared inotify instance is the
- * daemon's, not the module's. */
+ * That makes at most 7, the w800 over WebSocket; a TCP serial endpoint adds
+ * its listener and its client, a trace its file. */
 #define MODULE_FDS_BUSY 7
 
 int vm_module_fd_need(const struct vm_module_config *cfg) {

@@ -20,7 +20,7 @@ import time
 from conftest import module_config
 
 FLEET = 300
-IDLE_TENCENT_FDS = 4  # PTY master, held slave, libcurl's socket pair (src/module.c)
+IDLE_TENCENT_FDS = 2  # PTY master and the held slave (src/module.c)
 DAEMON_FDS = 16       # src/main.c
 
 
@@ -90,7 +90,7 @@ def test_soft_nofile_limit_is_raised_to_the_hard_limit(make_daemon, tmp_path):
 
 
 def test_warns_when_the_hard_nofile_limit_is_below_what_modules_need(make_daemon, tmp_path):
-    # 10 idle modules hold 52 descriptors, but may need 7 each when busy
+    # 10 idle modules hold 32 descriptors, but may need 7 each when busy
     d = with_nofile_limit(make_daemon(fleet(tmp_path, 10), start=False), tmp_path, 64, 64)
     d.start()
     d.wait_log("running 10 modules")
