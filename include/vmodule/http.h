@@ -39,6 +39,8 @@ struct curl_slist;
  *   -EHOSTUNREACH  the name did not resolve (CURLE_COULDNT_RESOLVE_HOST);
  *   -ECONNREFUSED  no TCP connection to any address of the host: refused,
  *                  or no route (CURLE_COULDNT_CONNECT);
+ *   -EMFILE        no descriptor was left for the socket (EMFILE or ENFILE;
+ *                  logged as a WARN naming the client);
  *   -EPROTO        the TLS handshake failed: the peer reset or closed the
  *                  connection during it, or its certificate was refused
  *                  (CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION...);
@@ -82,6 +84,7 @@ struct vm_http_req {
   vm_http_done_cb done;
   void *data;
   bool too_big, aborted;
+  int sock_errno; /* why socket() failed in the open callback, or 0 */
   char error[256]; /* libcurl's error text of the last failure */
   struct vm_http_req *next;
 };

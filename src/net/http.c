@@ -102,7 +102,7 @@ static int map_result(const struct vm_http_req *r, CURLcode rc) {
   case CURLE_RANGE_ERROR: return -ERANGE;
   case CURLE_COULDNT_RESOLVE_HOST:
   case CURLE_COULDNT_RESOLVE_PROXY: return -EHOSTUNREACH;
-  case CURLE_COULDNT_CONNECT: return -ECONNREFUSED;
+  case CURLE_COULDNT_CONNECT: return r->sock_errno ? -EMFILE : -ECONNREFUSED;
   case CURLE_SSL_CONNECT_ERROR:
   case CURLE_PEER_FAILED_VERIFICATION:
   case CURLE_SSL_CACERT_BADFILE:
@@ -276,6 +276,22 @@ static int timer_fn(CURLM *multi, long timeout_ms, void *userp) {
   return 0;
 }
 
+/* libcurl opens a socket. Only here is errno still known when socket()
+ * fails: libcurl reports any failure as "could not connect", and a daemon
+ * out of descriptors must say so, naming the module. */
+static curl_socket_t opensocket_fn(void *clientp, curlsocktype purpose, struct curl_sockaddr *a) {
+  struct vm_http_req *r = clientp;
+  curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+
+  (void)purpose;
+  if (fd == CURL_SOCKET_BAD && (errno == EMFILE || errno == ENFILE)) {
+    r->sock_errno = errno;
+    vm_log_warn(r->http->who, "http: cannot open a socket: %s (%s): raise RLIMIT_NOFILE or run "
+                "fewer modules", strerror(errno), errno == EMFILE ? "EMFILE" : "ENFILE");
+  }
+  return fd;
+}
+
 /* libcurl closes a socket: stop any poll on it first (curl #14976). */
 static int closesocket_fn(void *clientp, curl_socket_t fd) {
   struct vm_http_share *sh = clientp;
@@ -395,6 +411,8 @@ static int req_setup(struct vm_http_req *r, const struct vm_http_opts *o) {
   ok = ok && curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
   ok = ok && curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_fn) == CURLE_OK;
   ok = ok && curl_easy_setopt(e, CURLOPT_WRITEDATA, r) == CURLE_OK;
+  ok = ok && curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensocket_fn) == CURLE_OK;
+  ok = ok && curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r) == CURLE_OK;
   ok = ok && curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, closesocket_fn) == CURLE_OK;
   ok = ok && curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, r->http->share) == CURLE_OK;
   /* its own connection, closed after it: a module's HTTP client does not

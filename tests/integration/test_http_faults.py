@@ -38,6 +38,7 @@ first request, so idle modules hold no descriptor for it, and requests of
 different modules in one daemon keep their own results."""
 
 import os
+import resource
 import socket
 import ssl
 import struct
@@ -405,3 +406,29 @@ def test_modules_share_one_multi_and_keep_their_own_results(make_daemon, tmp_pat
         p.expect_nothing_pending()
     # no connection is kept for later: only the shared socketpair remains
     wait_for(lambda: http_fds(daemon.proc.pid) == 2, 5, "the connections to be closed")
+
+
+# ------------------------------------------------------------------ out of descriptors
+
+
+def test_out_of_descriptors_is_reported_as_such(make_daemon, tmp_path, certs, consumer, peers):
+    """No descriptor left for the request: the command fails as the
+    firmware's failed socket() does (its connect failure code), at once, and
+    the log names EMFILE and the module; with descriptors back it works."""
+    server = consumer.server(certs)
+    peers.append(server)
+    url = url_of("127.0.0.1", server.port, consumer.path)
+    daemon = make_daemon([consumer.module(tmp_path, url, certs, LONG_MS)])
+    port = daemon.port()
+    consumer.prepare(port)
+    pid = daemon.proc.pid
+    old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    used = {int(n) for n in os.listdir("/proc/%d/fd" % pid)}
+    first_free = next(i for i in range(len(used) + 1) if i not in used)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (first_free, old[1]))  # soft only
+    elapsed = run(port, consumer, consumer.failure["refused"], LONG_MS / 1000 + 2)
+    assert elapsed < AT_ONCE
+    line = daemon.wait_log("Too many open files (EMFILE)")
+    assert line.split()[1:3] == ["WARN", "[%s]" % daemon.module()["name"]], line
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
+    run(port, consumer, consumer.success, 10)

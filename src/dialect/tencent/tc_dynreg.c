@@ -105,6 +105,7 @@ static int http_code(int result, long status) {
   case -ETIMEDOUT: return TC_E_TIMEOUT; /* the AT command's budget ran out first */
   case -EHOSTUNREACH:
   case -ECONNREFUSED:
+  case -EMFILE: /* the firmware's socket() failed: its connect step failed */
   case -EPROTO: return TC_RC_HTTP_CONN;
   case -ECONNRESET: return TC_RC_SSL_READ;
   case -EFBIG: return TC_RC_FAILURE; /* does not fit the SDK's buffer either */
