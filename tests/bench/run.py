@@ -9,6 +9,8 @@ broker), measures, stops everything and returns one summary line:
 
 Run all:  VMODULED=build/vmoduled /usr/bin/python3 tests/bench/run.py
 One:      ... run.py at_roundtrip -n 5000
+Fleet:    ... run.py fleet -n 200 --transport tcp --idle-seconds 5 --load-seconds 10
+          (bench_fleet.py: N modules in one daemon; -n is the module count there)
 
 at_roundtrip: N sequential `AT\\r\\n` -> `\\r\\nOK\\r\\n` round trips over the
 module's PTY (baud 0 = unpaced, echo off), against a baseline measured in the
@@ -33,6 +35,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 BENCHES = {}
+# Extra command-line options: functions add(argparse parser) that benchmark
+# modules append in their register().
+OPTIONS = []
+# -n per benchmark when it is not given (round trips or messages for most;
+# modules for fleet); DEFAULT_N_ALL for those not listed.
+DEFAULT_N_ALL = 2000
+DEFAULT_N = {}
 
 
 def bench(fn):
@@ -285,6 +294,8 @@ import bench_tencent  # noqa: E402  (adds the Tencent MQTT benchmarks)
 bench_tencent.register(sys.modules[__name__])
 import bench_w800  # noqa: E402  (adds the W800 WebSocket-vs-TCP benchmark)
 bench_w800.register(sys.modules[__name__])
+import bench_fleet  # noqa: E402  (adds P5: N tencent modules in one daemon)
+bench_fleet.register(sys.modules[__name__])
 
 
 def main():
@@ -292,17 +303,23 @@ def main():
         return baseline_peer_main()
     ap = argparse.ArgumentParser(description="vmodule benchmarks")
     ap.add_argument("names", nargs="*", help=f"benchmarks to run (default all: {', '.join(BENCHES)})")
-    ap.add_argument("-n", type=int, default=2000, help="measured round trips (default 2000)")
+    ap.add_argument("-n", type=int, default=None,
+                    help=f"measured round trips or messages (default {DEFAULT_N_ALL}); fleet: "
+                    f"modules (default {DEFAULT_N.get('fleet')})")
     ap.add_argument("--warmup", type=int, default=100, help="unmeasured round trips first")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a figure misses its target")
+    for add in OPTIONS:
+        add(ap)
     args = ap.parse_args()
     args.over_target = False
+    n_given = args.n
     names = args.names or list(BENCHES)
     unknown = [x for x in names if x not in BENCHES]
     if unknown:
         ap.error(f"unknown benchmark(s): {', '.join(unknown)}")
     failed = False
     for name in names:
+        args.n = n_given if n_given is not None else DEFAULT_N.get(name, DEFAULT_N_ALL)
         try:
             print(BENCHES[name](args), flush=True)
         except BenchError as e:
