@@ -42,7 +42,7 @@ static void module_tcp_presence(void *data, int connected) {
   struct vm_module *m = data;
   if (m->closing) return;
   if (connected) module_power_on_first_open(m);
-  vm_txq_set_sink(&m->txq, connected ? &m->tcp.sink : &m->pty.sink);
+  vm_txq_set_sink(&m->txq, connected ? &m->tcp->sink : &m->pty.sink);
   if (m->trace) vm_trace_note(m->trace, "tcp client %s", connected ? "connected" : "disconnected");
 }
 
@@ -129,7 +129,9 @@ int vm_module_start(struct vm_module *m, uv_loop_t *loop, const struct vm_module
   m->pty.on_presence = module_pty_presence;
   vm_txq_set_sink(&m->txq, &m->pty.sink);
   if (cfg->tcp_host) {
-    if (vm_tcp_listen(&m->tcp, loop, cfg->name, cfg->tcp_host, cfg->tcp_port, module_input,
+    /* a 4 KiB write buffer the modules without an endpoint do not pay for */
+    if (!(m->tcp = calloc(1, sizeof *m->tcp))) return -1;
+    if (vm_tcp_listen(m->tcp, loop, cfg->name, cfg->tcp_host, cfg->tcp_port, module_input,
                       module_tcp_presence, m) < 0)
       return -1;
     m->has_tcp = true;
@@ -149,7 +151,7 @@ void vm_module_stop(struct vm_module *m) {
   if (uv_is_active((uv_handle_t *)&m->boot_timer)) uv_timer_stop(&m->boot_timer);
   if (m->boot_timer.loop) uv_close((uv_handle_t *)&m->boot_timer, NULL);
   if (m->at.loop) vm_at_close(&m->at);
-  if (m->has_tcp) vm_tcp_close(&m->tcp);
+  if (m->has_tcp) vm_tcp_close(m->tcp);
   if (m->pty.loop) vm_pty_close(&m->pty);
   if (m->txq.loop) vm_txq_close(&m->txq);
   if (m->txq.dropped_total)
@@ -164,6 +166,8 @@ void vm_module_stop(struct vm_module *m) {
 
 void vm_module_cleanup(struct vm_module *m) {
   vm_store_close(&m->store);
+  free(m->tcp); /* its handles were closed by the loop that has ended */
+  m->tcp = NULL;
   free(m->dialect_state);
   m->dialect_state = NULL;
 }

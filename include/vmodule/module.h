@@ -20,8 +20,8 @@ struct vm_module {
   const struct vm_module_config *cfg;
   const char *name;
   struct vm_pty pty;
-  struct vm_tcp tcp;
-  bool has_tcp;
+  struct vm_tcp *tcp; /* only with tcp_listen; freed by vm_module_cleanup() */
+  bool has_tcp;       /* tcp is listening */
   struct vm_txq txq;
   struct vm_trace *trace;
   struct vm_at at;

@@ -50,6 +50,7 @@
 #include <openssl/ssl.h>
 
 #include "vmodule/log.h"
+#include "vmodule/memtrim.h"
 #include "mosq_pair.h"
 #include "mqtt_tls.h"
 
@@ -496,6 +497,8 @@ static void on_mosq_connect(struct mosquitto *q, void *obj, int rc) {
   uv_timer_start(&m->misc_timer, misc_cb, MISC_INTERVAL_MS, MISC_INTERVAL_MS);
   vm_log_info(m->who, "mqtt: connected to %s:%d (%s, %s)", m->conf.host, m->conf.port, m->ip,
               tls_name(m->conf.tls));
+  if (m->conf.tls != VM_MQTT_TLS_NONE)
+    vm_memtrim_soon(m->loop); /* the handshake's buffers are free now */
   deliver(m);
   if (!m->closing && m->cbs.on_connect)
     m->cbs.on_connect(m->data, 0);
