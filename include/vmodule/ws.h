@@ -2,15 +2,19 @@
  * WebSocket client: a relay on the libuv loop.
  *
  * vm_ws_connect() opens the real connection to the broker (DNS with
- * uv_getaddrinfo, TCP, optional TLS with SNI, ALPN, CA verification, host name
- * check and client certificate, then the HTTP/1.1 Upgrade with
- * `Sec-WebSocket-Protocol: mqtt`) and listens on a unix socket in a private
- * directory. Once on_open(0) has run, the caller points libmosquitto at
- * vm_ws_local_path() (port 0); the relay accepts that one connection, removes
- * the socket file and its directory, and carries its
- * bytes in masked binary frames, and the payload of the broker's binary
- * frames (fragmented or not) back. Pings are answered; a close frame or EOF on
- * either side ends the relay (the other side is closed too).
+ * uv_getaddrinfo, TCP to each address in the resolver's order until one
+ * accepts, optional TLS with SNI, ALPN, CA verification, host name check and
+ * client certificate, then the HTTP/1.1 Upgrade with
+ * `Sec-WebSocket-Protocol: mqtt`), all bounded by timeout_ms: a refused or
+ * unreachable address moves on at once, one that does not answer gets an
+ * equal share of the time left before the next is tried (as vm_mqtt does).
+ * Meanwhile it listens on a unix socket in a private directory. Once
+ * on_open(0) has run, the caller points libmosquitto at vm_ws_local_path()
+ * (port 0); the relay accepts that one connection, removes the socket file
+ * and its directory, and carries its bytes in masked binary frames, and the
+ * payload of the broker's binary frames (fragmented or not) back. Pings are
+ * answered; a close frame or EOF on either side ends the relay (the other
+ * side is closed too).
  *
  * Everything runs on the loop: TLS is OpenSSL over memory BIOs fed by the
  * uv_tcp_t, so no call blocks and no thread is used.
@@ -45,7 +49,7 @@ struct vm_ws_opts {
   const char *key_file;  /* its key, required with cert_file */
   const char *const *alpn; /* protocol names for the ClientHello, in order */
   int nalpn;
-  int timeout_ms; /* DNS + TCP + TLS + Upgrade; 0: 10000 */
+  int timeout_ms; /* DNS + TCP (every address) + TLS + Upgrade; 0: 10000 */
 };
 
 /* Negative on_open() results. */

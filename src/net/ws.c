@@ -12,6 +12,11 @@
  * BIO, OpenSSL's output is drained from the write BIO into uv_write(), so the
  * handshake and records never block the loop and need no poll juggling.
  *
+ * Connecting walks the resolver's addresses in order on one uv_tcp_t (a
+ * fresh one per address) under one deadline: a refused or unreachable
+ * address moves on at once; a silent one is abandoned once its share of the
+ * time left (time left / addresses left) is up, as in mqtt.c.
+ *
  * Life cycle: the conn struct holds every handle; vm_ws_close() (always
  * called by the owner, even after a failure) closes what is still open and
  * frees the struct from the last close callback. Internal failures close the
@@ -34,6 +39,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <netdb.h>
 #include <sys/un.h>
 #include <arpa/inet.h>
 
@@ -374,6 +380,8 @@ struct vm_ws_conn {
 
   struct gai_req *gai;
   struct addrinfo *addrs, *addr_next;
+  char ip[INET6_ADDRSTRLEN]; /* the address being tried (numeric) */
+  uint64_t deadline;         /* uv_now() at which the connect attempt times out */
   char local_path[UNIX_PATH_MAX]; /* local_dir + "/mqtt" */
   char local_dir[UNIX_PATH_MAX - 5]; /* the listener's private directory; "" once removed */
 
@@ -888,7 +896,8 @@ static void upgrade_in(struct vm_ws_conn *c, const unsigned char *p, size_t n) {
   size_t rest_off = hdr > prev ? hdr - prev : 0;
   c->st = ST_OPEN;
   uv_timer_stop(&c->timer);
-  vm_log_debug(c->who, "ws: ws%s://%s:%d%s open", c->tls ? "s" : "", c->host, c->port, c->path);
+  vm_log_debug(c->who, "ws: ws%s://%s:%d%s open (%s)", c->tls ? "s" : "", c->host, c->port,
+               c->path, c->ip);
   notify_open(c, 0);
   if (c->st != ST_OPEN) return;
   if (rest_off < n) frames_in(c, p + rest_off, n - rest_off);
@@ -1134,16 +1143,38 @@ static int listener_start(struct vm_ws_conn *c) {
 /* ---- connecting -------------------------------------------------------------------- */
 
 static void try_next_address(struct vm_ws_conn *c);
+static void connect_timeout(uv_timer_t *t);
+
+/* Addresses after the current one that try_next_address() would try. */
+static unsigned addrs_left(const struct vm_ws_conn *c) {
+  unsigned n = 0;
+  for (const struct addrinfo *ai = c->addr_next; ai; ai = ai->ai_next)
+    if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) n++;
+  return n;
+}
+
+/* Arms the connect deadline. While the TCP connect to one of several
+ * addresses is in progress (shared), the timer fires earlier: an address
+ * that does not answer gets an equal share of the time left, so one silent
+ * address (a host that is down) cannot use up the budget of the ones after
+ * it. Once an address answered, the whole rest is its own. */
+static void deadline_arm(struct vm_ws_conn *c, bool shared) {
+  uint64_t now = uv_now(c->loop), left = c->deadline > now ? c->deadline - now : 0;
+  unsigned n = shared ? 1 + addrs_left(c) : 1;
+  uv_timer_start(&c->timer, connect_timeout, left / n, 0);
+}
 
 static void on_connect(uv_connect_t *req, int status) {
   struct vm_ws_conn *c = req->data;
   if (c->st != ST_CONNECTING) return; /* torn down meanwhile */
+  if (status == UV_ECANCELED) return; /* abandoned (silent): its close callback moves on */
   if (status < 0) {
-    vm_log_debug(c->who, "ws: TCP connect to %s:%d failed: %s", c->host, c->port,
+    vm_log_debug(c->who, "ws: TCP connect to %s port %d failed: %s", c->ip, c->port,
                  uv_strerror(status));
     try_next_address(c);
     return;
   }
+  deadline_arm(c, false);
   uv_tcp_nodelay(&c->up, 1);
   read_set(c, UP, true);
   if (!c->tls) {
@@ -1177,11 +1208,20 @@ static void try_next_address(struct vm_ws_conn *c) {
     c->addr_next = ai->ai_next;
     if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
     ((struct sockaddr_in *)ai->ai_addr)->sin_port = htons((uint16_t)c->port);
+    if (getnameinfo(ai->ai_addr, ai->ai_addrlen, c->ip, sizeof c->ip, NULL, 0, NI_NUMERICHOST))
+      snprintf(c->ip, sizeof c->ip, "?");
     uv_tcp_init(c->loop, &c->up);
     c->up.data = c;
     c->up_open = true;
     c->creq.data = c;
-    if (uv_tcp_connect(&c->creq, &c->up, ai->ai_addr, on_connect) == 0) return;
+    int rc = uv_tcp_connect(&c->creq, &c->up, ai->ai_addr, on_connect);
+    if (rc == 0) {
+      deadline_arm(c, true);
+      return;
+    }
+    /* refused or unreachable inside connect(2) (ENETUNREACH): the next one */
+    vm_log_debug(c->who, "ws: TCP connect to %s port %d failed: %s", c->ip, c->port,
+                 uv_strerror(rc));
     c->up_open = false;
     c->closes_pending++;
     uv_close((uv_handle_t *)&c->up, up_closed_retry);
@@ -1209,8 +1249,18 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
   try_next_address(c);
 }
 
+/* The deadline, or the share of it the address being tried had. */
 static void connect_timeout(uv_timer_t *t) {
   struct vm_ws_conn *c = t->data;
+  bool early = uv_now(c->loop) < c->deadline;
+  if (c->st == ST_CONNECTING && early && !c->up_open)
+    return; /* between two addresses: the next attempt arms its own share */
+  if (c->st == ST_CONNECTING && early && addrs_left(c)) {
+    vm_log_debug(c->who, "ws: no answer from %s port %d in its share of the timeout", c->ip,
+                 c->port);
+    try_next_address(c); /* closes this attempt; the next starts from the close callback */
+    return;
+  }
   if (c->st < ST_OPEN) connect_failed(c, VM_WS_E_TIMEOUT);
 }
 
@@ -1321,7 +1371,8 @@ int vm_ws_connect(struct vm_ws *ws, uv_loop_t *loop, const char *who, const stru
     conn_teardown(c);
     return rc;
   }
-  uv_timer_start(&c->timer, connect_timeout, (uint64_t)c->timeout_ms, 0);
+  c->deadline = uv_now(loop) + (uint64_t)c->timeout_ms;
+  deadline_arm(c, false);
   vm_log_debug(who, "ws: connecting to ws%s://%s:%d%s via %s", c->tls ? "s" : "", c->host,
                c->port, c->path, c->local_path);
   return 0;

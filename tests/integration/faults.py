@@ -12,6 +12,11 @@ only, for the connect-failure tests of every transport.
                connect to it fails with ENETUNREACH inside connect(2), before
                any packet leaves the host.
 
+fault_peer (a fixture; import it) makes one of each kind by name, for tests
+parametrized over KINDS; assert_failed_in_time() checks when the client
+gave up: at once (PROMPT_S) for the kinds the kernel reports, at the
+client's own timeout for a silent peer.
+
 Hosts files: hosts_file() writes one for the daemon's private mount
 namespace (conftest.Daemon(hosts=...)), so a test decides what a name
 resolves to, whatever the machine's /etc/hosts says; gai_file() (Daemon(gai=))
@@ -22,7 +27,12 @@ import struct
 import threading
 from pathlib import Path
 
+import pytest
+
 UNREACHABLE_V4 = "255.255.255.255"
+KINDS = ("refused", "reset", "unreachable", "silent")
+PROMPT_S = 1.5  # a failure the kernel reports must be answered within this
+LATE_S = 1.0    # how much later than its timeout a silent failure may come
 
 # What Debian 12 installs as /etc/hosts (netbase): localhost is IPv4 first,
 # but "::1 localhost ip6-localhost ip6-loopback" makes getaddrinfo() return
@@ -130,3 +140,37 @@ class SilentServer:
     def close(self):
         self.filler.close()
         self.sock.close()
+
+
+@pytest.fixture
+def fault_peer():
+    """fault_peer(kind) -> (host, port, server) of a peer that fails a
+    connect the `kind` way (one of KINDS); server is the ResetServer or
+    SilentServer (closed at teardown), None for refused and unreachable. A
+    reset comes after the client's first bytes (server.received[0])."""
+    servers = []
+
+    def make(kind):
+        if kind == "refused":
+            return "127.0.0.1", closed_port(), None
+        if kind == "unreachable":
+            return UNREACHABLE_V4, 1883, None
+        srv = ResetServer() if kind == "reset" else SilentServer()
+        servers.append(srv)
+        return srv.host, srv.port, srv
+    yield make
+    for s in servers:
+        s.close()
+
+
+def assert_failed_in_time(kind, took, timeout_ms, server=None, first_bytes=None):
+    """`took` seconds from the command to the failure: under PROMPT_S, or
+    for a silent peer its timeout_ms, neither earlier nor LATE_S later. A
+    ResetServer must have been reached and have read first_bytes first."""
+    if kind == "silent":
+        assert timeout_ms / 1000 - 0.05 <= took <= timeout_ms / 1000 + LATE_S, took
+    else:
+        assert took < PROMPT_S, took
+    if kind == "reset":
+        assert server.accepted >= 1 and server.received[0].startswith(first_bytes), \
+            server.received

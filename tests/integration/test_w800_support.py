@@ -14,6 +14,9 @@ that name space).
   NetNamespace          puts this process (and what it starts) in a private
                         network namespace: mosquitto 2.0.11's websockets
                         listener binds every interface whatever it is told.
+  private_network       module fixture: the whole test module in a NetNamespace
+                        (import it with autouse; yields the original namespace's
+                        inode).
 """
 
 import ctypes
@@ -166,6 +169,22 @@ class NetNamespace:
         if rc != 0:
             raise OSError(ctypes.get_errno(), "setns back to the original network namespace")
         return False
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_network():
+    """Autouse in every module that imports it: its tests run in a fresh
+    NetNamespace (skipped where none can be made)."""
+    orig = os.stat("/proc/thread-self/ns/net").st_ino
+    try:
+        ns = NetNamespace()
+        ns.__enter__()
+    except OSError as e:
+        pytest.skip("no private network namespace for mosquitto's websockets listener: %s" % e)
+    try:
+        yield orig
+    finally:
+        ns.__exit__(None, None, None)
 
 
 def listening_outside_loopback(pids):

@@ -20,22 +20,8 @@ import pytest
 
 from conftest import wait_for
 from test_w800_support import (  # noqa: F401  (fixtures)
-    DISC, ERROR, OK, NetNamespace, PROMPT, connect, connected_urc, ok, sntp_sync, start_w800,
+    DISC, ERROR, OK, PROMPT, connect, connected_urc, ok, private_network, sntp_sync, start_w800,
     subrecv, tls_listener, w8_certs, w8_peers)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def private_network():
-    orig = os.stat("/proc/thread-self/ns/net").st_ino
-    try:
-        ns = NetNamespace()
-        ns.__enter__()
-    except OSError as e:
-        pytest.skip("no private network namespace for mosquitto's websockets listener: %s" % e)
-    try:
-        yield orig
-    finally:
-        ns.__exit__(None, None, None)
 
 
 @pytest.fixture

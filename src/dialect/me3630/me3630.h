@@ -41,9 +41,11 @@ struct vm_mqtt;
 /* Decisions (§8, §10): the data call is down -> "operation not allowed";
  * any server or transfer failure of CLOUDAUTH/CLOUDCONN -> "unknown". No
  * ME3630 table tells connect failures apart (me3630-data.md "CME errors":
- * drivers match the prefix only), so an HTTPS CLOUDAUTH that cannot reach
- * its server (no name, refused, no route, reset, TLS, certificate, timeout)
- * and one that breaks later all print 100, each as soon as it fails. */
+ * drivers match the prefix only; §8.2 names 100 for a refusal and a
+ * timeout alike), so an HTTPS CLOUDAUTH that cannot reach its server (no
+ * name, refused, no route, reset, TLS, certificate, timeout) and one that
+ * breaks later, and a CLOUDCONN that is refused, reset, unreachable or
+ * timed out, all print 100, each as soon as it fails. */
 #define ME_E_NO_DATA_CALL ME_E_NOT_ALLOWED
 #define ME_E_SERVER ME_E_UNKNOWN
 

@@ -173,7 +173,9 @@ static int mq_start(struct w8_mqtt *t, const char *host, int port, bool via_ws) 
       .password = t->password[0] ? t->password : NULL,
       .keepalive = ka,
       .clean_session = !t->disable_clean,
-      .connect_timeout_ms = (int)t->timeout_ms + 1000, /* our op timer fires first */
+      /* The same budget as our op timer (which bounds the relay too): a
+       * silent address's share of it is then the share of the command's. */
+      .connect_timeout_ms = (int)t->timeout_ms,
   };
   if (t->lwt_topic[0]) {
     o.will_topic = t->lwt_topic;
