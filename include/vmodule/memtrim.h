@@ -3,10 +3,11 @@
 #ifndef VMODULE_MEMTRIM_H
 #define VMODULE_MEMTRIM_H
 
-#include <uv.h>
-
-/* Asks for one malloc_trim() about a second from now, unless one is already
- * due: every call of a burst ends in a single trim after it. */
-void vm_memtrim_soon(uv_loop_t *loop);
+/* A burst of work that freed memory goes on: trim about a second after the
+ * last such call. */
+void vm_memtrim_soon(void);
+/* Called about once a second by whoever runs periodically (the MQTT
+ * sessions' keepalive timers): trims when a trim is due. */
+void vm_memtrim_tick(void);
 
 #endif

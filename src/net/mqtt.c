@@ -498,7 +498,7 @@ static void on_mosq_connect(struct mosquitto *q, void *obj, int rc) {
   vm_log_info(m->who, "mqtt: connected to %s:%d (%s, %s)", m->conf.host, m->conf.port, m->ip,
               tls_name(m->conf.tls));
   if (m->conf.tls != VM_MQTT_TLS_NONE)
-    vm_memtrim_soon(m->loop); /* the handshake's buffers are free now */
+    vm_memtrim_soon(); /* the handshake's buffers are free now */
   deliver(m);
   if (!m->closing && m->cbs.on_connect)
     m->cbs.on_connect(m->data, 0);
@@ -837,6 +837,7 @@ static void misc_cb(uv_timer_t *t) {
   /* Sends PINGREQ, or closes the link (on_disconnect) when keepalive expired. */
   mosquitto_loop_misc(m->mosq);
   lib_leave(m);
+  vm_memtrim_tick();
   settle(m);
 }
 

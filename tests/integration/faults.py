@@ -47,6 +47,19 @@ ff02::2 ip6-allrouters
 """
 
 
+def _v6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+# For tests that need ::1: a Debian 12 machine has it unless IPv6 is disabled.
+needs_v6 = pytest.mark.skipif(not _v6_loopback(), reason="no IPv6 loopback (::1) here")
+
+
 def hosts_file(path, names=None, base=DEBIAN_HOSTS):
     """Writes a hosts file: `base`, then one line per (name, address) in
     `names` ({name: [addr, ...]}), in order. Returns the path."""

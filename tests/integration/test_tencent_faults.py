@@ -16,13 +16,13 @@ file through a private mount namespace, whatever /etc/hosts says."""
 import base64
 import os
 import resource
-import socket
 import time
 
 import pytest
 
 from conftest import TEST_HOST
-from faults import UNREACHABLE_V4, ResetServer, SilentServer, closed_port, gai_file, hosts_file
+from faults import (UNREACHABLE_V4, ResetServer, SilentServer, closed_port, gai_file, hosts_file,
+                    needs_v6)
 from test_tencent_mqtt import JOINED, PID, DN, SECRET, provision, tc_module
 
 TRANSPORTS = ["tcp", "tls-psk", "tls"]
@@ -137,18 +137,6 @@ def test_tls_psk_offers_the_firmware_cipher_suites(make_daemon, tmp_path, certs)
 
 
 # ------------------------------------------------------------------ every address of a name
-
-
-def v6_loopback():
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-needs_v6 = pytest.mark.skipif(not v6_loopback(), reason="no IPv6 loopback (::1) here")
 
 
 @needs_v6

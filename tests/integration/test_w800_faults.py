@@ -26,6 +26,7 @@ import time
 import pytest
 
 from conftest import TEST_HOST
+from faults import needs_v6
 from faults import (  # noqa: F401  (fixture)
     KINDS, PROMPT_S, SilentServer, assert_failed_in_time, fault_peer, gai_file, hosts_file)
 from test_w800_support import (  # noqa: F401  (fixtures)
@@ -149,6 +150,7 @@ def publish_through(port, broker, w8_peers, tag):
     assert peer.wait_msgs(1) == [("up/%s" % tag, b"via " + tag.encode(), False)]
 
 
+@needs_v6
 @pytest.mark.parametrize("order", list(ORDERS))
 @pytest.mark.parametrize("transport", list(NAMED))
 def test_name_whose_first_address_refuses(start_w800, named_broker, w8_peers, certs, tmp_path,
