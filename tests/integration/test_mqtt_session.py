@@ -121,8 +121,24 @@ def broker(tmp_path):
         b.stop()
 
 
+_RESOLVER_DIR = None
+
+
+def probe_cmd(*args):
+    """The probe's command line; under VMODULE_TEST_HOSTS it resolves from
+    that hosts file, like every daemon of the suite (conftest.Daemon)."""
+    global _RESOLVER_DIR
+    from conftest import _private_resolver, _suite_hosts
+    import tempfile
+    if _RESOLVER_DIR is None:
+        _RESOLVER_DIR = Path(tempfile.mkdtemp(prefix="probe-resolver-"))
+    hosts = _suite_hosts(_RESOLVER_DIR)
+    prefix = _private_resolver(_RESOLVER_DIR, hosts) if hosts else []
+    return prefix + [PROBE, *map(str, args)]
+
+
 def probe(host, port, *args, env=None, timeout=30):
-    r = subprocess.run([PROBE, host, str(port), *map(str, args)], capture_output=True,
+    r = subprocess.run(probe_cmd(host, port, *args), capture_output=True,
                        text=True, timeout=timeout, env=env)
     # An ASan/UBSan build may exit 1 like a failed connect; look at what it said.
     assert "Sanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr
@@ -597,7 +613,7 @@ def line_reader(stream):
 
 def test_broker_death_is_reported_as_link_lost(broker):
     b = broker(["allow_anonymous true"])
-    proc = subprocess.Popen([PROBE, "localhost", str(b.port), "--wait-lost"],
+    proc = subprocess.Popen(probe_cmd("localhost", b.port, "--wait-lost"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     read_line = line_reader(proc.stdout)
     try:
@@ -620,7 +636,7 @@ def test_silent_broker_is_detected_by_keepalive(broker):
     # 5 s; the broker is frozen, no PINGRESP comes, and the link is declared lost
     # one keepalive later. Fault-catalogue case "broker SIGSTOP".
     b = broker(["allow_anonymous true"])
-    proc = subprocess.Popen([PROBE, "localhost", str(b.port), "--wait-lost", "--keepalive", "5"],
+    proc = subprocess.Popen(probe_cmd("localhost", b.port, "--wait-lost", "--keepalive", "5"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, PROBE_DEBUG="1"))
     read_line = line_reader(proc.stdout)
