@@ -1219,9 +1219,15 @@ static void try_next_address(struct vm_ws_conn *c) {
       deadline_arm(c, true);
       return;
     }
-    /* refused or unreachable inside connect(2) (ENETUNREACH): the next one */
-    vm_log_debug(c->who, "ws: TCP connect to %s port %d failed: %s", c->ip, c->port,
-                 uv_strerror(rc));
+    /* refused or unreachable inside connect(2) (ENETUNREACH): the next one;
+     * out of descriptors is said as such (every address fails the same) */
+    if (rc == UV_EMFILE || rc == UV_ENFILE)
+      vm_log_warn(c->who, "ws: cannot open a socket for %s port %d: %s (%s): raise "
+                  "RLIMIT_NOFILE or run fewer modules", c->ip, c->port, uv_strerror(rc),
+                  rc == UV_EMFILE ? "EMFILE" : "ENFILE");
+    else
+      vm_log_debug(c->who, "ws: TCP connect to %s port %d failed: %s", c->ip, c->port,
+                   uv_strerror(rc));
     c->up_open = false;
     c->closes_pending++;
     uv_close((uv_handle_t *)&c->up, up_closed_retry);

@@ -20,7 +20,9 @@ given "::1" (then it binds ::1 only); the tests use both, and still run in a
 private network namespace (test_w800_support.private_network) like
 test_w800_ws.py."""
 
+import os
 import re
+import resource
 import time
 
 import pytest
@@ -192,3 +194,31 @@ def test_name_whose_first_address_is_silent(start_w800, named_broker, w8_peers, 
         publish_through(port, broker, w8_peers, transport)
     finally:
         silent.close()
+
+
+# ---------------------------------------------------------------- out of descriptors
+
+
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+def test_out_of_descriptors_fails_like_a_socket_failure(start_w800, mosquitto, transport):
+    """No descriptor left: AT+MQTTCONN fails as for any failed socket, at
+    once, and the log names EMFILE and the module; with descriptors back the
+    same command connects."""
+    scheme = SCHEMES[transport]
+    broker = mosquitto(listeners=[{}, {"name": "ws", "protocol": "websockets",
+                                       "socket_domain": "ipv4"}])
+    peer_port = broker.port if transport == "tcp" else broker.port_of("ws")
+    daemon, port = start_w800()
+    usercfg(port, scheme)
+    pid = daemon.proc.pid
+    old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    used = {int(n) for n in os.listdir("/proc/%d/fd" % pid)}
+    first_free = next(i for i in range(len(used) + 1) if i not in used)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (first_free, old[1]))  # soft only
+    took = timed_conn(port, "127.0.0.1", peer_port, DISC + ERROR)
+    assert took < PROMPT_S
+    line = daemon.wait_log("Too many open files")
+    assert line.split()[1:3] == ["WARN", "[%s]" % daemon.module()["name"]], line
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
+    path = "/mqtt" if transport == "ws" else ""
+    timed_conn(port, "127.0.0.1", peer_port, connected_urc(scheme, "127.0.0.1", peer_port, path) + OK)
