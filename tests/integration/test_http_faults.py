@@ -270,13 +270,11 @@ def resolve_in_namespace(hosts, name):
     return cp.stdout.split()
 
 
-def test_name_with_ipv6_first_reaches_the_ipv4_only_server(make_daemon, tmp_path, certs,
-                                                           consumer, peers):
-    """The name resolves to ::1 first (RFC 6724 order, as on Debian), the
-    server listens on 127.0.0.1 only: the ::1 connect is refused and
-    libcurl goes on to 127.0.0.1, within the same moment."""
+def start_on_ipv6_first_name(make_daemon, tmp_path, certs, consumer, peers):
+    """A consumer whose server URL names TEST_HOST, which resolves to ::1 and
+    then 127.0.0.1; the server listens on 127.0.0.1 only. Returns (daemon,
+    port, server, url)."""
     hosts = hosts_file(tmp_path / "hosts", {TEST_HOST: ["127.0.0.1", "::1"]})
-    assert resolve_in_namespace(hosts, TEST_HOST) == ["::1", "127.0.0.1"]
     server = consumer.server(certs)
     peers.append(server)
     url = url_of(TEST_HOST, server.port, consumer.path)
@@ -284,6 +282,17 @@ def test_name_with_ipv6_first_reaches_the_ipv4_only_server(make_daemon, tmp_path
                          hosts=hosts)
     port = daemon.port()
     consumer.prepare(port)
+    return daemon, port, server, url
+
+
+def test_name_with_ipv6_first_reaches_the_ipv4_only_server(make_daemon, tmp_path, certs,
+                                                           consumer, peers):
+    """The name resolves to ::1 first (RFC 6724 order, as on Debian), the
+    server listens on 127.0.0.1 only: the ::1 connect is refused and
+    libcurl goes on to 127.0.0.1, within the same moment."""
+    daemon, port, server, _ = start_on_ipv6_first_name(make_daemon, tmp_path, certs, consumer,
+                                                       peers)
+    assert resolve_in_namespace(daemon.hosts, TEST_HOST) == ["::1", "127.0.0.1"]
     elapsed = run(port, consumer, consumer.success, LONG_MS / 1000 + 2)
     assert elapsed < 1.0, elapsed
     assert len(server.requests) == 1
@@ -292,14 +301,8 @@ def test_name_with_ipv6_first_reaches_the_ipv4_only_server(make_daemon, tmp_path
 def test_debug_log_shows_each_address_tried(make_daemon, tmp_path, certs, peers):
     """The evidence that ::1 really is tried first and 127.0.0.1 next:
     libcurl's own progress lines, which the daemon logs at level debug."""
-    hosts = hosts_file(tmp_path / "hosts", {TEST_HOST: ["127.0.0.1", "::1"]})
-    server = Tencent.server(certs)
-    peers.append(server)
-    url = url_of(TEST_HOST, server.port, Tencent.path)
-    daemon = make_daemon([Tencent.module(tmp_path, url, certs, LONG_MS)], log_level="debug",
-                         hosts=hosts)
-    port = daemon.port()
-    Tencent.prepare(port)
+    daemon, port, server, url = start_on_ipv6_first_name(make_daemon, tmp_path, certs, Tencent,
+                                                         peers)
     run(port, Tencent, Tencent.success, 5)
     steps = ["http: curl:   Trying [::1]:%d..." % server.port,
              "http: curl: connect to ::1 port %d failed: Connection refused" % server.port,
