@@ -47,11 +47,19 @@ void vm_esp_config_free(struct vm_esp_config *c);
 struct vm_esp;
 typedef void (*vm_esp_wifi_cb)(struct vm_esp *esp, bool up);
 
+/* The chip the firmware runs on and its esp-at core version: they choose the
+ * AT+SYSRAM form and figures and the AT+UART_* limits and read-back
+ * (shared/reference/esp-at-core.md). The dialect sets both after
+ * vm_esp_init() (defaults: ESP8266, core 200). */
+enum vm_esp_chip { VM_ESP_CHIP_ESP8266, VM_ESP_CHIP_ESP32, VM_ESP_CHIP_ESP32C3, VM_ESP_CHIP_W800 };
+
 struct vm_esp {
   struct vm_module *m;
   const struct vm_esp_config *cfg;
   const char *const *gmr_default; /* NULL-terminated lines for AT+GMR */
   vm_esp_wifi_cb on_wifi;         /* the dialect learns when the link goes up/down */
+  enum vm_esp_chip chip;
+  int core; /* esp-at core version x100: 200 = v2.0.0.0, 220 = v2.2.0.0 */
   /* Wi-Fi */
   int mode;         /* CWMODE 0..3 */
   bool auto_connect;

@@ -316,6 +316,8 @@ void vm_esp_init(struct vm_esp *esp, struct vm_module *m, const struct vm_esp_co
   esp->cfg = cfg;
   esp->gmr_default = gmr_default;
   esp->on_wifi = on_wifi;
+  esp->chip = VM_ESP_CHIP_ESP8266;
+  esp->core = 200;
   uv_timer_init(m->loop, &esp->join_timer);
   uv_timer_init(m->loop, &esp->sntp_timer);
   esp->join_timer.data = esp;

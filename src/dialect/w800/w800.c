@@ -202,6 +202,8 @@ static int w8_init(struct vm_module *m) {
   s->cfg = m->cfg->dialect_conf;
   m->at.style = &w8_style;
   vm_esp_init(&s->esp, m, &s->cfg->esp, gmr_default, w8_on_wifi);
+  s->esp.chip = VM_ESP_CHIP_W800;
+  s->esp.core = 240; /* its AT+GMR claims an esp-at 2.4.0.0 core */
   vm_at_add_table(&m->at, w8_sys_cmds, sizeof w8_sys_cmds / sizeof w8_sys_cmds[0]);
   vm_at_add_table(&m->at, w8_mqtt_cmds, w8_mqtt_ncmds);
   return w8_mqtt_init(s);
