@@ -21,6 +21,8 @@ Expected bytes:
   the CLOUDSUB was refused (the granted ones stay subscribed); a refused
   CLOUDCONN is `\\r\\n+CME ERROR: 100\\r\\n`."""
 
+import re
+
 import pytest
 
 from mqtt_peer import REFUSED, mqtt_peer  # noqa: F401  (fixture)
@@ -126,6 +128,28 @@ def test_tencent_connack_refusal_codes(make_daemon, tmp_path, mqtt_peer, code):
     provision(port)
 
 
+
+def test_tencent_refused_gateway_topic_is_asked_again(make_daemon, tmp_path, mqtt_peer):
+    """An SDK service's own subscription refused: the command fails with
+    -108, and the next one subscribes again (the SDK keeps NACKed filters out
+    of its handler table, so IOT_MQTT_IsSubReady() stays false) instead of
+    publishing its request to a topic whose answer can never arrive."""
+    gw_res = "$gateway/operation/result/%s/%s" % (PID, DN)
+    peer = mqtt_peer(suback=[(re.escape(gw_res), REFUSED)])
+    _, port = tc_start(make_daemon, tmp_path, peer, gateway_timeout_ms=2000)
+    tc_connect(port)
+    port.cmd('AT+TCGWONLINE=0,"SUBPRD0001","sub01"')
+    port.expect(b"OK\r\n+TCGWONLINE:FAIL,-108\r\n")
+    assert not peer.received("PUBLISH")  # no request without its reply topic
+    peer.suback = []
+    port.cmd('AT+TCGWONLINE=0,"SUBPRD0001","sub01"')
+    port.expect(b"OK\r\n")
+    peer.wait_packet("SUBSCRIBE", lambda p: p.filters == [(gw_res, 0)], count=2)
+    req = peer.wait_packet("PUBLISH")
+    assert req.topic == "$gateway/operation/%s/%s" % (PID, DN)
+    peer.publish(gw_res, b'{"type":"online","payload":{"devices":[{"product_id":"SUBPRD0001",'
+                         b'"device_name":"sub01","result":0}]}}')
+    port.expect(b"+TCGWONLINE:OK\r\n")
 
 # ------------------------------------------------------------------ w800
 

@@ -22,8 +22,9 @@
  *
  * SDK services beside the user's topics (the gateway, tc_gateway.c) subscribe
  * and publish through tc_mqtt_svc_*(): their subscriptions are renewed after
- * a reconnect like the user's but neither listed nor counted, and their
- * messages and SUBACKs go to them, never to +TCMQTTRCVPUB. */
+ * a reconnect like the user's but neither listed nor counted (one the broker
+ * refuses is forgotten, so the service asks again), and their messages and
+ * SUBACKs go to them, never to +TCMQTTRCVPUB. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +74,7 @@ struct tc_mqtt {
   char connid[VM_TENCENT_CONNID_LEN + 1];
   struct tc_sub subs[TC_MAX_SUBS];
   char svc_subs[TC_MAX_SVC_SUBS][TC_MAX_TOPIC + 1]; /* the SDK services' own ("" = free) */
+  int svc_mids[TC_MAX_SVC_SUBS];                     /* their SUBACK awaited (0: none) */
 
   /* the pending command */
   enum tc_op op;
@@ -275,6 +277,7 @@ static void task_end(struct tc_mqtt *t) {
   t->running = t->connected = t->first = t->attempting = false;
   memset(t->subs, 0, sizeof t->subs);
   memset(t->svc_subs, 0, sizeof t->svc_subs);
+  memset(t->svc_mids, 0, sizeof t->svc_mids);
   explicit_bzero(&t->dev, sizeof t->dev);
   tc_gateway_task_end(t->s); /* the gateway's sessions belong to the client */
 }
@@ -297,9 +300,24 @@ static void resubscribe(struct tc_mqtt *t) {
     int rc = vm_mqtt_subscribe(t->mq, t->subs[i].filter, t->subs[i].qos);
     if (rc < 0) vm_log_warn(who(t), "MQTT: re-subscribing %s failed", t->subs[i].filter);
   }
-  for (int i = 0; i < TC_MAX_SVC_SUBS; i++)
-    if (t->svc_subs[i][0] && vm_mqtt_subscribe(t->mq, t->svc_subs[i], 0) < 0)
-      vm_log_warn(who(t), "MQTT: re-subscribing %s failed", t->svc_subs[i]);
+  for (int i = 0; i < TC_MAX_SVC_SUBS; i++) {
+    if (!t->svc_subs[i][0]) continue;
+    t->svc_mids[i] = vm_mqtt_subscribe(t->mq, t->svc_subs[i], 0);
+    if (t->svc_mids[i] < 0) vm_log_warn(who(t), "MQTT: re-subscribing %s failed", t->svc_subs[i]);
+  }
+}
+
+/* A service's SUBACK: a refused filter leaves the table, as the SDK keeps
+ * NACKed filters out of its handlers, so the service subscribes again next
+ * time instead of waiting for replies that cannot come. */
+static void svc_suback(struct tc_mqtt *t, int mid, bool granted) {
+  for (int i = 0; i < TC_MAX_SVC_SUBS; i++) {
+    if (!t->svc_subs[i][0] || t->svc_mids[i] != mid) continue;
+    t->svc_mids[i] = 0;
+    if (granted) continue;
+    vm_log_info(who(t), "MQTT: the broker refused the subscription to %s", t->svc_subs[i]);
+    t->svc_subs[i][0] = '\0';
+  }
 }
 
 /* ---- reconnect cycle ------------------------------------------------------ */
@@ -446,11 +464,13 @@ static void on_publish(void *data, int mid) {
 
 static void on_subscribe(void *data, int mid, int count, const int *granted) {
   struct tc_mqtt *t = data;
+  bool ok = count >= 1 && granted[0] != 0x80;
   if (t->op != OP_SUB || mid != t->op_mid) { /* a service's, or a re-subscription */
-    tc_gateway_on_suback(t->s, mid, count >= 1 && granted[0] != 0x80);
+    svc_suback(t, mid, ok);
+    tc_gateway_on_suback(t->s, mid, ok);
     return;
   }
-  if (count < 1 || granted[0] == 0x80) {
+  if (!ok) {
     vm_at_printf(at_of(t), TC_SUB_FAIL_FMT, TC_RC_SUB_REFUSED);
   } else {
     struct tc_sub *sub = sub_find(t, t->op_topic);
@@ -850,7 +870,10 @@ int tc_mqtt_svc_subscribe(struct tc_state *s, const char *topic) {
   }
   if (slot < 0 || strlen(topic) > TC_MAX_TOPIC) return -ENOSPC;
   int rc = vm_mqtt_subscribe(t->mq, topic, 0);
-  if (rc > 0) strcpy(t->svc_subs[slot], topic);
+  if (rc > 0) {
+    strcpy(t->svc_subs[slot], topic);
+    t->svc_mids[slot] = rc;
+  }
   return rc;
 }
 
