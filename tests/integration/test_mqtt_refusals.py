@@ -1,16 +1,19 @@
 """test_mqtt_refusals.py - what each dialect prints when the broker says no
 (issue 10): a SUBACK return code 0x80, a SUBACK granting a lower QoS than
-asked, and a CONNACK refusal code 1..5. mosquitto grants every subscription
-and refuses connections only with 4/5, so the broker here is the scripted
-one of mqtt_peer.py, over plain TCP (tencent `mqtt_transport: tcp`, w800
-scheme 1, me3630 `aliyun.transport: tcp`).
+asked, a SUBACK withheld (then the link lost while it is awaited) and a
+CONNACK refusal code 1..5 (and an unknown 6). mosquitto grants every
+subscription and refuses connections only with 4/5, so the broker here is
+the scripted one of mqtt_peer.py, over plain TCP (tencent `mqtt_transport:
+tcp`, w800 scheme 1, me3630 `aliyun.transport: tcp`).
 
 Expected bytes:
 - tencent (tencent-at.md §3.9, §6.1; the SDK's _handle_suback_packet): a
   refused filter is `OK\\r\\n+TCMQTTSUB:FAIL,-108\\r\\n` and never enters the
   handler table (not listed, not renewed after a reconnect); a lower grant
   is success, listed with the QoS asked for; CONNACK 1..5 are
-  `+TCMQTTCONN:FAIL,-113..-117`.
+  `+TCMQTTCONN:FAIL,-113..-117` (-112 for an unknown code). An SDK service's
+  own refused subscription (the gateway's reply topic) is asked for again
+  by the next command.
 - w800 (w800-me3630-at.md §5.5, §5.8): the reference names no bytes for a
   refused SUBACK; the dialect treats it as a failed subscribe with QoS > 0
   (which waits for SUBACK): `\\r\\nERROR\\r\\n`, with AT+SYSLOG=1 the ERR CODE
@@ -35,9 +38,10 @@ from test_tencent_mqtt import state as tc_state
 from test_w800_support import (  # noqa: F401  (fixtures)
     DISC, ERROR, OK, connect, connected_urc, mqtt_err, ok, start_w800)
 
-# Filters ending in /denied are refused; everything else is granted as asked.
-DENY = [(r".*/denied", REFUSED)]
-CONNACK_CODES = [1, 2, 3, 4, 5]
+# Filters ending in /denied are refused, those ending in /mute get no SUBACK;
+# everything else is granted as asked.
+DENY = [(r".*/denied", REFUSED), (r".*/mute", None)]
+CONNACK_CODES = [1, 2, 3, 4, 5, 6]  # 6: not a 3.1.1 code
 
 
 def subscribe_packet(peer, topic):
@@ -121,7 +125,8 @@ def test_tencent_connack_refusal_codes(make_daemon, tmp_path, mqtt_peer, code):
     _, port = tc_start(make_daemon, tmp_path, peer)
     provision(port)
     port.cmd("AT+TCMQTTCONN=1,5000,240,1,1")
-    port.expect(b"OK\r\n+TCMQTTCONN:FAIL,%d\r\n" % (-112 - code))
+    sdk = {1: -113, 2: -114, 3: -115, 4: -116, 5: -117, 6: -112}[code]  # §6.1; -112: unknown
+    port.expect(b"OK\r\n+TCMQTTCONN:FAIL,%d\r\n" % sdk)
     assert peer.received("CONNECT")[0].client_id == PID + DN
     tc_state(port, 0)
     # the task ended: setters work again
@@ -171,6 +176,17 @@ def test_w800_refused_subscription_is_error(start_w800, mqtt_peer):
     port.expect(b'+MQTTCONN:0,4,1,"127.0.0.1","%d","",1\r\n' % peer.port + OK)
 
 
+def test_w800_qos0_subscribe_does_not_wait_for_the_refusal(start_w800, mqtt_peer):
+    """§5.8: QoS 0 is OK once the SUBSCRIBE is queued, whatever comes back."""
+    peer = mqtt_peer(suback=DENY)
+    _, port = start_w800()
+    connect(port, peer.port)
+    ok(port, 'AT+MQTTSUB=0,"z/denied",0')
+    assert subscribe_packet(peer, "z/denied").filters == [("z/denied", 0)]
+    port.cmd("AT")
+    port.expect(OK)
+
+
 def test_w800_granted_next_to_refused(start_w800, mqtt_peer):
     peer = mqtt_peer(suback=DENY)
     _, port = start_w800()
@@ -195,6 +211,24 @@ def test_w800_lower_granted_qos_is_ok(start_w800, mqtt_peer):
     assert subscribe_packet(peer, "t/q").filters == [("t/q", 2)]
     port.cmd("AT+MQTTSUB?")
     port.expect(b'+MQTTSUB:0,6,"t/q",2\r\n' + OK)
+
+
+def test_w800_withheld_suback_then_link_loss(start_w800, mqtt_peer):
+    """No SUBACK: ERROR at w800.command_timeout_ms; the link dropping while
+    one is awaited: +MQTTDISCONNECTED:0 and ERROR (§5.8, issue #478 trace),
+    then the automatic reconnect."""
+    peer = mqtt_peer(suback=DENY)
+    _, port = start_w800(command_timeout_ms=500)
+    connect(port, peer.port)
+    port.cmd('AT+MQTTSUB=0,"t/mute",1')
+    port.expect(ERROR, timeout=3)
+    port.cmd("AT+MQTTSUB?")
+    port.expect(OK)
+    port.cmd('AT+MQTTSUB=0,"u/mute",1')
+    peer.wait_packet("SUBSCRIBE", lambda p: p.filters[0][0] == "u/mute")
+    peer.drop_clients()
+    port.expect(DISC + ERROR)
+    port.expect(connected_urc(1, "127.0.0.1", peer.port), timeout=5)
 
 
 @pytest.mark.parametrize("code", CONNACK_CODES)
@@ -257,6 +291,27 @@ def test_me3630_lower_granted_qos_is_suback_ok(make_daemon, tmp_path, mqtt_peer)
     topic = ME_PK_DN + "/data"
     me_cmd(port, "AT+CLOUDSUB=%s,1" % topic, ME_OK + b"\r\n+CLOUDSUBACK: <OK>\r\n")
     assert subscribe_packet(peer, topic).filters == [(topic, 1)]
+
+
+def test_me3630_withheld_suback_then_link_loss(make_daemon, tmp_path, mqtt_peer):
+    """No SUBACK within aliyun.ack_timeout_ms: +CMD ERROR: <-3> and the topic
+    is not kept; the link dropping while one is awaited: <-1> (no handle)."""
+    peer = mqtt_peer(suback=DENY)
+    daemon = make_daemon([me_module(tmp_path, peer.port, aliyun={"ack_timeout_ms": 500})],
+                         log_level="debug")
+    port = daemon.port()
+    attach(port)
+    me_cmd(port, AUTH, ME_OK + b"\r\n+ALIAUTH: OK\r\n")
+    me_cmd(port, "AT+CLOUDCONN", ME_OK)
+    mute = ME_PK_DN + "/mute"
+    me_cmd(port, "AT+CLOUDSUB=%s,1" % mute, ME_OK)
+    port.expect(b"\r\n+CMD ERROR: <-3>\r\n", timeout=3)
+    daemon.wait_log("no SUBACK within 500 ms")
+    me_cmd(port, "AT+CLOUDSUB=%s,0" % mute, ME_OK)
+    peer.wait_packet("SUBSCRIBE", lambda p: p.filters == [(mute, 0)])
+    peer.drop_clients()
+    port.expect(b"\r\n+CMD ERROR: <-1>\r\n")
+    me_state(port, 0)
 
 
 @pytest.mark.parametrize("code", CONNACK_CODES)
