@@ -106,13 +106,18 @@ class Packet:
     connection, counted from 0) and the decoded fields of its kind:
     CONNECT client_id, username, password (bytes or None), keepalive, clean,
     will_topic; SUBSCRIBE/UNSUBSCRIBE mid and filters ([(filter, qos)] /
-    [filter]); PUBLISH topic, payload, qos, retain, dup, mid; PUBACK/PUBREL mid."""
+    [filter]); PUBLISH topic, payload, qos, retain, dup, mid; PUBACK/PUBREL mid.
+    malformed: the body did not decode (the broker then closes the link)."""
 
     def __init__(self, first, body, conn):
         self.kind, self.flags, self.body, self.conn = first >> 4, first & 0x0F, body, conn
         self.name = NAMES.get(self.kind, "type%d" % self.kind)
         self.at = time.monotonic()
-        getattr(self, "_decode_" + self.name.lower(), lambda: None)()
+        self.malformed = False
+        try:
+            getattr(self, "_decode_" + self.name.lower(), lambda: None)()
+        except (struct.error, IndexError, UnicodeDecodeError):
+            self.malformed = True  # recorded as is; the broker closes the connection
 
     def _decode_connect(self):
         proto, i = _str_at(self.body, 0)
@@ -164,7 +169,7 @@ class Packet:
 
     def __repr__(self):
         extra = {k: v for k, v in vars(self).items()
-                 if k not in ("kind", "flags", "body", "conn", "name", "at")}
+                 if k not in ("kind", "flags", "body", "conn", "name", "at", "malformed")}
         return "<%s conn %d %s>" % (self.name, self.conn, extra)
 
 
@@ -333,11 +338,17 @@ class ScriptedBroker:
                     return
                 if not data:
                     return
-                for first, body in reader.feed(data):
+                try:
+                    frames = reader.feed(data)
+                except ValueError:
+                    return  # a broken length: nothing more can be parsed
+                for first, body in frames:
                     p = Packet(first, body, n)
                     with self._cond:
                         self.packets.append(p)
                         self._cond.notify_all()
+                    if p.malformed:
+                        return
                     if self.silent:
                         continue
                     reply = self._answer(n, c, p)
