@@ -1,0 +1,1 @@
+"""vmcloud - the implementation of scripts/vmodule-cloud."""
