@@ -665,6 +665,9 @@ static void at_data_input(struct vm_at *at, const char *buf, size_t len) {
     } else {
       if ((char)c != rq->trailer[at->trailer_got]) {
         at_data_end(at, VM_AT_DATA_BAD_TRAILER);
+        /* a CR LF right after the wrong byte closes the rejected payload's
+         * line: no command line (esp-at would call it a bare CR LF) */
+        if (len - i >= 2 && buf[i] == '\r' && buf[i + 1] == '\n') i += 2;
         break;
       }
       if (rq->trailer[++at->trailer_got] == '\0') {

@@ -472,6 +472,9 @@ static void test_data_entry_abort_short_trailer(void **state) {
   expect_out("OK\r\n>\r\n+CME ERROR:204\r\n");
   feed("\r\n");
   expect_out("E01030000\r\n");
+  feed("AT+PUBL=3\r\nabcX\r\nAT\r\n"); /* the CR LF after the wrong byte is no line */
+  assert_int_equal(data_status, VM_AT_DATA_BAD_TRAILER);
+  expect_out("OK\r\n>\r\n+CME ERROR:204\r\n\r\nOK\r\n");
 }
 
 static void test_data_entry_timeout(void **state) {
