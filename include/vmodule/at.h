@@ -185,7 +185,7 @@ void vm_at_power(struct vm_at *at, bool on);
  * (module reset); echo returns to echo_default. */
 void vm_at_reset(struct vm_at *at, bool echo_default);
 
-/* Bytes from the MCU. */
+/* Bytes from the MCU: one call is one read, which the esp-at busy rule counts. */
 void vm_at_input(struct vm_at *at, const char *buf, size_t len);
 
 /* Handlers every dialect's table uses for the V.250 basics: bare AT (OK),

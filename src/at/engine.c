@@ -479,7 +479,7 @@ static void at_trace_discarded(struct vm_at *at, const char *buf, size_t len) {
     const char *t = memmem(buf + s, len - s, "\r\n", 2);
     size_t e = t ? (size_t)(t - buf) : len;
     if (!t || e - s > at_max_line(at) - 2) {
-      char note[48];
+      char note[64];
       int k = snprintf(note, sizeof note, "<%zu bytes discarded%s>", e - s + (t ? 2 : 0),
                        t ? "" : ", no CR LF");
       at->io.trace(at->io.ctx, '>', note, (size_t)k);
