@@ -1,10 +1,12 @@
 /* at.h - the AT engine shared by every dialect.
  *
- * Framing (CR LF or a lone CR ends a line; 256 bytes at most including the
- * terminator), echo, the four command forms dispatched through per-dialect
- * command tables, the busy rule while a command is pending, data-entry mode
- * for payload commands, and URC ordering. The engine knows no reply string:
- * the dialect's struct vm_at_style supplies them. */
+ * Framing, chosen by the style (enum vm_at_framing): the esp-at core's (only
+ * CR LF ends a line, a lone CR or LF stays in it; one busy reply per read that
+ * arrives while a command runs) or V.250's (CR ends a line, LF is ignored);
+ * 256 bytes at most including the terminator unless the style says more.
+ * Echo, the four command forms dispatched through per-dialect command tables,
+ * data-entry mode for payload commands, and URC ordering. The engine knows no
+ * reply string: the dialect's struct vm_at_style supplies them. */
 #ifndef VMODULE_AT_H
 #define VMODULE_AT_H
 
@@ -65,12 +67,32 @@ struct vm_at_table {
   size_t n;
 };
 
+/* How command lines are framed (one vm_at_input() call is one "read"). */
+enum vm_at_framing {
+  /* esp-at core (tencent, w800): only CR LF ends a line; a lone CR or LF stays
+   * in the line (kept in a parameter, an unknown name after the name) and
+   * counts towards max_line. A bare CR LF is an error. max_line bytes with no
+   * CR LF are dropped silently (a final CR kept) and the rest of that line gets
+   * the length error. A NUL drops the partial line before it. Busy rule: the
+   * rest of a read after an accepted command, and every read while a command
+   * is pending, gets one busy reply and is discarded (AT+RST CR LF in it: the
+   * force_restart reply and a reboot); after an error the rest of the read is
+   * framed as the next line. */
+  VM_AT_FRAME_ESP = 0,
+  /* V.250 (me3630): CR ends a line; an LF where a line would start (after a
+   * CR, or before any other byte) is ignored, elsewhere it is part of the
+   * line. Empty lines are ignored; every complete line sent while a command is
+   * pending gets the busy reply. A longer line than max_line is one error. */
+  VM_AT_FRAME_V250,
+};
+
 /* The dialect's framing and reply bytes. */
 struct vm_at_style {
+  enum vm_at_framing framing;
   const char *ok;    /* e.g. "\r\nOK\r\n" */
   const char *busy;  /* whole busy reply, e.g. "\r\nbusy p...\r\n" */
   const char *ready; /* boot banner, e.g. "\r\nready\r\n" (NULL: none) */
-  /* ESP-AT v3: a bare AT+RST while busy prints this and restarts (NULL: busy) */
+  /* esp-at: a busy read holding AT+RST CR LF prints this and reboots (NULL: busy) */
   const char *force_restart;
   bool case_insensitive; /* command names (ME3630: yes) */
   size_t max_line;       /* line limit incl. terminator; 0 = VM_AT_MAX_LINE, at most VM_AT_LINE_CAP */
@@ -132,8 +154,8 @@ struct vm_at {
   /* line framing */
   char line[VM_AT_LINE_CAP + 1];
   size_t line_len;
-  bool line_overflow;
-  bool last_was_cr;
+  bool line_overflow; /* ESP: the line follows a silent drop; V.250: too long */
+  bool last_was_cr;   /* V.250: the CR that ended the last line had no LF yet */
 
   /* data entry */
   struct vm_at_data_req data_req;
@@ -163,7 +185,7 @@ void vm_at_power(struct vm_at *at, bool on);
  * (module reset); echo returns to echo_default. */
 void vm_at_reset(struct vm_at *at, bool echo_default);
 
-/* Bytes from the MCU. */
+/* Bytes from the MCU: one call is one read, which the esp-at busy rule counts. */
 void vm_at_input(struct vm_at *at, const char *buf, size_t len);
 
 /* Handlers every dialect's table uses for the V.250 basics: bare AT (OK),

@@ -2,9 +2,13 @@
  * the dialect handlers' output into the module's byte stream.
  *
  * Modes: OFF (booting: input discarded), COMMAND (lines are framed, echoed
- * and dispatched), PENDING (a handler waits for the network: every complete
- * line gets the dialect's busy reply and is not executed), DATA (exactly N
- * raw bytes for a payload command: no echo, no framing).
+ * and dispatched), PENDING (a handler waits for the network: input gets the
+ * dialect's busy reply and is not executed), DATA (exactly N raw bytes for a
+ * payload command: no echo, no framing).
+ *
+ * Framing is the style's (enum vm_at_framing in at.h): the esp-at core's
+ * (CR LF only; one busy reply per read while busy, and for the rest of a read
+ * after an accepted command) or V.250's (CR; every line while busy).
  *
  * URCs are written at once only in COMMAND mode with no partial response open;
  * otherwise they wait in a queue flushed in order when the command ends. */
@@ -377,31 +381,44 @@ static void at_split(struct vm_at *at, const char *line, size_t len, struct vm_a
   }
 }
 
-/* Traces the line (with its terminator, secrets redacted), then answers busy
- * or runs the handler. */
-static void at_execute(struct vm_at *at, const char *line, size_t len, const char *term,
-                       size_t tlen, bool busy) {
-  static struct vm_at_args args; /* one command runs at a time; keeps the stack small */
-  struct at_line l;
+/* Splits the line and traces it with its terminator, secrets redacted. The
+ * parameters live in one static: one line is handled at a time, and it keeps
+ * the stack small. len + tlen is at most VM_AT_LINE_CAP + 2. */
+static const struct vm_at_args *at_parse_traced(struct vm_at *at, const char *line, size_t len,
+                                                const char *term, size_t tlen, struct at_line *l) {
+  static struct vm_at_args args;
   char full[VM_AT_LINE_CAP + 4];
   memcpy(full, line, len);
   memcpy(full + len, term, tlen);
-  at_split(at, line, len, &args, &l);
-  at_trace_line(at, full, len + tlen, l.params_off, l.params_ok ? &args : NULL,
-                l.cmd ? l.cmd->secret_mask : 0, at->echo);
+  at_split(at, line, len, &args, l);
+  at_trace_line(at, full, len + tlen, l->params_off, l->params_ok ? &args : NULL,
+                l->cmd ? l->cmd->secret_mask : 0, at->echo);
+  return &args;
+}
+
+static void at_reply_busy(struct vm_at *at) {
+  at->busy_replies++;
+  vm_at_puts(at, at->style->busy);
+}
+
+/* Traces the line, then answers busy or runs the handler. True when the
+ * command was accepted: its handler ran and did not return VM_AT_ERROR. */
+static bool at_execute(struct vm_at *at, const char *line, size_t len, const char *term,
+                       size_t tlen, bool busy) {
+  struct at_line l;
+  const struct vm_at_args *args = at_parse_traced(at, line, len, term, tlen, &l);
   if (busy && at->style->force_restart && at->io.reboot && len == 6 && !memcmp(line, "AT+RST", 6)) {
     vm_at_puts(at, at->style->force_restart);
     at->io.reboot(at->io.ctx);
-    return;
+    return false;
   }
   if (busy) {
-    at->busy_replies++;
-    vm_at_puts(at, at->style->busy);
-    return;
+    at_reply_busy(at);
+    return false;
   }
   if (l.error) {
     vm_at_reply_error(at, l.error);
-    return;
+    return false;
   }
   vm_at_handler h = l.form == VM_AT_TEST    ? l.cmd->test
                     : l.form == VM_AT_QUERY ? l.cmd->query
@@ -409,18 +426,24 @@ static void at_execute(struct vm_at *at, const char *line, size_t len, const cha
                                             : l.cmd->exec;
   if (!h) {
     vm_at_reply_error(at, VM_AT_ERR_OP_TYPE);
-    return;
+    return false;
   }
   if (!l.params_ok) {
     vm_at_reply_error(at, VM_AT_ERR_PARA_PARSE);
-    return;
+    return false;
   }
   at->current = l.cmd;
   at->errcode = 0;
-  at_finish(at, h(at, &args));
+  enum vm_at_result r = h(at, args);
+  at_finish(at, r);
+  return r != VM_AT_ERROR;
 }
 
-static void at_line_done(struct vm_at *at, const char *term, size_t tlen) {
+static bool at_v250(const struct vm_at *at) { return at->style->framing == VM_AT_FRAME_V250; }
+
+/* Ends the line in at->line (terminator excluded); true when its command was
+ * accepted. */
+static bool at_line_done(struct vm_at *at, const char *term, size_t tlen) {
   size_t len = at->line_len;
   bool overflow = at->line_overflow;
   at->line_len = 0;
@@ -430,15 +453,14 @@ static void at_line_done(struct vm_at *at, const char *term, size_t tlen) {
     if (at->io.trace) at->io.trace(at->io.ctx, '>', "<over-long line>", 16);
     vm_log_debug(at->name, "over-long command line rejected");
     if (at->mode == VM_AT_MODE_PENDING) {
-      at->busy_replies++;
-      vm_at_puts(at, at->style->busy);
+      at_reply_busy(at);
     } else {
       vm_at_reply_error(at, VM_AT_ERR_PARA_LENGTH);
     }
-    return;
+    return false;
   }
-  if (len == 0) return; /* empty line */
-  at_execute(at, at->line, len, term, tlen, at->mode == VM_AT_MODE_PENDING);
+  if (len == 0 && at_v250(at)) return false; /* V.250: an empty line is ignored */
+  return at_execute(at, at->line, len, term, tlen, at->mode == VM_AT_MODE_PENDING);
 }
 
 /* Echo is written before the line is processed, as ESP-AT does; the echoed
@@ -447,8 +469,102 @@ static void at_echo(struct vm_at *at, const char *buf, size_t len) {
   if (at->echo && len) at->io.write(at->io.ctx, buf, len);
 }
 
+/* Traces input the esp-at busy rule discards, line by line (secrets
+ * redacted); a piece with no CR LF is traced as its length only, since its
+ * parameters cannot be told apart. */
+static void at_trace_discarded(struct vm_at *at, const char *buf, size_t len) {
+  if (!at->io.trace) return;
+  size_t s = 0;
+  while (s < len) {
+    const char *t = memmem(buf + s, len - s, "\r\n", 2);
+    size_t e = t ? (size_t)(t - buf) : len;
+    if (!t || e - s > at_max_line(at) - 2) {
+      char note[64];
+      int k = snprintf(note, sizeof note, "<%zu bytes discarded%s>", e - s + (t ? 2 : 0),
+                       t ? "" : ", no CR LF");
+      at->io.trace(at->io.ctx, '>', note, (size_t)k);
+    } else {
+      struct at_line l;
+      at_parse_traced(at, buf + s, e - s, "\r\n", 2, &l);
+    }
+    s = t ? e + 2 : len;
+  }
+}
+
+/* esp-at busy rule: a read that arrives while a command runs, or the rest of
+ * the read that held an accepted command, is echoed, answered with one busy
+ * reply and discarded; one holding AT+RST CR LF reboots the module instead. */
+static void at_busy_read(struct vm_at *at, const char *buf, size_t len) {
+  at_echo(at, buf, len);
+  at_trace_discarded(at, buf, len);
+  if (at->style->force_restart && at->io.reboot && memmem(buf, len, "AT+RST\r\n", 8)) {
+    vm_at_puts(at, at->style->force_restart);
+    at->io.reboot(at->io.ctx);
+    return;
+  }
+  at_reply_busy(at);
+}
+
+/* esp-at framing of COMMAND-mode bytes: only CR LF ends a line; a lone CR or
+ * LF is stored and counts towards the limit. Returns the bytes consumed: up
+ * to and including the CR LF that ended a line (*accepted then tells whether
+ * its command was accepted), else all. */
+static size_t at_frame_esp(struct vm_at *at, const char *buf, size_t len, bool *accepted) {
+  size_t max = at_max_line(at);
+  for (size_t i = 0; i < len; i++) {
+    char c = buf[i];
+    if (c == '\0') { /* a NUL drops everything before it */
+      at->line_len = 0;
+      at->line_overflow = false;
+      continue;
+    }
+    if (c == '\n' && at->line_len && at->line[at->line_len - 1] == '\r') {
+      at->line_len--;
+      at_echo(at, buf, i + 1);
+      *accepted = at_line_done(at, "\r\n", 2); /* its CR may have come in an earlier read */
+      return i + 1;
+    }
+    at->line[at->line_len++] = c;
+    if (at->line_len == max) { /* no CR LF in max bytes: dropped silently, a final CR kept */
+      at->line_len = 0;
+      at->line_overflow = true;
+      if (c == '\r') at->line[at->line_len++] = c;
+    }
+  }
+  at_echo(at, buf, len);
+  return len;
+}
+
+/* V.250 framing: CR ends a line; an LF where a line would start is ignored.
+ * Returns the bytes consumed: up to the CR (and an LF right after it) that
+ * ended a line, else all. */
+static size_t at_frame_v250(struct vm_at *at, const char *buf, size_t len) {
+  size_t max = at_max_line(at);
+  for (size_t i = 0; i < len; i++) {
+    char c = buf[i];
+    at->last_was_cr = false;
+    if (c == '\n' && at->line_len == 0 && !at->line_overflow) continue;
+    if (c == '\r') {
+      /* echo a following LF in this read with its CR, before the reply */
+      size_t end = i + 1 < len && buf[i + 1] == '\n' ? i + 2 : i + 1;
+      at->last_was_cr = end == i + 1; /* its LF may open the next read (data entry skips it) */
+      at_echo(at, buf, end);
+      at_line_done(at, buf + i, end - i);
+      return end;
+    }
+    if (at->line_len < max - 2) {
+      at->line[at->line_len++] = c;
+    } else {
+      at->line_overflow = true;
+    }
+  }
+  at_echo(at, buf, len);
+  return len;
+}
+
 void vm_at_input(struct vm_at *at, const char *buf, size_t len) {
   size_t i = 0;
+  bool accepted = false; /* esp-at: a command of this read was accepted */
   while (i < len) {
     if (at->mode == VM_AT_MODE_OFF) {
       vm_log_debug(at->name, "%zu input bytes ignored (module not ready)", len - i);
@@ -459,36 +575,14 @@ void vm_at_input(struct vm_at *at, const char *buf, size_t len) {
       at_data_input(at, buf + i, len - i);
       return;
     }
-    /* COMMAND or PENDING: frame lines; echo up to and including the terminator */
-    size_t start = i;
-    for (; i < len; i++) {
-      char c = buf[i];
-      if (c == '\n' && at->last_was_cr) { /* LF of a CR LF pair: part of the terminator */
-        at->last_was_cr = false;
-        continue;
-      }
-      at->last_was_cr = false;
-      if (c == '\r' || c == '\n') {
-        at->last_was_cr = c == '\r';
-        /* swallow a following LF in this buffer too, so the echo includes it */
-        size_t tlen = 1;
-        if (c == '\r' && i + 1 < len && buf[i + 1] == '\n') {
-          tlen = 2;
-          at->last_was_cr = false;
-        }
-        at_echo(at, buf + start, i + tlen - start);
-        i += tlen;
-        at_line_done(at, buf + i - tlen, tlen);
-        goto next; /* the mode may have changed (data entry, reset) */
-      }
-      if (at->line_len < at_max_line(at) - 2) {
-        at->line[at->line_len++] = c;
-      } else {
-        at->line_overflow = true;
-      }
+    if (at_v250(at)) {
+      i += at_frame_v250(at, buf + i, len - i);
+    } else if (at->mode == VM_AT_MODE_PENDING || accepted) {
+      at_busy_read(at, buf + i, len - i);
+      return;
+    } else {
+      i += at_frame_esp(at, buf + i, len - i, &accepted);
     }
-    at_echo(at, buf + start, i - start);
-  next:;
   }
 }
 
@@ -571,6 +665,9 @@ static void at_data_input(struct vm_at *at, const char *buf, size_t len) {
     } else {
       if ((char)c != rq->trailer[at->trailer_got]) {
         at_data_end(at, VM_AT_DATA_BAD_TRAILER);
+        /* a CR LF right after the wrong byte closes the rejected payload's
+         * line: no command line (esp-at would call it a bare CR LF) */
+        if (len - i >= 2 && buf[i] == '\r' && buf[i + 1] == '\n') i += 2;
         break;
       }
       if (rq->trailer[++at->trailer_got] == '\0') {

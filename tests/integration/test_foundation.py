@@ -232,37 +232,129 @@ def test_overlong_line_w800(start_module):
     xchg(port, "AT", OK, echo=False)
 
 
-def test_lone_cr_terminates_a_line(start_module):
-    _, port = start_module()
+# The esp-at core's framing (esp-at-core.md "Line framing"): only CR LF ends a
+# line. Each send() here is one read on the daemon's side: a test waits for
+# the reply before it sends again.
+
+FORCE_RESTART = b"\r\nWill force to restart!!!\r\n"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_lone_cr_waits_for_its_lf(start_module, dialect):
+    _, port = start_module(dialect)
     port.send(b"AT\r")
-    port.expect(b"AT\r" + OK)
-    echo_off(port)
-    port.send(b"AT\r")
-    port.expect(OK)
-    port.send(b"AT+CWMODE?\r")
+    port.expect(b"AT\r")               # echoed, no reply yet
+    port.send(b"\n")
+    port.expect(b"\n" + OK)
+    port.expect_nothing_pending()
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_lone_cr_or_lf_after_the_name_is_an_unknown_command(start_module, dialect):
+    _, port = start_module(dialect, echo=False)
+    port.send(b"AT\rAT\r\n")
+    port.expect(err(dialect, ERR_UNKNOWN))
+    port.send(b"AT\n")
+    port.send(b"\r\n")                 # no reply in between: the LF stayed in the line
+    port.expect(err(dialect, ERR_UNKNOWN))
+    port.send(b"AT+CWMODE\n?\r\n")
+    port.expect(err(dialect, ERR_UNKNOWN))
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_bare_crlf_is_an_error_and_a_leftover_lf_spoils_the_next_line(start_module, dialect):
+    _, port = start_module(dialect, echo=False)
+    port.send(b"\r\n")
+    port.expect(err(dialect, ERR_NO_AT))
+    port.send(b"\n")
+    port.send(b"AT\r\n")
+    port.expect(err(dialect, ERR_NO_AT))
+    port.send(b"\r\n\r\nAT\r\n")       # after an error the rest of the read is the next line
+    port.expect(err(dialect, ERR_NO_AT) * 2 + OK)
+    port.expect_nothing_pending()
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_rest_of_a_read_after_an_accepted_command_gets_busy_once(start_module, dialect):
+    _, port = start_module(dialect, echo=False)
+    port.send(b"AT\r\nAT+CWMODE=2\r\nAT+CWMODE=3\r\n")
+    port.expect(OK + busy(dialect))
+    port.expect_nothing_pending()
+    xchg(port, "AT+CWMODE?", b"+CWMODE:1\r\n" + OK, echo=False)  # neither ran
+    port.send(b"AT+FOO\r\nAT+CWMODE?\r\n")
+    port.expect(err(dialect, ERR_UNKNOWN) + b"+CWMODE:1\r\n" + OK)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_rest_of_a_read_after_an_accepted_command_is_echoed(start_module, dialect):
+    _, port = start_module(dialect)
+    port.send(b"AT\r\nAT+GMR\r\nAT")
+    port.expect(b"AT\r\n" + OK + b"AT+GMR\r\nAT" + busy(dialect))
+    port.send(b"\r\n")                 # the discarded "AT" is not continued
+    port.expect(b"\r\n" + err(dialect, ERR_NO_AT))
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_at_rst_in_the_rest_of_a_read_forces_a_restart(start_module, dialect):
+    _, port = start_module(dialect, echo=False)
+    port.send(b"AT\r\nAT+RST\r\n")
+    port.expect(OK + FORCE_RESTART + READY)
+    xchg(port, "AT", OK, echo=False)   # echo back to its configured state
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_every_read_while_busy_gets_busy_and_is_dropped(start_module, dialect):
+    _, port = start_module(dialect, echo=False, **wifi(dialect, join_ms=1500))
+    port.cmd(JOIN_LAB)
+    port.send(b"AT+CWMODE=2")          # no CR LF: busy all the same
+    port.expect(busy(dialect))
+    port.send(b"\r\nAT\r\n")
+    port.expect(busy(dialect))
+    port.expect(JOINED + OK, timeout=10)
+    xchg(port, "AT+CWMODE?", b"+CWMODE:1\r\n" + OK, echo=False)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_at_rst_in_a_busy_read_forces_a_restart(start_module, dialect):
+    _, port = start_module(dialect, echo=False, **wifi(dialect, join_ms=3000))
+    port.cmd(JOIN_LAB)
+    port.send(b"AT\r\nAT+RST\r\n")
+    port.expect(FORCE_RESTART + READY)
+    port.expect_silence(0.2)           # the join died with the reboot
+    xchg(port, "AT+CWJAP?", NO_AP + OK, echo=False)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_nul_drops_what_came_before_it(start_module, dialect):
+    _, port = start_module(dialect, echo=False)
+    port.send(b"AT+CWMODE=2\x00AT+CWMODE?\r\n")
     port.expect(b"+CWMODE:1\r\n" + OK)
 
 
-def test_lone_lf_terminates_a_line(start_module):
-    _, port = start_module(echo=False)
-    port.send(b"AT\n")
-    port.expect(OK)
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_lone_cr_and_lf_count_towards_the_limit(start_module, dialect):
+    _, port = start_module(dialect, echo=False)
+    port.send(b"AT+" + b"X" * 250 + b"\r\r\n")  # 256 bytes with its CR LF
+    port.expect(err(dialect, ERR_UNKNOWN))
+    port.send(b"AT+" + b"X" * 251 + b"\n\r\n")  # 257
+    port.expect(err(dialect, ERR_TOO_LONG))
+    xchg(port, "AT", OK, echo=False)
 
 
-def test_empty_lines_are_ignored(start_module):
-    _, port = start_module(echo=False)
-    port.send(b"\r\n\r\n\r\r\n\nAT\r\n")
-    port.expect(OK)
-    port.expect_nothing_pending()
-
-
-def test_crlf_split_across_writes_is_one_terminator(start_module):
-    _, port = start_module(echo=False)
-    port.send(b"AT\r")
-    port.expect(OK)
-    port.send(b"\nAT\r\n")          # the LF completes the previous CR: no empty-line reply
-    port.expect(OK)
-    port.expect_nothing_pending()
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_256_bytes_without_crlf_are_dropped_silently(start_module, dialect):
+    _, port = start_module(dialect)
+    chunk = b"AT+CWMODE=2" + b"0" * 245
+    assert len(chunk) == 256
+    port.send(chunk)
+    port.expect(chunk)                 # echoed only
+    port.send(b"AT\r\n")               # the tail of the over-long line
+    port.expect(b"AT\r\n" + err(dialect, ERR_TOO_LONG))
+    port.send(b"AT+" + b"X" * 252 + b"\r")  # 256 bytes ending in CR: the CR is kept
+    port.expect(b"AT+" + b"X" * 252 + b"\r")
+    port.send(b"\n")
+    port.expect(b"\n" + err(dialect, ERR_TOO_LONG))
+    xchg(port, "AT+CWMODE?", b"+CWMODE:1\r\n" + OK)
 
 
 # ------------------------------------------------------------ boot and reset

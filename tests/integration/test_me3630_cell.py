@@ -1,8 +1,10 @@
 """test_me3630_cell.py - the me3630 dialect's cellular side
 (w800-me3630-at.md §7): power-on without a banner, the simulated
 registration with its delay and 27.007 URCs, AT+CFUN, the ECM data call,
-the module reset, and the rule that without SIM, PIN, registration or data
-call nothing reaches the network (checked at a real mosquitto).
+the module reset, the V.250 line framing (CR ends a line, LF ignored where a
+line starts, kept inside one), and the rule that without SIM, PIN,
+registration or data call nothing reaches the network (checked at a real
+mosquitto).
 
 Byte-exact dialogues without timing live in tests/transcripts/me3630/."""
 
@@ -145,3 +147,57 @@ def test_bad_config_is_one_line_naming_the_key(run_vmoduled, tmp_path, me, messa
     assert r.returncode == 2
     assert r.stderr.startswith("vmoduled: config: modules[0]." + message), r.stderr
     assert r.stderr.count("\n") == 1
+
+
+# ------------------------------------------------------------------ framing (V.250)
+
+CSQ = b"\r\n+CSQ: 24,99\r\n" + OK
+ERROR = b"\r\nERROR\r\n"
+
+
+def test_cr_ends_a_line_and_the_lf_after_it_is_ignored(make_daemon, tmp_path):
+    _, port = start(make_daemon, tmp_path)
+    port.send(b"AT\r")
+    port.expect(OK)
+    port.send(b"\n")                   # the LF of that CR, in the next read
+    port.send(b"AT+CSQ\r\n")
+    port.expect(CSQ)
+    port.expect_nothing_pending()
+
+
+def test_empty_lines_and_lfs_where_a_line_starts_are_ignored(make_daemon, tmp_path):
+    _, port = start(make_daemon, tmp_path)
+    port.send(b"\r\r\n\n\n\rAT\r")
+    port.expect(OK)
+    port.expect_nothing_pending()
+
+
+def test_lone_lf_inside_a_line_is_part_of_it(make_daemon, tmp_path):
+    _, port = start(make_daemon, tmp_path)
+    port.send(b"AT+CSQ\n")
+    port.send(b"\r")                   # no reply in between: the LF did not end the line
+    port.expect(ERROR)
+    cmd(port, "AT+CSQ", CSQ)
+
+
+def test_every_line_of_a_read_runs(make_daemon, tmp_path):
+    _, port = start(make_daemon, tmp_path)
+    port.send(b"AT\rAT+CSQ\r\nAT+NOPE\r")
+    port.expect(OK + CSQ + ERROR)
+
+
+def test_echo_repeats_the_line_with_its_terminator(make_daemon, tmp_path):
+    _, port = start(make_daemon, tmp_path)
+    cmd(port, "ATE1", OK)
+    port.send(b"AT+CSQ\r\n")
+    port.expect(b"AT+CSQ\r\n" + CSQ)
+    port.send(b"\nAT\r")
+    port.expect(b"\nAT\r" + OK)
+
+
+def test_every_line_while_busy_gets_error(make_daemon, tmp_path):
+    _, port = start(make_daemon, tmp_path, network={"call_ms": 500})
+    port.send(b"AT+ZECMCALL=1\r")
+    port.send(b"AT\rAT+CSQ\r")         # one busy reply per line, whatever the reads
+    port.expect(ERROR * 2)
+    port.expect(b"\r\n+ZECMCALL: CONNECT\r\n" + OK, timeout=5)

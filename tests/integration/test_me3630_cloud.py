@@ -242,7 +242,8 @@ def test_message_is_the_rest_of_the_line(make_daemon, tmp_path, mosquitto, peers
                           ('{"temp":25,"hum":60}', b'{"temp":25,"hum":60}'),
                           ('{"a":"x,y","b":[1,2]}', b'{"a":"x,y","b":[1,2]}'),
                           ('"hello, world"', b"hello, world"),
-                          ("a=b?c", b"a=b?c")]:
+                          ("a=b?c", b"a=b?c"),
+                          ('{"a":1,\n "b":2}', b'{"a":1,\n "b":2}')]:  # a lone LF stays
         cmd(port, "AT+CLOUDPUB=%s,1,%s" % (TOPIC, line), OK)
         assert peer.wait_msgs(1)[-1] == (TOPIC, payload)
         peer.msgs.clear()

@@ -609,16 +609,16 @@ def test_silent_server_fails_202_after_the_budget(make_daemon, tmp_path, dynreg_
 
 def test_reset_is_busy_and_shutdown_abandons_the_request(make_daemon, tmp_path, dynreg_server,
                                                          certs):
-    """The firmware answers busy to AT+RST while DEVREG runs (reference §1.4);
-    stopping the daemon meanwhile abandons the request cleanly (exit 0, no
-    result line, nothing stored)."""
+    """The firmware answers busy to a command line while DEVREG runs
+    (reference §1.4); stopping the daemon meanwhile abandons the request
+    cleanly (exit 0, no result line, nothing stored)."""
     server = dynreg_server(mode="hang")
     daemon, port = start(make_daemon, tmp_path, server.url, certs, timeout_ms=60000)
     set_product(port)
     port.cmd("AT+TCDEVREG")
     port.expect(b"OK\r\n")
     wait_for(lambda: server.requests, 5, "the registration request at the server")
-    port.cmd("AT+RST")
+    port.cmd("AT+TCDEVINFOSET?")
     port.expect(BUSY)
     daemon.stop()  # asserts exit status 0
     daemon.start()
@@ -626,6 +626,23 @@ def test_reset_is_busy_and_shutdown_abandons_the_request(make_daemon, tmp_path, 
     port.expect(JOINED)
     port.cmd("AT+TCDEVINFOSET?")
     port.expect(b"+CME ERROR:207\r\n")
+
+
+def test_at_rst_while_devreg_runs_forces_a_restart(make_daemon, tmp_path, dynreg_server,
+                                                  certs):
+    """The esp-at core's one exception to busy (esp-at-core.md, Line framing):
+    AT+RST CR LF reboots the module; the request is abandoned."""
+    server = dynreg_server(mode="hang")
+    daemon, port = start(make_daemon, tmp_path, server.url, certs, timeout_ms=60000)
+    set_product(port)
+    port.cmd("AT+TCDEVREG")
+    port.expect(b"OK\r\n")
+    wait_for(lambda: server.requests, 5, "the registration request at the server")
+    port.cmd("AT+RST")
+    port.expect(b"\r\nWill force to restart!!!\r\n\r\nready\r\n" + JOINED)
+    port.cmd("AT+TCDEVINFOSET?")
+    port.expect(b"+CME ERROR:207\r\n")
+    port.expect_nothing_pending()
 
 
 # ------------------------------------------------------------------ secrets and config

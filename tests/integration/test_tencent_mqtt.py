@@ -287,6 +287,28 @@ def test_wifi_drop_drops_mqtt_and_rejoin_reconnects(make_daemon, tmp_path, mosqu
     state(port, 1)
 
 
+# ------------------------------------------------------------------ framing
+
+
+# issue 10: a host's JSON with raw line feeds inside the quotes (the esp-at core
+# ends a command only at CR LF, so the payload is published whole)
+MULTILINE_PUB = (b'AT+TCMQTTPUB="%s",1,"{\\"action\\":\\"test\\"\\,\n    \\"time\\":1796175627\\,\n'
+                 b'    \\"text\\":\\"x\\"}"\r\n' % TOPIC.encode())
+MULTILINE_PAYLOAD = b'{"action":"test",\n    "time":1796175627,\n    "text":"x"}'
+
+
+def test_multiline_publish_arrives_whole(make_daemon, tmp_path, mosquitto, peers):
+    broker = mosquitto()
+    peer = peers(broker.port, TOPIC)
+    daemon, port = start(make_daemon, tmp_path, broker.port)
+    connect(port)
+    port.send(MULTILINE_PUB)
+    port.expect(b"OK\r\n+TCMQTTPUB:OK\r\n")
+    assert peer.wait_msgs(1) == [(TOPIC, MULTILINE_PAYLOAD)]
+    state(port, 1)                     # the next reply pairs with the next command
+    port.expect_nothing_pending()
+
+
 # ------------------------------------------------------------------ data phase
 
 

@@ -106,6 +106,22 @@ def test_pub_qos_levels_and_escapes(start_w800, mosquitto, w8_peers):
     assert late.wait_msgs(1) == [("up/2", b"a,b\\c", True)]
 
 
+def test_multiline_publish_arrives_whole(start_w800, mosquitto, w8_peers):
+    """Raw line feeds inside the quotes stay in the payload (issue 10): only CR
+    LF ends an ESP-AT command line."""
+    broker = mosquitto()
+    peer = w8_peers(broker.port, "up/#")
+    _, port = start_w800()
+    connect(port, broker.port)
+    port.send(b'AT+MQTTPUB=0,"up/ml","{\\"action\\":\\"test\\"\\,\n    \\"time\\":1796175627\\,\n'
+              b'    \\"text\\":\\"x\\"}",1,0\r\n')
+    port.expect(OK)
+    assert peer.wait_msgs(1) == [
+        ("up/ml", b'{"action":"test",\n    "time":1796175627,\n    "text":"x"}', False)]
+    query(port, "AT+MQTTCONN?", conn_line(4, broker.port))
+    port.expect_nothing_pending()
+
+
 def test_pubraw_every_byte_value(start_w800, mosquitto, w8_peers):
     broker = mosquitto()
     peer = w8_peers(broker.port, "raw/#")

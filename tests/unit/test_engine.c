@@ -1,6 +1,6 @@
 /* test_engine.c - unit tests of the AT engine (src/at/engine.c) with a command
- * table and reply style defined here: line framing, echo, the four forms,
- * pending/busy, URC queueing and data-entry mode. */
+ * table and reply styles defined here: line framing (esp-at and V.250), echo,
+ * the four forms, pending/busy, URC queueing and data-entry mode. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,6 +33,10 @@ static void t_error(struct vm_at *at, uint32_t code) { vm_at_printf(at, "E%08x\r
 
 static const struct vm_at_style style = {
     .ok = "\r\nOK\r\n", .busy = "\r\nBUSY\r\n", .ready = "\r\nready\r\n", .error = t_error};
+static const struct vm_at_style style_v250 = {.framing = VM_AT_FRAME_V250,
+                                              .ok = "\r\nOK\r\n",
+                                              .busy = "\r\nBUSY\r\n",
+                                              .error = t_error};
 
 static int last_form;
 static long last_int;
@@ -109,6 +113,9 @@ static const struct vm_at_cmd cmds[] = {
 
 static uv_loop_t loop;
 static struct vm_at at;
+static int reboots;
+
+static void cap_reboot(void *ctx) { reboots++; }
 
 static int setup(void **state) {
   out_len = trace_len = 0;
@@ -116,6 +123,8 @@ static int setup(void **state) {
   memset(trace_buf, 0, sizeof trace_buf);
   data_calls = 0;
   data_timeout_ms = 0;
+  reboots = 0;
+  last_form = -1;
   uv_loop_init(&loop);
   struct vm_at_io io = {.write = cap_write, .trace = cap_trace};
   vm_at_init(&at, &loop, "t", &style, &io, NULL);
@@ -174,20 +183,91 @@ static void test_unregistered_form_and_unknown(void **state) {
   expect_out("E01050000\r\n");
 }
 
-static void test_framing_cr_lf_variants(void **state) {
-  feed("AT\r");
-  expect_out("\r\nOK\r\n");
-  feed("\nAT\n"); /* LF of the previous CR is swallowed; a lone LF ends a line */
+static void test_esp_only_crlf_ends_a_line(void **state) {
+  feed("AT\r"); /* echoed (off here) and waits */
+  expect_out("");
+  feed("\n");
   expect_out("\r\nOK\r\n");
   feed("A");
   feed("T+X");
   feed("?\r");
   feed("\n");
   expect_out("+X:1\r\n\r\nOK\r\n");
-  feed("\r\n\r\n"); /* empty lines are ignored */
+  last_form = -1;
+  feed("AT\n"); /* a lone LF does not end the line either */
   expect_out("");
-  feed("AT\r\nAT+X?\r\n"); /* two lines in one read */
-  expect_out("\r\nOK\r\n+X:1\r\n\r\nOK\r\n");
+  feed("\r\n"); /* ... it stays in it: the name is "\n" */
+  expect_out("E01090000\r\n");
+  feed("AT\rAT\r\n"); /* a stray CR right after the name */
+  expect_out("E01090000\r\n");
+  feed("AT+X\n?\r\n");
+  expect_out("E01090000\r\n");
+  assert_int_equal(last_form, -1);
+}
+
+static void test_esp_lone_cr_lf_kept_in_parameters(void **state) {
+  feed("AT+X=7,\"{\n  \\\"a\\\":1\\,\r  \\\"b\\\":2}\"\r\n"); /* raw LF and CR inside the quotes */
+  expect_out("\r\nOK\r\n");
+  assert_int_equal(last_int, 7);
+  assert_string_equal(last_str, "{\n  \"a\":1,\r  \"b\":2}");
+  feed("AT+X=8\n\r\n"); /* outside quotes the LF is part of the number: not a number */
+  expect_out("E01050000\r\n");
+}
+
+static void test_esp_bare_crlf_and_leftover_lf(void **state) {
+  feed("\r\n"); /* a bare CR LF is an error */
+  expect_out("E01030000\r\n");
+  feed("\n");
+  feed("AT\r\n"); /* a leftover LF before the next AT: that line is "\nAT" */
+  expect_out("E01030000\r\n");
+  feed("\r\n\r\nAT\r\n"); /* errors: the rest of the read is framed on */
+  expect_out("E01030000\r\nE01030000\r\n\r\nOK\r\n");
+}
+
+static void test_esp_nul_drops_what_came_before(void **state) {
+  vm_at_input(&at, "AT+NOPE\0AT+X?\r\n", 15);
+  expect_out("+X:1\r\n\r\nOK\r\n");
+  vm_at_input(&at, "AT\r\0\n", 5); /* the CR went with the NUL: the LF stays in the line */
+  vm_at_input(&at, "\r\n", 2);
+  expect_out("E01030000\r\n");
+}
+
+static void test_esp_rest_of_read_after_accepted_command_is_busy(void **state) {
+  feed("AT\r\nAT+X?\r\nAT+X=1\r\n"); /* one busy for the rest, which is never run */
+  expect_out("\r\nOK\r\n\r\nBUSY\r\n");
+  assert_int_equal(last_form, VM_AT_EXEC);
+  assert_int_equal(at.busy_replies, 1);
+  feed("AT+NOPE\r\nAT+X?\r\n"); /* after an error the rest is the next line */
+  expect_out("E01090000\r\n+X:1\r\n\r\nOK\r\n");
+  feed("AT+X=\"s\"\r\nAT+X?\r\n"); /* a handler's ERROR too */
+  expect_out("E01050000\r\n+X:1\r\n\r\nOK\r\n");
+  at.echo = true;
+  feed("AT\r\nAT\r\nAT");
+  expect_out("AT\r\n\r\nOK\r\nAT\r\nAT\r\nBUSY\r\n");
+  feed("\r\n"); /* the discarded partial line is not continued */
+  expect_out("\r\nE01030000\r\n");
+  assert_int_equal(at.busy_replies, 2);
+}
+
+static void test_esp_busy_read_with_at_rst_forces_restart(void **state) {
+  struct vm_at_style fr = style;
+  fr.force_restart = "\r\nFORCE\r\n";
+  at.style = &fr;
+  at.io.reboot = cap_reboot;
+  feed("AT\r\nAT+RST\r\n");
+  expect_out("\r\nOK\r\n\r\nFORCE\r\n");
+  assert_int_equal(reboots, 1);
+  feed("AT+WAIT\r\n");
+  expect_out("OK\r\n");
+  feed("AT+RST\r"); /* no CR LF yet: busy */
+  expect_out("\r\nBUSY\r\n");
+  feed("xAT+RST\r\nAT\r\n"); /* anywhere in the read */
+  expect_out("\r\nFORCE\r\n");
+  assert_int_equal(reboots, 2);
+  at.style = &style; /* without a force_restart reply: busy */
+  feed("AT+RST\r\n");
+  expect_out("\r\nBUSY\r\n");
+  assert_int_equal(reboots, 2);
 }
 
 static void test_echo_exact_bytes(void **state) {
@@ -195,7 +275,9 @@ static void test_echo_exact_bytes(void **state) {
   feed("AT\r\n");
   expect_out("AT\r\n\r\nOK\r\n");
   feed("AT+X?\r");
-  expect_out("AT+X?\r+X:1\r\n\r\nOK\r\n");
+  expect_out("AT+X?\r");
+  feed("\n");
+  expect_out("\n+X:1\r\n\r\nOK\r\n");
   feed("A");
   expect_out("A");
 }
@@ -212,10 +294,38 @@ static void test_line_limit(void **state) {
   vm_at_input(&at, line, 255);
   feed("\r\n");
   expect_out("E01040000\r\n");
+  /* a lone CR or LF counts */
+  vm_at_input(&at, line, 253);
+  feed("\r\r\n");
+  expect_out("E01090000\r\n");
+  vm_at_input(&at, line, 254);
+  feed("\n\r\n");
+  expect_out("E01040000\r\n");
   vm_at_input(&at, line, 300);
   vm_at_input(&at, line, 300);
   feed("\r\nAT\r\n");
   expect_out("E01040000\r\n\r\nOK\r\n");
+}
+
+static void test_esp_unterminated_256_bytes_dropped_silently(void **state) {
+  char line[256];
+  memset(line, 'B', sizeof line);
+  memcpy(line, "AT", 2);
+  at.echo = true;
+  vm_at_input(&at, line, 256); /* echoed, then dropped */
+  assert_int_equal(out_len, 256);
+  out_len = 0;
+  feed("AT\r\n"); /* the tail of the over-long line */
+  expect_out("AT\r\nE01040000\r\n");
+  at.echo = false;
+  line[255] = '\r'; /* a final CR is kept: the next LF completes a CR LF */
+  vm_at_input(&at, line, 256);
+  expect_out("");
+  feed("\n");
+  expect_out("E01040000\r\n");
+  vm_at_input(&at, line, 256);
+  vm_at_input(&at, "\0AT\r\n", 5); /* a NUL ends the tail too */
+  expect_out("\r\nOK\r\n");
 }
 
 static void test_style_line_limit(void **state) {
@@ -242,8 +352,10 @@ static void test_pending_busy_and_urc_order(void **state) {
   feed("AT+WAIT\r\n");
   expect_out("OK\r\n");
   assert_true(vm_at_is_pending(&at));
-  feed("AT\r\nAT+X?\r\n");
-  expect_out("\r\nBUSY\r\n\r\nBUSY\r\n");
+  feed("AT\r\nAT+X?\r\n"); /* one busy per read */
+  expect_out("\r\nBUSY\r\n");
+  feed("AT+X"); /* even with no CR LF; and the bytes are discarded */
+  expect_out("\r\nBUSY\r\n");
   vm_at_urc(&at, "+U1\r\n", 5); /* pending: URCs go out at once */
   expect_out("+U1\r\n");
   vm_at_hold_urcs(&at, true);
@@ -254,9 +366,10 @@ static void test_pending_busy_and_urc_order(void **state) {
   vm_at_complete(&at, VM_AT_DONE);
   vm_at_hold_urcs(&at, false);
   expect_out("+WAIT:OK\r\n+U2\r\n+U3\r\n");
-  feed("AT\r\n");
-  expect_out("\r\nOK\r\n");
+  feed("?\r\n");
+  expect_out("E01030000\r\n");
   assert_int_equal(at.busy_replies, 2);
+  assert_int_equal(last_form, -1);
 }
 
 static void test_urc_data_is_written_or_queued_whole(void **state) {
@@ -305,13 +418,44 @@ static void test_data_entry_ok_with_trailing_commands(void **state) {
 }
 
 static void test_data_entry_binary_and_split_crlf(void **state) {
-  feed("AT+PUBL=4\r"); /* the LF arrives in the next read: not data */
-  expect_out("OK\r\n>\r\n");
+  feed("AT+PUBL=4\r"); /* the LF arrives in the next read: it ends the line */
+  expect_out("");
   vm_at_input(&at, "\n\x00\xff\r", 4);
+  expect_out("OK\r\n>\r\n");
   vm_at_input(&at, "\x01\r\n", 3);
   assert_int_equal(data_status, VM_AT_DATA_OK);
   assert_int_equal(data_got_len, 4);
   assert_memory_equal(data_got, "\x00\xff\r\x01", 4);
+  at.style = &style_v250; /* V.250: the CR ends the line, its LF in the next read is no data */
+  feed("AT+PUBL=2\r");
+  expect_out("+PUBL:OK\r\nOK\r\n>\r\n");
+  vm_at_input(&at, "\n\n\r\n", 4);
+  assert_int_equal(data_got_len, 2);
+  assert_memory_equal(data_got, "\n\r", 2);
+  expect_out("+CME ERROR:204\r\n");
+  at.style = &style;
+}
+
+static void test_v250_cr_ends_a_line(void **state) {
+  at.style = &style_v250;
+  feed("AT\r");
+  expect_out("\r\nOK\r\n");
+  feed("\nAT+X?\r\n"); /* the LF of the previous CR, and of this one: ignored */
+  expect_out("+X:1\r\n\r\nOK\r\n");
+  feed("\n\r\r\n\n"); /* empty lines and LFs where a line starts: ignored */
+  expect_out("");
+  feed("AT\r\nAT+X?\r\n"); /* two lines in one read both run */
+  expect_out("\r\nOK\r\n+X:1\r\n\r\nOK\r\n");
+  feed("AT+X=3,\"a\nb\"\n\r"); /* a lone LF inside a line is part of it */
+  expect_out("E01080000\r\n");
+  feed("AT+X=3,\"a\nb\"\r");
+  expect_out("\r\nOK\r\n");
+  assert_string_equal(last_str, "a\nb");
+  feed("AT+WAIT\r");
+  expect_out("OK\r\n");
+  feed("AT\rAT\r"); /* while pending: every line is busy */
+  expect_out("\r\nBUSY\r\n\r\nBUSY\r\n");
+  at.style = &style;
 }
 
 static void test_data_entry_abort_short_trailer(void **state) {
@@ -328,6 +472,9 @@ static void test_data_entry_abort_short_trailer(void **state) {
   expect_out("OK\r\n>\r\n+CME ERROR:204\r\n");
   feed("\r\n");
   expect_out("E01030000\r\n");
+  feed("AT+PUBL=3\r\nabcX\r\nAT\r\n"); /* the CR LF after the wrong byte is no line */
+  assert_int_equal(data_status, VM_AT_DATA_BAD_TRAILER);
+  expect_out("OK\r\n>\r\n+CME ERROR:204\r\n\r\nOK\r\n");
 }
 
 static void test_data_entry_timeout(void **state) {
@@ -366,6 +513,10 @@ static void test_trace_redacts_secrets_in_busy_lines(void **state) {
   expect_out("OK\r\n\r\nBUSY\r\n");
   assert_null(strstr(trace_buf, "hunter2"));
   assert_non_null(strstr(trace_buf, ">AT+SECRET=2,\"***\"\r\n|"));
+  feed("AT+SECRET=3,\"hunter2\"\r\nAT+SECRET=4,\"hunter2"); /* a line and a piece */
+  expect_out("\r\nBUSY\r\n");
+  assert_null(strstr(trace_buf, "hunter2"));
+  assert_non_null(strstr(trace_buf, ">AT+SECRET=3,\"***\"\r\n|><20 bytes discarded, no CR LF>|"));
 }
 
 static void test_reset_clears_everything(void **state) {
@@ -386,15 +537,25 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_four_forms, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unregistered_form_and_unknown, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_framing_cr_lf_variants, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_esp_only_crlf_ends_a_line, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_esp_lone_cr_lf_kept_in_parameters, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_esp_bare_crlf_and_leftover_lf, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_esp_nul_drops_what_came_before, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_esp_rest_of_read_after_accepted_command_is_busy, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_esp_busy_read_with_at_rst_forces_restart, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_echo_exact_bytes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_line_limit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_esp_unterminated_256_bytes_dropped_silently, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_style_line_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pending_busy_and_urc_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_urc_data_is_written_or_queued_whole, setup, teardown),
       cmocka_unit_test_setup_teardown(test_power_off_ignores_input, setup, teardown),
       cmocka_unit_test_setup_teardown(test_data_entry_ok_with_trailing_commands, setup, teardown),
       cmocka_unit_test_setup_teardown(test_data_entry_binary_and_split_crlf, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_v250_cr_ends_a_line, setup, teardown),
       cmocka_unit_test_setup_teardown(test_data_entry_abort_short_trailer, setup, teardown),
       cmocka_unit_test_setup_teardown(test_data_entry_timeout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_trailer_timeout, setup, teardown),

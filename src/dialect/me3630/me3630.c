@@ -68,6 +68,7 @@ static void me_error(struct vm_at *at, uint32_t code) {
 }
 
 static const struct vm_at_style me_style = {
+    .framing = VM_AT_FRAME_V250,
     .ok = ME_OK,
     .busy = ME_BUSY,
     .ready = NULL, /* no boot banner: drivers wait, then poll with AT (§7); see boot_urcs */

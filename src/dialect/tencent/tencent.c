@@ -49,9 +49,11 @@ static void tc_error(struct vm_at *at, uint32_t code) {
 /* The ESP8266 core splits parameters at every bare ',' even inside quotes
  * (reference §1.8: hosts escape ',' for this firmware). */
 static const struct vm_at_style tc_style = {
+    .framing = VM_AT_FRAME_ESP,
     .ok = TC_OK,
     .busy = TC_BUSY,
     .ready = TC_READY,
+    .force_restart = TC_FORCE_RESTART,
     .parse_flags = VM_AT_PARSE_COMMA_SPLITS_QUOTES,
     .error = tc_error,
 };

@@ -20,6 +20,7 @@
 #define TC_ERR_CODE_FMT "ERR CODE:0x%08x\r\n"
 #define TC_BUSY "ERR CODE:0x010b0000\r\n\r\nbusy p...\r\n"
 #define TC_READY "\r\nready\r\n"
+#define TC_FORCE_RESTART "\r\nWill force to restart!!!\r\n" /* AT+RST in a busy read */
 
 /* ---- QCloud handler lines ---------------------------------------------- */
 #define TC_HANDLER_OK "OK\r\n"         /* first line of every accepted set/exec */

@@ -54,6 +54,7 @@ static void w8_error(struct vm_at *at, uint32_t code) {
 }
 
 static const struct vm_at_style w8_style = {
+    .framing = VM_AT_FRAME_ESP,
     .ok = W8_OK,
     .busy = W8_BUSY,
     .ready = W8_READY,
@@ -63,6 +64,7 @@ static const struct vm_at_style w8_style = {
 
 /* With AT+SYSLOG=1 the busy reply carries its ERR CODE line too. */
 static const struct vm_at_style w8_style_syslog = {
+    .framing = VM_AT_FRAME_ESP,
     .ok = W8_OK,
     .busy = W8_BUSY_SYSLOG,
     .ready = W8_READY,
