@@ -1,10 +1,12 @@
 /* esp.h - what the ESP-AT family dialects (tencent, w800) share: the basic
- * commands (AT, ATE0/1, AT+RST, AT+GMR, AT+RESTORE) and the simulated Wi-Fi
+ * commands (AT, ATE0/1, AT+RST, AT+GMR, AT+RESTORE, AT+SYSRAM?, AT+UART_CUR,
+ * AT+UART_DEF, AT+UART) and the simulated Wi-Fi
  * station with SNTP (AT+CWMODE, AT+CWJAP, AT+CWQAP, AT+CIPSTA?, AT+CIPSNTP*).
  *
  * A dialect using these puts a struct vm_esp as the FIRST member of its state
  * (m->dialect_state), adds vm_esp_basic_cmds and vm_esp_wifi_cmds to its
- * engine, and calls vm_esp_power_on/off from its power hooks. */
+ * engine, calls vm_esp_power_on/off from its power hooks and reports its MQTT
+ * link with vm_esp_net_session() (AT+SYSRAM figures). */
 #ifndef VMODULE_ESP_H
 #define VMODULE_ESP_H
 
@@ -53,6 +55,15 @@ typedef void (*vm_esp_wifi_cb)(struct vm_esp *esp, bool up);
  * vm_esp_init() (defaults: ESP8266, core 200). */
 enum vm_esp_chip { VM_ESP_CHIP_ESP8266, VM_ESP_CHIP_ESP32, VM_ESP_CHIP_ESP32C3, VM_ESP_CHIP_W800 };
 
+/* UART settings as the AT+UART_CUR / AT+UART_DEF parameters give them. */
+struct vm_esp_uart {
+  unsigned baud; /* the rate asked for */
+  int data_bits; /* 5..8 */
+  int stop_bits; /* 1, 2, 3 = 1, 1.5, 2 stop bits */
+  int parity;    /* 0 none, 1 odd, 2 even */
+  int flow;      /* 0 none, 1 RTS, 2 CTS, 3 both (not emulated) */
+};
+
 struct vm_esp {
   struct vm_module *m;
   const struct vm_esp_config *cfg;
@@ -76,6 +87,14 @@ struct vm_esp {
   int sntp_nservers;
   uv_timer_t sntp_timer;
   uint64_t boot_ms; /* uv_now at power-on */
+  /* UART */
+  struct vm_esp_uart uart; /* what the UART runs at (AT+UART_CUR?) */
+  bool uart_paced;         /* false: configured baud 0 and no rate set by the MCU */
+  unsigned uart_gen;       /* bumped at power-off: a late AT+UART_DEF write is stale */
+  struct vm_esp_uart uart_saving; /* AT+UART_DEF waiting for its flash write */
+  /* AT+SYSRAM (simulated heap) */
+  bool mqtt_up, tls_up; /* the dialect's MQTT link is up / runs over TLS */
+  uint32_t heap_min;    /* lowest free heap since power-on */
 };
 
 extern const struct vm_at_cmd vm_esp_basic_cmds[];
@@ -88,6 +107,28 @@ void vm_esp_init(struct vm_esp *esp, struct vm_module *m, const struct vm_esp_co
 void vm_esp_power_on(struct vm_esp *esp);
 void vm_esp_power_off(struct vm_esp *esp);
 void vm_esp_destroy(struct vm_esp *esp);
+
+/* The rate the chip's UART divider really produces for baud, which is what
+ * AT+UART_CUR? reads back: ESP8266 80 MHz / integer divider, ESP32 and
+ * ESP32-C3 80 MHz / divider with a 4-bit fraction (the C3 adds a pre-divider
+ * for rates its 12-bit integer part cannot reach), W800 the rate itself
+ * (inferred: no data). */
+unsigned vm_esp_uart_real_baud(enum vm_esp_chip chip, unsigned baud);
+/* The highest rate AT+UART_CUR / AT+UART_DEF accept (the lowest is 80). */
+unsigned vm_esp_uart_max_baud(enum vm_esp_chip chip, int core);
+/* The UART of a (re)booting module: the stored AT+UART_DEF settings, else the
+ * factory ones (the module's configured baud, 8N1, flow 1), applied to its TX
+ * pacing. */
+void vm_esp_uart_boot(struct vm_esp *esp);
+
+/* The dialect's MQTT link went up (tls: over TLS) or down. */
+void vm_esp_net_session(struct vm_esp *esp, bool up, bool tls);
+/* The Wi-Fi link came up (esp_wifi.c): the join's peak lowers the minimum. */
+void vm_esp_heap_wifi_up(struct vm_esp *esp);
+/* Free heap now, and the minimum free heap since power-on (which it updates). */
+void vm_esp_heap(struct vm_esp *esp, uint32_t *free_now, uint32_t *min_free);
+/* Resets the minimum to the start-up figure (power-on). */
+void vm_esp_heap_boot(struct vm_esp *esp);
 
 /* The ESP state of the module behind an engine. */
 struct vm_esp *vm_esp_of(struct vm_at *at);

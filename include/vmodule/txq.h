@@ -1,7 +1,8 @@
 /* txq.h - bounded TX queue towards the MCU, paced at the module's baud rate.
  *
  * Bytes are appended with vm_txq_write() and drained into the current sink at
- * baud/10 bytes per second (8N1), or as fast as the sink takes them when the
+ * the line rate (baud/10 bytes per second for 8N1; vm_txq_set_rate() changes
+ * the rate and the frame length), or as fast as the sink takes them when the
  * baud is 0. When the queue is full, new bytes are dropped (a UART without
  * flow control loses them too): the drop is counted, a warning is logged once
  * at the start of each overflow episode and a summary when it ends. */
@@ -15,6 +16,14 @@
 #include "vmodule/sink.h"
 
 #define VM_TXQ_DEFAULT_CAP (64 * 1024)
+#define VM_TXQ_FRAME_8N1 20 /* frame length in half bits: start + 8 data + 1 stop */
+#define VM_TXQ_MAX_RATE_CHANGES 4
+
+/* A rate change waiting for the bytes queued before it to leave. */
+struct vm_txq_rate_change {
+  uint64_t at;  /* stream position (queued_total) from which it applies */
+  unsigned baud, frame_hb;
+};
 
 struct vm_txq {
   uv_loop_t *loop;
@@ -23,7 +32,11 @@ struct vm_txq {
   struct vm_sink *sink;   /* may be NULL: bytes wait in the queue */
   unsigned char *buf;     /* ring buffer */
   size_t cap, head, len;
-  uint32_t bytes_per_sec; /* baud / 10; 0 = unpaced */
+  unsigned baud;          /* line rate; 0 = unpaced */
+  unsigned frame_hb;      /* bits per byte on the wire, in half bits (20 = 8N1) */
+  uint64_t queued_total;  /* bytes ever accepted: the stream position of the tail */
+  struct vm_txq_rate_change changes[VM_TXQ_MAX_RATE_CHANGES];
+  int nchanges;
   uint64_t wire_free_ns;  /* uv_hrtime() at which the emulated wire is idle */
   int waiting_writable;   /* asked the sink for a writable event */
   int timer_armed;
@@ -37,6 +50,13 @@ int vm_txq_init(struct vm_txq *q, uv_loop_t *loop, const char *name, unsigned ba
 void vm_txq_set_sink(struct vm_txq *q, struct vm_sink *sink);
 /* Appends bytes; returns how many were accepted (the rest were dropped). */
 size_t vm_txq_write(struct vm_txq *q, const void *buf, size_t len);
+/* Changes the line rate (baud 0 = unpaced) and the frame length in half bits
+ * (VM_TXQ_FRAME_8N1; 1.5 stop bits make it odd). Bytes queued before the call
+ * still go out at the old rate; the new one applies from the first byte queued
+ * after it, whose wire slot starts when the earlier bytes have left the wire
+ * (a UART switched once its TX FIFO has drained). Up to
+ * VM_TXQ_MAX_RATE_CHANGES changes wait; one more replaces the newest. */
+void vm_txq_set_rate(struct vm_txq *q, unsigned baud, unsigned frame_hb);
 /* Called by the sink when it can take bytes again. */
 void vm_txq_on_writable(struct vm_txq *q);
 /* Drops everything queued (module reset keeps the wire, not the queue). */

@@ -104,6 +104,7 @@ static void join_done(uv_timer_t *t) {
     }
     esp->connected = true;
     esp->ap = ap;
+    vm_esp_heap_wifi_up(esp);
     vm_log_info(esp->m->name, "wifi: connected to \"%s\"", esp->join_ssid);
     vm_at_urc(at, "WIFI CONNECTED\r\nWIFI GOT IP\r\n", 29);
     sntp_schedule(esp);
@@ -118,6 +119,7 @@ static void join_done(uv_timer_t *t) {
   }
   esp->connected = true;
   esp->ap = ap;
+  vm_esp_heap_wifi_up(esp);
   strcpy(esp->stored_ssid, esp->join_ssid);
   strcpy(esp->stored_pwd, esp->join_pwd);
   wifi_save(esp);
@@ -332,6 +334,8 @@ void vm_esp_power_on(struct vm_esp *esp) {
   esp->sntp_enabled = esp->sntp_synced = false;
   esp->sntp_tz = 0;
   esp->sntp_nservers = 0;
+  vm_esp_heap_boot(esp);
+  vm_esp_uart_boot(esp); /* first power-on; after a reset power-off did it */
   wifi_load(esp);
   if (!station_mode(esp)) return;
   if (esp->stored_ssid[0] && esp->auto_connect)
@@ -347,6 +351,9 @@ void vm_esp_power_off(struct vm_esp *esp) {
   uv_timer_stop(&esp->sntp_timer);
   esp->joining = false;
   wifi_down(esp, false);
+  esp->mqtt_up = esp->tls_up = false;
+  esp->uart_gen++;
+  vm_esp_uart_boot(esp); /* a reset re-reads AT+UART_DEF: the banner comes at that rate */
 }
 
 void vm_esp_destroy(struct vm_esp *esp) {

@@ -4,14 +4,20 @@
  * holds output the wire has not carried yet; when it is full new bytes are
  * dropped and counted, as a real UART without flow control would lose them.
  *
- * Pacing emulates the wire: at baud B (8N1) one byte occupies 10/B seconds.
+ * Pacing emulates the wire: at baud B one byte occupies F/B seconds, F being the
+ * frame length in bits (10 for 8N1; frame_hb counts half bits for 1.5 stop bits).
  * wire_free_ns is the uv_hrtime() at which the emulated wire becomes idle. A
  * drain writes the bytes whose nominal start time is no later than 2 ms from
  * now, advances wire_free_ns by exactly their wire time and arms the timer for
  * the next chunk. Because every step is computed from wire_free_ns and not from
  * when the timer happened to fire, late timers never accumulate into a slower
  * line. A sink that is full (-EAGAIN) stops the drain until it reports writable;
- * the wire counts as idle meanwhile, like a UART held by flow control. */
+ * the wire counts as idle meanwhile, like a UART held by flow control.
+ *
+ * A rate change (AT+UART_CUR) is a mark in the stream: queued_total - len is
+ * the position of the oldest queued byte, and a drain never writes across the
+ * next mark, so the bytes before it are timed at the old rate and the first
+ * byte after it starts, at the new rate, when they have left the wire. */
 #include "vmodule/txq.h"
 
 #include <errno.h>
@@ -28,7 +34,10 @@
 
 static void txq_drain(struct vm_txq *q);
 
-static int txq_paced(const struct vm_txq *q) { return q->bytes_per_sec != 0; }
+static int txq_paced(const struct vm_txq *q) { return q->baud != 0; }
+
+/* Stream position of the oldest queued byte. */
+static uint64_t txq_head_pos(const struct vm_txq *q) { return q->queued_total - q->len; }
 
 static void txq_on_timer(uv_timer_t *timer) {
   struct vm_txq *q = timer->data;
@@ -44,9 +53,8 @@ int vm_txq_init(struct vm_txq *q, uv_loop_t *loop, const char *name, unsigned ba
   q->loop = loop;
   q->name = name ? name : "txq";
   q->cap = cap ? cap : VM_TXQ_DEFAULT_CAP;
-  q->bytes_per_sec = baud / 10;
-  if (baud && !q->bytes_per_sec)
-    q->bytes_per_sec = 1; /* absurdly slow, but paced as asked */
+  q->baud = baud;
+  q->frame_hb = VM_TXQ_FRAME_8N1;
   q->buf = malloc(q->cap);
   if (!q->buf)
     return -ENOMEM;
@@ -70,6 +78,7 @@ static size_t txq_append(struct vm_txq *q, const unsigned char *p, size_t len) {
   memcpy(q->buf + tail, p, first);
   memcpy(q->buf, p + first, n - first);
   q->len += n;
+  q->queued_total += n;
   return n;
 }
 
@@ -100,7 +109,31 @@ static size_t txq_wire_allowance(const struct vm_txq *q, uint64_t now) {
   span = horizon - q->wire_free_ns;
   if (span > NS_PER_SEC)
     span = NS_PER_SEC; /* bounds the product below; a second is plenty */
-  return (size_t)(span * q->bytes_per_sec / NS_PER_SEC) + 1;
+  return (size_t)(span * 2 * q->baud / ((uint64_t)q->frame_hb * NS_PER_SEC)) + 1;
+}
+
+/* Wire time of n bytes at the current rate. */
+static uint64_t txq_wire_ns(const struct vm_txq *q, size_t n) {
+  return (uint64_t)n * q->frame_hb * NS_PER_SEC / (2 * (uint64_t)q->baud);
+}
+
+/* Applies the rate changes whose mark the head of the queue has reached (all
+ * of them once the queue is empty). The wire stays busy until the bytes
+ * already written have left it; the next byte is timed at the new rate. */
+static void txq_apply_due_changes(struct vm_txq *q) {
+  uint64_t head = txq_head_pos(q);
+  int done = 0;
+
+  while (done < q->nchanges && q->changes[done].at <= head) {
+    q->baud = q->changes[done].baud;
+    q->frame_hb = q->changes[done].frame_hb;
+    done++;
+  }
+  if (!done)
+    return;
+  q->nchanges -= done;
+  memmove(q->changes, q->changes + done, (size_t)q->nchanges * sizeof q->changes[0]);
+  txq_wire_idle(q);
 }
 
 /* Wakes up when the next queued byte is within the lookahead. */
@@ -149,6 +182,7 @@ static void txq_sink_failed(struct vm_txq *q, int err) {
   q->dropped_total += q->len;
   q->len = 0;
   q->head = 0;
+  txq_apply_due_changes(q);
 }
 
 static void txq_wait_writable(struct vm_txq *q) {
@@ -161,6 +195,9 @@ static void txq_drain(struct vm_txq *q) {
     size_t n = q->cap - q->head < q->len ? q->cap - q->head : q->len;
     ssize_t w;
 
+    txq_apply_due_changes(q);
+    if (q->nchanges && q->changes[0].at - txq_head_pos(q) < n)
+      n = (size_t)(q->changes[0].at - txq_head_pos(q)); /* not across the next rate change */
     if (txq_paced(q)) {
       uint64_t now = uv_hrtime();
       size_t allowed = txq_wire_allowance(q, now);
@@ -185,10 +222,12 @@ static void txq_drain(struct vm_txq *q) {
     q->sent_total += (uint64_t)w;
     q->sink_error = 0;
     if (txq_paced(q))
-      q->wire_free_ns += (uint64_t)w * NS_PER_SEC / q->bytes_per_sec;
+      q->wire_free_ns += txq_wire_ns(q, (size_t)w);
   }
-  if (q->len == 0)
+  if (q->len == 0) {
+    txq_apply_due_changes(q);
     txq_emptied(q);
+  }
 }
 
 void vm_txq_set_sink(struct vm_txq *q, struct vm_sink *sink) {
@@ -229,6 +268,17 @@ size_t vm_txq_write(struct vm_txq *q, const void *buf, size_t len) {
   return done;
 }
 
+void vm_txq_set_rate(struct vm_txq *q, unsigned baud, unsigned frame_hb) {
+  struct vm_txq_rate_change c = {q->queued_total, baud, frame_hb ? frame_hb : VM_TXQ_FRAME_8N1};
+  int last = q->nchanges - 1;
+
+  if (last >= 0 && (q->changes[last].at == c.at || q->nchanges == VM_TXQ_MAX_RATE_CHANGES))
+    q->changes[last] = c; /* nothing between the two, or no room: the newest wins */
+  else
+    q->changes[q->nchanges++] = c;
+  txq_apply_due_changes(q);
+}
+
 void vm_txq_on_writable(struct vm_txq *q) {
   if (!q->waiting_writable)
     return;
@@ -241,6 +291,7 @@ void vm_txq_on_writable(struct vm_txq *q) {
 void vm_txq_clear(struct vm_txq *q) {
   q->len = 0;
   q->head = 0;
+  txq_apply_due_changes(q);
   txq_emptied(q);
 }
 

@@ -324,6 +324,127 @@ static void test_txq_sink_error_drops_queue_and_logs_once(void **state) {
   assert_int_equal(fx->f.want_on, 0);
 }
 
+/* The time at which the sink had received at least `total` bytes. */
+static uint64_t time_of_byte(const struct fixture *fx, size_t total) {
+  for (int i = 0; i < fx->f.writes && i < FAKE_MAX_WRITES; i++)
+    if (fx->f.total_at[i] >= total)
+      return fx->f.write_at[i];
+  fail_msg("byte %zu never arrived", total);
+  return 0;
+}
+
+/* A rate change waits for the bytes queued before it: 1152 bytes at 115200
+ * (100 ms) then 96 bytes at 9600 (100 ms). The first slow byte is written only
+ * when the fast ones have left the wire, and no slow byte is ahead of its
+ * 9600-baud slot. */
+static void test_txq_rate_change_applies_after_queued_bytes(void **state) {
+  struct fixture *fx = *state;
+  static unsigned char data[1152 + 96];
+  uint64_t t0, first_slow, elapsed;
+
+  fill_pattern(data, sizeof data, 11);
+  vm_txq_set_sink(&fx->q, &fx->f.sink);
+  t0 = uv_hrtime();
+  assert_int_equal(vm_txq_write(&fx->q, data, 1152), 1152);
+  vm_txq_set_rate(&fx->q, 9600, VM_TXQ_FRAME_8N1);
+  assert_int_equal(fx->q.baud, 115200); /* not yet */
+  assert_int_equal(fx->q.nchanges, 1);
+  assert_int_equal(vm_txq_write(&fx->q, data + 1152, 96), 96);
+  run_until_drained(fx);
+  elapsed = uv_hrtime() - t0;
+
+  assert_int_equal(fx->q.baud, 9600);
+  assert_int_equal(fx->q.nchanges, 0);
+  assert_int_equal(fx->f.got_len, sizeof data);
+  assert_memory_equal(fx->f.got, data, sizeof data);
+  assert_in_range(elapsed, 195000000, 300000000);
+  assert_true(time_of_byte(fx, 1152) - t0 < 150000000); /* the fast part was fast */
+  first_slow = time_of_byte(fx, 1153) - t0;
+  assert_true(first_slow + 2000000 >= 98000000); /* the fast bytes had left (lookahead 2 ms) */
+  for (int i = 0; i < fx->f.writes && i < FAKE_MAX_WRITES; i++) {
+    uint64_t since;
+    if (fx->f.total_at[i] <= 1152)
+      continue;
+    since = fx->f.write_at[i] - t0 + 2000000;
+    assert_true(since > 100000000);
+    assert_true(fx->f.total_at[i] - 1152 <= (size_t)((since - 100000000) * 960 / 1000000000) + 2);
+  }
+}
+
+/* With nothing queued a change applies at once; the frame length counts:
+ * 8E2 (12 bits, 24 half bits) at 9600 carries 800 B/s, so 80 bytes take 100 ms. */
+static void test_txq_rate_change_when_idle_and_frame_length(void **state) {
+  struct fixture *fx = *state;
+  unsigned char data[80];
+  uint64_t t0, elapsed;
+
+  fill_pattern(data, sizeof data, 12);
+  vm_txq_set_sink(&fx->q, &fx->f.sink);
+  vm_txq_set_rate(&fx->q, 9600, 24);
+  assert_int_equal(fx->q.baud, 9600);
+  assert_int_equal(fx->q.frame_hb, 24);
+  assert_int_equal(fx->q.nchanges, 0);
+  t0 = uv_hrtime();
+  assert_int_equal(vm_txq_write(&fx->q, data, sizeof data), sizeof data);
+  run_until_drained(fx);
+  elapsed = uv_hrtime() - t0;
+  assert_memory_equal(fx->f.got, data, sizeof data);
+  assert_in_range(elapsed, 95000000, 160000000);
+}
+
+/* Unpaced to paced and back: bytes before the mark pass at once, the next are
+ * paced (48 bytes at 9600 = 50 ms), and after a switch back to 0 everything
+ * queued behind that mark goes in one write once the paced bytes are out. */
+static void test_txq_rate_change_unpaced_and_back(void **state) {
+  struct fixture *fx = *state;
+  unsigned char data[200];
+  uint64_t t0, elapsed;
+  int writes;
+
+  fill_pattern(data, sizeof data, 13);
+  vm_txq_set_sink(&fx->q, &fx->f.sink);
+  assert_int_equal(vm_txq_write(&fx->q, data, 100), 100);
+  assert_int_equal(fx->f.got_len, 100);
+  vm_txq_set_rate(&fx->q, 9600, VM_TXQ_FRAME_8N1);
+  t0 = uv_hrtime();
+  assert_int_equal(vm_txq_write(&fx->q, data + 100, 48), 48);
+  assert_true(fx->f.got_len < 148); /* paced now */
+  vm_txq_set_rate(&fx->q, 0, VM_TXQ_FRAME_8N1);
+  assert_int_equal(fx->q.baud, 9600);
+  assert_int_equal(vm_txq_write(&fx->q, data + 148, 52), 52);
+  run_until_drained(fx);
+  elapsed = uv_hrtime() - t0;
+  assert_int_equal(fx->q.baud, 0);
+  assert_memory_equal(fx->f.got, data, sizeof data);
+  assert_in_range(elapsed, 45000000, 120000000);
+  writes = fx->f.writes;
+  assert_int_equal(fx->f.total_at[writes - 1], 200);
+  assert_true(fx->f.total_at[writes - 2] <= 148); /* the 52 unpaced bytes in one write */
+}
+
+/* vm_txq_clear drops the bytes a change was waiting for: it applies at once.
+ * Changes beyond VM_TXQ_MAX_RATE_CHANGES replace the newest one waiting. */
+static void test_txq_rate_changes_clear_and_overflow(void **state) {
+  struct fixture *fx = *state;
+  unsigned char data[10];
+
+  fill_pattern(data, sizeof data, 14);
+  for (int i = 0; i < VM_TXQ_MAX_RATE_CHANGES + 2; i++) {
+    assert_int_equal(vm_txq_write(&fx->q, data, 1), 1); /* no sink: stays queued */
+    vm_txq_set_rate(&fx->q, 1200 * (unsigned)(i + 1), VM_TXQ_FRAME_8N1);
+  }
+  assert_int_equal(fx->q.nchanges, VM_TXQ_MAX_RATE_CHANGES);
+  assert_int_equal(fx->q.changes[VM_TXQ_MAX_RATE_CHANGES - 1].baud,
+                   1200 * (VM_TXQ_MAX_RATE_CHANGES + 2));
+  assert_int_equal(fx->q.changes[VM_TXQ_MAX_RATE_CHANGES - 1].at, VM_TXQ_MAX_RATE_CHANGES + 2);
+  /* two changes at the same position: the second replaces the first */
+  vm_txq_set_rate(&fx->q, 4800, VM_TXQ_FRAME_8N1);
+  assert_int_equal(fx->q.nchanges, VM_TXQ_MAX_RATE_CHANGES);
+  vm_txq_clear(&fx->q);
+  assert_int_equal(fx->q.nchanges, 0);
+  assert_int_equal(fx->q.baud, 4800);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_txq_unpaced_passes_everything_in_order,
@@ -340,6 +461,14 @@ int main(void) {
                                       setup_unpaced_16, teardown),
       cmocka_unit_test_setup_teardown(test_txq_sink_error_drops_queue_and_logs_once,
                                       setup_unpaced_16, teardown),
+      cmocka_unit_test_setup_teardown(test_txq_rate_change_applies_after_queued_bytes,
+                                      setup_115200, teardown),
+      cmocka_unit_test_setup_teardown(test_txq_rate_change_when_idle_and_frame_length,
+                                      setup_115200, teardown),
+      cmocka_unit_test_setup_teardown(test_txq_rate_change_unpaced_and_back, setup_unpaced_4k,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_txq_rate_changes_clear_and_overflow, setup_unpaced_16,
+                                      teardown),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -188,6 +188,7 @@ static void link_close(struct tc_mqtt *t) {
   vm_mqtt_close(t->mq, mq_closed);
   t->mq = NULL;
   t->connected = false;
+  vm_esp_net_session(&t->s->esp, false, false);
   if (t->op == OP_PUB || t->op == OP_SUB || t->op == OP_UNSUB) t->op_mid = 0;
 }
 
@@ -404,6 +405,7 @@ static void on_connect(void *data, int rc) {
   struct vm_at *at = at_of(t);
   if (rc == 0) {
     t->connected = true;
+    vm_esp_net_session(&t->s->esp, true, t->s->cfg->transport != TC_TRANSPORT_TCP);
     if (t->first) {
       t->first = false;
       t->shown = t->p;

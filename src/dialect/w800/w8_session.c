@@ -139,6 +139,7 @@ static void link_close(struct w8_mqtt *t, bool graceful) {
     t->ws = NULL;
   }
   t->connected = t->attempting = false;
+  vm_esp_net_session(&t->s->esp, false, false);
 }
 
 /* The AT+MQTTALPN names as vm_mqtt takes them: "a,b,c". A name holding a
@@ -288,6 +289,7 @@ static void recon_cb(uv_timer_t *h) {
 static void link_up(struct w8_mqtt *t) {
   t->attempting = false;
   t->connected = true;
+  vm_esp_net_session(&t->s->esp, true, scheme_tls(t->scheme));
   t->state = 4;
   uv_timer_stop(&t->recon_timer);
   vm_log_info(who(t), "MQTT: connected to %s:%d (scheme %d)", t->host, t->port, t->scheme);
