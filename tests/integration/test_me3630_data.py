@@ -25,6 +25,10 @@ ECM_DOWN = b"\r\n+ZECMCALL: DISCONNECT\r\n"
 ECM_QUERY = b"\r\n+ZECMCALL: IPV4, 10.64.12.34, 10.64.12.35, 210.21.196.6, 221.5.88.88\r\n"
 DEFAULT_CONTEXT = b'+CGDCONT: 1,"IPV4V6","","0.0.0.0",0,0\r\n'
 ERROR = b"\r\nERROR\r\n"
+# what stops a data path, and its +CME code
+NO_DATA_PATH = [({"sim": {"present": False}}, 10), ({"sim": {"pin": "4321"}}, 11),
+                ({"network": {"available": False}}, 30)]
+NO_DATA_PATH_IDS = ["sim-absent", "pin", "no-network"]
 
 
 def cme(code):
@@ -83,9 +87,7 @@ def test_cgatt_query_set_test_and_errors(make_daemon, tmp_path):
     cmd(port, "AT+CGATT?", b"\r\n+CGATT: 1\r\n" + OK)
 
 
-@pytest.mark.parametrize("me,code", [({"sim": {"present": False}}, 10),
-                                     ({"sim": {"pin": "4321"}}, 11),
-                                     ({"network": {"available": False}}, 30)])
+@pytest.mark.parametrize("me,code", NO_DATA_PATH, ids=NO_DATA_PATH_IDS)
 def test_cgatt_without_sim_or_network(make_daemon, tmp_path, me, code):
     _, port = start(make_daemon, tmp_path, **me)
     cmd(port, "AT+CGATT?", b"\r\n+CGATT: 0\r\n" + OK)
@@ -206,9 +208,7 @@ def test_cgact_and_cgpaddr(make_daemon, tmp_path):
         cmd(port, bad, ERROR)
 
 
-@pytest.mark.parametrize("me,code", [({"sim": {"present": False}}, 10),
-                                     ({"sim": {"pin": "4321"}}, 11),
-                                     ({"network": {"available": False}}, 30)])
+@pytest.mark.parametrize("me,code", NO_DATA_PATH, ids=NO_DATA_PATH_IDS)
 def test_cgact_without_sim_or_network(make_daemon, tmp_path, me, code):
     _, port = start(make_daemon, tmp_path, **me)
     cmd(port, "AT+CGACT=1,1", cme(code))
@@ -241,7 +241,7 @@ def test_zipcall_forms_and_states(make_daemon, tmp_path):
 @pytest.mark.parametrize("me,code,text", [
     ({"sim": {"present": False}}, 10, b"SIM not inserted"),
     ({"sim": {"pin": "4321"}}, 11, b"SIM PIN required"),
-    ({"network": {"available": False}}, 30, b"no network service")])
+    ({"network": {"available": False}}, 30, b"no network service")], ids=NO_DATA_PATH_IDS)
 def test_zipcall_without_registration_fails(make_daemon, tmp_path, me, code, text):
     _, port = start(make_daemon, tmp_path, **me)
     cmd(port, "AT+ZIPCALL=1", cme(code))
@@ -311,15 +311,19 @@ def test_cloudconn_needs_a_data_call_and_works_after_zipcall(make_daemon, tmp_pa
     state(port, 1)
 
 
-@pytest.mark.parametrize("line,reply,code", [
+# every way the call ends: the command, its reply, then CLOUDCONN's code
+CALL_ENDS = [
     ("AT+CGATT=0", OK + ZIP_LOST, 3),
     ("AT+CFUN=0", OK + ZIP_LOST, 30),  # and no network either
     ("AT+CFUN=4", OK + ZIP_LOST, 30),
     ("AT+CGACT=0,1", OK + ZIP_LOST, 3),
     ("AT+CGACT=0", OK + ZIP_LOST, 3),
     ("AT+ZECMCALL=0", ECM_DOWN + OK + ZIP_LOST, 3),
-    ("AT+ZIPCALL=0", OK, 3),
-])
+    ("AT+ZIPCALL=0", OK, 3),  # its own user: no URC
+]
+
+
+@pytest.mark.parametrize("line,reply,code", CALL_ENDS, ids=[c[0] for c in CALL_ENDS])
 def test_link_loss_urc_and_the_cloud_session(make_daemon, tmp_path, mosquitto, line, reply, code):
     broker = mosquitto()
     daemon = make_daemon([me_module(tmp_path, broker.port)], log_level="debug")
