@@ -1,12 +1,15 @@
 /* me3630.h - the me3630 dialect's shared state and, in one place, every
- * fixed reply string it prints (shared/reference/w800-me3630-at.md §7-§10).
+ * fixed reply string it prints (shared/reference/w800-me3630-at.md §7-§10,
+ * me3630-data.md).
  *
  * Framing is 3GPP TS 27.007 / V.250 with verbose result codes: every
  * information line and every final result is wrapped as "\r\n<text>\r\n";
- * URCs likewise. The files beside this one: me3630.c (framing, config, power
- * hooks), me_cell.c (cellular basics, SIM, registration), me_data.c (packet
- * data: contexts, attach, the data call of ZIPCALL and ZECMCALL), me_auth.c (AT+CLOUDAUTH and the MQTT credentials), me_cloud.c (the other
- * Aliyun CLOUD* commands and the MQTT session). */
+ * URCs likewise; a list of lines is framed like ATI (ME_LIST_START). The
+ * files beside this one: me3630.c (framing, config, power hooks), me_cell.c
+ * (cellular basics, SIM, registration), me_data.c (packet data: contexts,
+ * attach, the data call of ZIPCALL and ZECMCALL), me_auth.c (AT+CLOUDAUTH
+ * and the MQTT credentials), me_cloud.c (the other Aliyun CLOUD* commands
+ * and the MQTT session). */
 #ifndef VMODULE_DIALECT_ME3630_H
 #define VMODULE_DIALECT_ME3630_H
 
@@ -162,7 +165,7 @@ struct me_config {
   bool tdd;
   char lac[9], cell_id[9];
   char ip[16], gateway[16], dns1[16], dns2[16];
-  unsigned call_ms; /* AT+ZECMCALL=1 set-up time */
+  unsigned call_ms; /* AT+ZIPCALL=1 / AT+ZECMCALL=1 set-up time */
   /* aliyun */
   enum me_auth_mode auth_mode;
   char *auth_url, *auth_ca_file;
@@ -319,7 +322,8 @@ void me_auth_destroy(struct me_state *s);
 extern const struct vm_at_cmd me_cloud_cmds[];
 extern const size_t me_cloud_ncmds;
 int me_cloud_init(struct me_state *s);
-/* The data call went down (ZECMCALL=0, CFUN=0): the MQTT link goes with it. */
+/* The data call went down (ZIPCALL=0, ZECMCALL=0, CGACT=0, CGATT=0, CFUN=0):
+ * the MQTT link goes with it. */
 void me_cloud_on_call_down(struct me_state *s);
 void me_cloud_power_off(struct me_state *s);
 void me_cloud_destroy(struct me_state *s);
