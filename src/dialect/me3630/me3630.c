@@ -2,7 +2,7 @@
  * based, ZTE Welink lineage) with the Aliyun MQTT supplementary commands of
  * seed 004. This file holds the framing (27.007 verbose result codes, the
  * AT+CMEE error styles), the configuration and the power hooks; the command
- * families live beside it (me_cell.c, me_auth.c, me_cloud.c).
+ * families live beside it (me_cell.c, me_data.c, me_auth.c, me_cloud.c).
  * Ground truth: shared/reference/w800-me3630-at.md §7-§10. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -412,19 +412,24 @@ static int me_init(struct vm_module *m) {
   s->cfg = m->cfg->dialect_conf;
   m->at.style = &me_style;
   vm_at_add_table(&m->at, me_cell_cmds, me_cell_ncmds);
+  vm_at_add_table(&m->at, me_data_cmds, me_data_ncmds);
   vm_at_add_table(&m->at, me_auth_cmds, me_auth_ncmds);
   vm_at_add_table(&m->at, me_cloud_cmds, me_cloud_ncmds);
-  if (me_cell_init(s) < 0) return -1;
+  if (me_cell_init(s) < 0 || me_data_init(s) < 0) return -1;
   return me_cloud_init(s);
 }
 
-static void me_power_on(struct vm_module *m) { me_cell_power_on(m->dialect_state); }
+static void me_power_on(struct vm_module *m) {
+  me_data_power_on(m->dialect_state);
+  me_cell_power_on(m->dialect_state);
+}
 
 /* Reset or power loss: registration, data call and the Aliyun session go. */
 static void me_power_off(struct vm_module *m) {
   struct me_state *s = m->dialect_state;
   s->gen++;
   me_cloud_power_off(s);
+  me_data_power_off(s);
   me_cell_power_off(s);
 }
 
@@ -432,6 +437,7 @@ static void me_destroy(struct vm_module *m) {
   struct me_state *s = m->dialect_state;
   s->gen++;
   me_cloud_destroy(s);
+  me_data_destroy(s);
   me_cell_destroy(s); /* the module frees s once the loop has closed the handles */
 }
 

@@ -1,12 +1,15 @@
 /* me3630.h - the me3630 dialect's shared state and, in one place, every
- * fixed reply string it prints (shared/reference/w800-me3630-at.md §7-§10).
+ * fixed reply string it prints (shared/reference/w800-me3630-at.md §7-§10,
+ * me3630-data.md).
  *
  * Framing is 3GPP TS 27.007 / V.250 with verbose result codes: every
  * information line and every final result is wrapped as "\r\n<text>\r\n";
- * URCs likewise. The files beside this one: me3630.c (framing, config, power
- * hooks), me_cell.c (cellular basics, SIM, registration, data call),
- * me_auth.c (AT+CLOUDAUTH and the MQTT credentials), me_cloud.c (the other
- * Aliyun CLOUD* commands and the MQTT session). */
+ * URCs likewise; a list of lines is framed like ATI (ME_LIST_START). The
+ * files beside this one: me3630.c (framing, config, power hooks), me_cell.c
+ * (cellular basics, SIM, registration), me_data.c (packet data: contexts,
+ * attach, the data call of ZIPCALL and ZECMCALL), me_auth.c (AT+CLOUDAUTH
+ * and the MQTT credentials), me_cloud.c (the other Aliyun CLOUD* commands
+ * and the MQTT session). */
 #ifndef VMODULE_DIALECT_ME3630_H
 #define VMODULE_DIALECT_ME3630_H
 
@@ -92,6 +95,24 @@ struct vm_mqtt;
 #define ME_ZECMCALL_DISCONNECT "\r\n+ZECMCALL: DISCONNECT\r\n" /* decision (§7.2) */
 #define ME_ZECMCALL_QUERY_FMT "\r\n+ZECMCALL: IPV4, %s, %s, %s, %s\r\n"
 
+/* ---- packet data and the data call (me3630-data.md) ------------------------ */
+/* A list (one line per context) is framed like ATI: "\r\n" before the first
+ * line only, each line ending "\r\n". */
+#define ME_LIST_START "\r\n"
+#define ME_CGATT_FMT "\r\n+CGATT: %d\r\n"
+#define ME_CGATT_TEST "\r\n+CGATT: (0,1)\r\n"                 /* 27.007 (I) */
+#define ME_CGDCONT_FMT "+CGDCONT: %d,\"%s\",\"%s\",\"0.0.0.0\",0,0\r\n" /* after the APN: I */
+#define ME_CGACT_FMT "+CGACT: %d,%d\r\n"
+#define ME_CGPADDR_FMT "+CGPADDR: %d,%s\r\n" /* unquoted (I) */
+#define ME_NO_ADDR "0.0.0.0"                   /* an inactive context's address (I) */
+#define ME_ZIPCALL_UP_FMT "\r\n+ZIPCALL: 1,%s\r\n"
+#define ME_ZIPCALL_STATE_FMT "\r\n+ZIPCALL: %d\r\n" /* 0 down, 2 connecting (I) */
+#define ME_ZIPCALL_LOST "\r\n+ZIPCALL: 0,0.0.0.0\r\n" /* the link-loss URC [MLS] */
+#define ME_MAX_CID 16
+#define ME_MAX_APN 99          /* 27.007 names no limit; 99 (I) */
+#define ME_CALL_CID 1          /* the data call's context */
+#define ME_STORE_PDP "pdp"     /* the context definitions in the module's flash */
+
 /* ---- Aliyun CLOUD* (§8) ----------------------------------------------------- */
 #define ME_ALIAUTH_OK "\r\n+ALIAUTH: OK\r\n"
 #define ME_ALIAUTH_FAIL "\r\n+ALIAUTH: FAIL\r\n"
@@ -144,7 +165,7 @@ struct me_config {
   bool tdd;
   char lac[9], cell_id[9];
   char ip[16], gateway[16], dns1[16], dns2[16];
-  unsigned call_ms; /* AT+ZECMCALL=1 set-up time */
+  unsigned call_ms; /* AT+ZIPCALL=1 / AT+ZECMCALL=1 set-up time */
   /* aliyun */
   enum me_auth_mode auth_mode;
   char *auth_url, *auth_ca_file;
@@ -214,6 +235,18 @@ struct me_cloud {
   char pub_topic[ME_MAX_FIELD + 1];
 };
 
+/* The data call: its values are the +ZIPCALL <state>s. */
+enum me_call { ME_CALL_DOWN = 0, ME_CALL_UP = 1, ME_CALL_CONNECTING = 2 };
+#define ME_CALL_BY_ZIP 0x1u
+#define ME_CALL_BY_ECM 0x2u
+
+enum me_pdp_type { ME_PDP_IP, ME_PDP_IPV6, ME_PDP_IPV4V6 };
+struct me_pdp {
+  bool defined, active;
+  enum me_pdp_type type;
+  char apn[ME_MAX_APN + 1];
+};
+
 struct me_state {
   struct vm_module *m;
   const struct me_config *cfg;
@@ -222,7 +255,12 @@ struct me_state {
   enum me_sim sim;
   enum me_reg reg;
   int reg_n[3]; /* AT+CREG= / +CGREG= / +CEREG= <n> */
-  bool call_up;
+  /* packet data (me_data.c) */
+  struct me_pdp pdp[ME_MAX_CID + 1]; /* [1..16]; definitions survive resets (flash) */
+  bool detached;                     /* AT+CGATT=0 */
+  enum me_call call;
+  unsigned call_users; /* ME_CALL_BY_*: the commands that asked for the call */
+  bool ecm_waiting;    /* AT+ZECMCALL=1 pending until the dial ends */
   uv_timer_t reg_timer, call_timer;
   struct me_cloud cloud;
 };
@@ -249,6 +287,20 @@ void me_cell_destroy(struct me_state *s);
 /* 0 when the data path is usable, else the +CME code that says why not:
  * SIM absent, PIN, no registration, no data call. */
 int me_cell_data_ready(const struct me_state *s);
+bool me_cell_registered(const struct me_state *s);
+/* 0 when the SIM is present and unlocked, else its +CME code. */
+int me_cell_sim_error(const struct me_state *s);
+
+/* me_data.c */
+extern const struct vm_at_cmd me_data_cmds[];
+extern const size_t me_data_ncmds;
+int me_data_init(struct me_state *s);
+void me_data_power_on(struct me_state *s);
+/* Radio off (CFUN=0/4) or the network gone: every context and the call end,
+ * with their URCs. */
+void me_data_radio_off(struct me_state *s);
+void me_data_power_off(struct me_state *s);
+void me_data_destroy(struct me_state *s);
 
 /* me_auth.c */
 struct me_creds {
@@ -270,7 +322,8 @@ void me_auth_destroy(struct me_state *s);
 extern const struct vm_at_cmd me_cloud_cmds[];
 extern const size_t me_cloud_ncmds;
 int me_cloud_init(struct me_state *s);
-/* The data call went down (ZECMCALL=0, CFUN=0): the MQTT link goes with it. */
+/* The data call went down (ZIPCALL=0, ZECMCALL=0, CGACT=0, CGATT=0, CFUN=0):
+ * the MQTT link goes with it. */
 void me_cloud_on_call_down(struct me_state *s);
 void me_cloud_power_off(struct me_state *s);
 void me_cloud_destroy(struct me_state *s);

@@ -2,8 +2,8 @@
  * §7): V.250 basics and identity (AT, ATE, ATI, +CGMI/+CGMM/+CGMR/+CGSN,
  * +CIMI, +CCID/+ZGETICCID), error style (+CMEE), the simulated SIM (+CPIN)
  * and network (+CSQ, +CREG/+CGREG/+CEREG with their URCs, +COPS, +CFUN,
- * +ZPAS, ^SYSINFO) and the ECM data call (+ZECMCALL) the CLOUD* commands
- * need.
+ * +ZPAS, ^SYSINFO). Packet data and the data call (+CGATT, +CGDCONT,
+ * +CGACT, +CGPADDR, +ZIPCALL, +ZECMCALL) live in me_data.c.
  *
  * The SIM and the network come from the config: at power-on (and after
  * AT+CFUN=1 or a correct AT+CPIN=) a ready SIM starts a registration that
@@ -25,6 +25,8 @@ static bool registered(const struct me_state *s) {
   return s->reg == ME_REG_HOME || s->reg == ME_REG_ROAMING;
 }
 
+bool me_cell_registered(const struct me_state *s) { return registered(s); }
+
 /* 27.007 <AcT>: 7 E-UTRAN, 2 UTRAN, 0 GSM. */
 static int act_of(const struct me_config *c) {
   return c->rat == ME_RAT_LTE ? 7 : c->rat == ME_RAT_UMTS ? 2 : 0;
@@ -41,7 +43,7 @@ int me_cell_data_ready(const struct me_state *s) {
   if (s->sim == ME_SIM_ABSENT) return ME_E_SIM_NOT_INSERTED;
   if (s->sim == ME_SIM_LOCKED) return ME_E_SIM_PIN;
   if (!registered(s)) return ME_E_NO_NETWORK;
-  if (!s->call_up) return ME_E_NO_DATA_CALL;
+  if (s->call != ME_CALL_UP) return ME_E_NO_DATA_CALL;
   return 0;
 }
 
@@ -67,16 +69,6 @@ static void reg_set(struct me_state *s, enum me_reg reg) {
   reg_urcs(s);
 }
 
-/* The data call ends (network lost, radio off, or AT+ZECMCALL=0). */
-static void call_down(struct me_state *s, bool report) {
-  uv_timer_stop(&s->call_timer);
-  if (!s->call_up) return;
-  s->call_up = false;
-  vm_log_info(s->m->name, "data call down");
-  if (report) vm_at_urc(&s->m->at, ME_ZECMCALL_DISCONNECT, strlen(ME_ZECMCALL_DISCONNECT));
-  me_cloud_on_call_down(s);
-}
-
 static void reg_done(uv_timer_t *t) {
   struct me_state *s = t->data;
   if (!s->cfg->net_available) return; /* keeps searching */
@@ -93,7 +85,7 @@ static void reg_start(struct me_state *s) {
 
 static void reg_stop(struct me_state *s) {
   uv_timer_stop(&s->reg_timer);
-  call_down(s, true);
+  me_data_radio_off(s);
   reg_set(s, ME_REG_NONE);
 }
 
@@ -126,7 +118,7 @@ static enum vm_at_result cgsn_exec(struct vm_at *at, const struct vm_at_args *a)
 }
 
 /* SIM-dependent reads: the SIM must be present and unlocked. */
-static int sim_error(const struct me_state *s) {
+int me_cell_sim_error(const struct me_state *s) {
   if (s->sim == ME_SIM_ABSENT) return ME_E_SIM_NOT_INSERTED;
   if (s->sim == ME_SIM_LOCKED) return ME_E_SIM_PIN;
   return 0;
@@ -134,7 +126,7 @@ static int sim_error(const struct me_state *s) {
 
 static enum vm_at_result cimi_exec(struct vm_at *at, const struct vm_at_args *a) {
   struct me_state *s = me_state_of(at);
-  int e = sim_error(s);
+  int e = me_cell_sim_error(s);
   if (e) return me_cme(at, e);
   me_line(at, s->cfg->imsi);
   return VM_AT_OK;
@@ -309,52 +301,6 @@ static enum vm_at_result cfun_set(struct vm_at *at, const struct vm_at_args *a) 
   return VM_AT_DONE;
 }
 
-/* ---- +ZECMCALL ---------------------------------------------------------------- */
-
-static void call_connected(uv_timer_t *t) {
-  struct me_state *s = t->data;
-  struct vm_at *at = &s->m->at;
-  if (!registered(s)) { /* lost the network while dialling */
-    me_cme(at, ME_E_NO_NETWORK);
-  } else {
-    s->call_up = true;
-    vm_log_info(s->m->name, "data call up (%s)", s->cfg->ip);
-    vm_at_puts(at, ME_ZECMCALL_CONNECT);
-    vm_at_reply_ok(at);
-  }
-  vm_at_complete(at, VM_AT_DONE);
-}
-
-static enum vm_at_result zecmcall_set(struct vm_at *at, const struct vm_at_args *a) {
-  struct me_state *s = me_state_of(at);
-  long on;
-  if (a->count != 1 || vm_at_arg_int(a, 0, &on) != VM_AT_ARG_OK || on < 0 || on > 1)
-    return VM_AT_ERROR;
-  if (!on) { /* the reply first: what the hang-up causes follows as URCs */
-    vm_at_puts(at, ME_ZECMCALL_DISCONNECT);
-    vm_at_reply_ok(at);
-    call_down(s, false);
-    return VM_AT_DONE;
-  }
-  int e = sim_error(s);
-  if (e) return me_cme(at, e);
-  if (!registered(s)) return me_cme(at, ME_E_NO_NETWORK);
-  if (s->call_up) {
-    vm_at_puts(at, ME_ZECMCALL_CONNECT);
-    return VM_AT_OK;
-  }
-  uv_timer_start(&s->call_timer, call_connected, s->cfg->call_ms, 0);
-  return VM_AT_PENDING;
-}
-
-static enum vm_at_result zecmcall_query(struct vm_at *at, const struct vm_at_args *a) {
-  struct me_state *s = me_state_of(at);
-  const struct me_config *c = s->cfg;
-  if (s->call_up) vm_at_printf(at, ME_ZECMCALL_QUERY_FMT, c->ip, c->gateway, c->dns1, c->dns2);
-  else vm_at_puts(at, ME_ZECMCALL_DISCONNECT);
-  return VM_AT_OK;
-}
-
 /* ---- the table ---------------------------------------------------------------- */
 
 const struct vm_at_cmd me_cell_cmds[] = {
@@ -383,7 +329,6 @@ const struct vm_at_cmd me_cell_cmds[] = {
     {.name = "+CFUN", .test = cfun_test, .query = cfun_query, .set = cfun_set},
     {.name = "+ZPAS", .query = zpas_query},
     {.name = "^SYSINFO", .exec = sysinfo_exec},
-    {.name = "+ZECMCALL", .query = zecmcall_query, .set = zecmcall_set},
 };
 const size_t me_cell_ncmds = sizeof me_cell_cmds / sizeof me_cell_cmds[0];
 
@@ -391,8 +336,7 @@ const size_t me_cell_ncmds = sizeof me_cell_cmds / sizeof me_cell_cmds[0];
 
 int me_cell_init(struct me_state *s) {
   uv_timer_init(s->m->loop, &s->reg_timer);
-  uv_timer_init(s->m->loop, &s->call_timer);
-  s->reg_timer.data = s->call_timer.data = s;
+  s->reg_timer.data = s;
   return 0;
 }
 
@@ -402,7 +346,6 @@ void me_cell_power_on(struct me_state *s) {
   s->cfun = 1;
   s->reg = ME_REG_NONE;
   memset(s->reg_n, 0, sizeof s->reg_n);
-  s->call_up = false;
   s->sim = !c->sim_present ? ME_SIM_ABSENT : c->pin[0] ? ME_SIM_LOCKED : ME_SIM_READY;
   for (int i = 0; i < c->n_boot_urcs; i++) vm_at_urcf(&s->m->at, ME_LINE_FMT, c->boot_urcs[i]);
   reg_start(s);
@@ -410,13 +353,10 @@ void me_cell_power_on(struct me_state *s) {
 
 void me_cell_power_off(struct me_state *s) {
   uv_timer_stop(&s->reg_timer);
-  uv_timer_stop(&s->call_timer);
-  s->call_up = false;
   s->reg = ME_REG_NONE;
 }
 
 void me_cell_destroy(struct me_state *s) {
   me_cell_power_off(s);
   uv_close((uv_handle_t *)&s->reg_timer, NULL);
-  uv_close((uv_handle_t *)&s->call_timer, NULL);
 }

@@ -13,8 +13,9 @@
  * they follow the result.
  *
  * CLOUDAUTH and the credentials it yields live in me_auth.c. Everything
- * needs the data call (AT+ZECMCALL=1); losing it, or the broker, drops the
- * session without a URC unless aliyun.conn_lost_urc names one. */
+ * needs the data call (AT+ZIPCALL=1 or AT+ZECMCALL=1, me_data.c); losing
+ * it, or the broker, drops the session (the call's own URC aside, without a
+ * URC unless aliyun.conn_lost_urc names one). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
