@@ -9,8 +9,11 @@
 #include <stdbool.h>
 #include <cjson/cJSON.h>
 
+/* The widest range vm_json_int() takes: every integer in it is a double. */
+#define VM_JSON_INT_MAX (1LL << 53)
+
 /* Whether v is a number with no fraction within [lo, hi] (both within
- * +-2^53, where every integer is a double); *out (may be NULL) gets it. The
+ * +-VM_JSON_INT_MAX); *out (may be NULL) gets it. The
  * range is checked on the double, before any conversion. */
 bool vm_json_int(const cJSON *v, long long lo, long long hi, long long *out);
 
