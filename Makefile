@@ -2,6 +2,7 @@
 #   make            build/vmoduled
 #   make test       C unit tests (cmocka) + integration tests (pytest)
 #   make asan       the whole suite under AddressSanitizer + UBSan (build-asan/)
+#   make fuzz       every libFuzzer target FUZZ_SECONDS (60) seconds (clang, build-fuzz/)
 #   make bench      benchmarks (not part of make test)
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -28,7 +29,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit integration asan bench install clean
+.PHONY: all test unit integration asan fuzz fuzz-build bench install clean
 
 all: $(BUILD)/vmoduled
 
@@ -60,6 +61,35 @@ asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" test
 
+# libFuzzer targets (tests/fuzz/, README "Fuzzing"): built with clang into
+# build-fuzz/, the library instrumented for coverage (fuzzer-no-link), under
+# ASan + UBSan (float-cast-overflow named: it is the point of some targets),
+# every finding fatal. tests/fuzz/run.sh runs each on its seed corpus
+# tests/fuzz/<target>/ (read-only) in a loopback-only network namespace.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_SAN := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
+FUZZ_TARGETS := params config engine_tencent engine_w800 engine_me3630 tc_time tc_gateway \
+                tc_dynreg me_auth ws_upgrade ws_frames
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+
+# one engine target per dialect, from one source
+$(BUILD)/fuzz/fuzz_engine_%: tests/fuzz/fuzz_engine.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DFUZZ_DIALECT=$* -fsanitize=fuzzer -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+	  LDFLAGS="$(FUZZ_SAN)" fuzz-build
+	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 $(BUILD)/bench/pty_echo: tests/bench/pty_echo.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<
@@ -77,6 +107,6 @@ install: all
 	install -D -m 0644 conf/vmoduled.service $(DESTDIR)$(PREFIX)/lib/systemd/system/vmoduled.service
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(OBJS:.o=.d) $(LIB_OBJS:.o=.d)

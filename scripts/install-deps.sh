@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# install-deps.sh - installs every Debian 12 package needed to build, test and
-# benchmark vmodule (compiler, libraries, the mosquitto broker and the Python
-# test tools). Idempotent: when dpkg already reports every package installed it
+# install-deps.sh - installs every Debian 12 package needed to build, test,
+# benchmark and fuzz vmodule (compilers, libraries, mosquitto, the Python test
+# tools). Idempotent: when dpkg already reports every package installed it
 # does nothing (no apt-get at all), unless --force is given.
 #
 #   scripts/install-deps.sh            install what is missing
@@ -27,7 +27,10 @@ TEST_PKGS=(
   python3 python3-pytest python3-serial python3-paho-mqtt
   socat openssl ca-certificates iproute2 procps
 )
-PKGS=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
+# Fuzzing (make fuzz): clang and its libFuzzer / sanitizer runtimes
+# (Debian 12 has clang 14); util-linux's unshare is essential already.
+FUZZ_PKGS=(clang libclang-rt-14-dev)
+PKGS=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${FUZZ_PKGS[@]}")
 
 usage() {
   sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmodule/json.h"
 #include "vmodule/config.h"
 #include "vmodule/dialect.h"
 
@@ -44,15 +45,15 @@ static bool valid_name(const char *s) {
 
 static int get_uint(const cJSON *v, const char *where, long max, long *out, char *err,
                     size_t errlen) {
-  if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble || v->valuedouble < 0 ||
-      v->valuedouble > (double)max)
-    return ERR("%s: must be an integer between 0 and %ld", where, max);
-  *out = (long)v->valuedouble;
+  long long n;
+  if (!vm_json_int(v, 0, max, &n)) return ERR("%s: must be an integer between 0 and %ld", where, max);
+  *out = (long)n;
   return 0;
 }
 
 static int get_str(const cJSON *v, const char *where, char **out, char *err, size_t errlen) {
   if (!cJSON_IsString(v) || !v->valuestring[0]) return ERR("%s: must be a non-empty string", where);
+  free(*out); /* a repeated key */
   *out = strdup(v->valuestring);
   return *out ? 0 : ERR("%s: out of memory", where);
 }
@@ -91,6 +92,8 @@ static int parse_module(const cJSON *obj, int idx, struct vm_module_config *m, c
     } else if (!strcmp(k, "pty_link")) {
       if (get_str(it, where, &m->pty_link, err, errlen)) return -1;
     } else if (!strcmp(k, "tcp_listen")) {
+      free(m->tcp_host); /* a repeated key */
+      m->tcp_host = NULL;
       if (cJSON_IsNull(it)) continue;
       if (!cJSON_IsString(it) || vm_config_parse_hostport(it->valuestring, &m->tcp_host, &m->tcp_port))
         return ERR("%s: must be \"HOST:PORT\"", where);
@@ -111,6 +114,7 @@ static int parse_module(const cJSON *obj, int idx, struct vm_module_config *m, c
       m->tx_buffer = (size_t)v;
     } else if (!strcmp(k, m->dialect->name)) {
       if (!cJSON_IsObject(it)) return ERR("%s: must be an object", where);
+      cJSON_Delete(m->dialect_json); /* a repeated key */
       m->dialect_json = cJSON_Duplicate(it, 1);
     } else {
       return ERR("%s: unknown key", where);

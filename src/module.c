@@ -31,17 +31,15 @@ static void module_input(void *data, const char *buf, size_t len) {
   vm_at_input(&m->at, buf, len);
 }
 
-static void module_power_on_first_open(struct vm_module *m);
-
 static void module_pty_presence(void *data, int clients) {
   struct vm_module *m = data;
-  if (!m->closing && clients > 0) module_power_on_first_open(m);
+  if (!m->closing && clients > 0) vm_module_power_on(m);
 }
 
 static void module_tcp_presence(void *data, int connected) {
   struct vm_module *m = data;
   if (m->closing) return;
-  if (connected) module_power_on_first_open(m);
+  if (connected) vm_module_power_on(m);
   vm_txq_set_sink(&m->txq, connected ? &m->tcp->sink : &m->pty.sink);
   if (m->trace) vm_trace_note(m->trace, "tcp client %s", connected ? "connected" : "disconnected");
 }
@@ -67,8 +65,8 @@ static void module_boot(struct vm_module *m) {
 /* Power is applied when the MCU first opens the serial port (PTY or TCP), so
  * the boot banner is never written into a line nobody listens to (pyserial,
  * for one, flushes its input when it opens the port). */
-static void module_power_on_first_open(struct vm_module *m) {
-  if (m->power_applied) return;
+void vm_module_power_on(struct vm_module *m) {
+  if (m->power_applied || m->closing) return;
   m->power_applied = true;
   vm_log_info(m->name, "serial port opened: powering on");
   module_boot(m);
@@ -125,9 +123,11 @@ int vm_module_start(struct vm_module *m, uv_loop_t *loop, const struct vm_module
     vm_log_error(m->name, "dialect %s failed to start", m->dialect->name);
     return -1;
   }
-  if (vm_pty_open(&m->pty, loop, cfg->name, cfg->pty_link, module_input, m) < 0) return -1;
-  m->pty.on_presence = module_pty_presence;
-  vm_txq_set_sink(&m->txq, &m->pty.sink);
+  if (cfg->pty_link) {
+    if (vm_pty_open(&m->pty, loop, cfg->name, cfg->pty_link, module_input, m) < 0) return -1;
+    m->pty.on_presence = module_pty_presence;
+    vm_txq_set_sink(&m->txq, &m->pty.sink);
+  }
   if (cfg->tcp_host) {
     /* a 4 KiB write buffer the modules without an endpoint do not pay for */
     if (!(m->tcp = calloc(1, sizeof *m->tcp))) return -1;
@@ -137,7 +137,8 @@ int vm_module_start(struct vm_module *m, uv_loop_t *loop, const struct vm_module
     m->has_tcp = true;
   }
   vm_log_info(m->name, "%s module on %s (baud %u%s), powers on when the port is opened",
-              m->dialect->name, cfg->pty_link, cfg->baud, cfg->baud ? "" : ", unpaced");
+              m->dialect->name, cfg->pty_link ? cfg->pty_link : "no serial port", cfg->baud,
+              cfg->baud ? "" : ", unpaced");
   vm_at_reset(&m->at, cfg->echo);
   return 0;
 }

@@ -34,9 +34,14 @@ struct vm_module {
   bool closing;
 };
 
-/* Creates everything and starts the power-on boot. Returns 0 or -1 (logged). */
+/* Creates everything; power is applied when the serial port is first opened.
+ * Without cfg->pty_link (the fuzzers, tests/fuzz/) there is no PTY and no
+ * sink: the caller sets one with vm_txq_set_sink() and powers the module on
+ * with vm_module_power_on(). Returns 0 or -1 (logged). */
 int vm_module_start(struct vm_module *m, uv_loop_t *loop, const struct vm_module_config *cfg,
                     const char *state_dir);
+/* Applies power (the boot banner after cfg->boot_ms); only the first call counts. */
+void vm_module_power_on(struct vm_module *m);
 /* Reboot as AT+RST does: power_off now, banner after cfg->boot_ms. */
 void vm_module_reboot(struct vm_module *m);
 /* Stops input, tears down the dialect, removes the symlink, closes handles. */

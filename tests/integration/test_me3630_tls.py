@@ -34,9 +34,18 @@ def guider_sign(form, secret):
     return hmac.new(secret.encode(), content.encode(), getattr(hashlib, alg)).hexdigest().upper()
 
 
+# Numbers in a success answer that are not whole numbers in range: a code
+# other than 200 is a refusal, a port outside 1..65535 an unusable answer.
+# 200.5 was taken as 200, and a port of 1883.5 as 1883 (me_auth_reply.h).
+MALFORMED = {"code_fraction": ("code", "200.5"), "code_1e300": ("code", "1e300"),
+             "port_fraction": ("port", "1883.5"), "port_1e300": ("port", "1e300"),
+             "port_string": ("port", '"1883"')}
+
+
 class AuthServer:
     """The guider: POST /auth/devicename (form) -> JSON. `mode` selects the
-    behaviour: "ok" (check the signature), "http500", "garbage"."""
+    behaviour: "ok" (check the signature), "http500", "garbage", or a key
+    of MALFORMED (a success answer with that number put in: code or port)."""
 
     def __init__(self, certs, broker_port, secrets=None):
         self.requests = []
@@ -77,6 +86,12 @@ class AuthServer:
             return 500, "oops"
         if self.mode == "garbage":
             return 200, "<html>not json</html>"
+        if self.mode in MALFORMED:
+            where, value = MALFORMED[self.mode]
+            code, port = (value, self.broker_port) if where == "code" else (200, value)
+            return 200, ('{"code":%s,"message":"success","data":{"iotId":"%s","iotToken":"%s",'
+                         '"resources":{"mqtt":{"host":"127.0.0.1","port":%s}}}}'
+                         % (code, IOT_ID, IOT_TOKEN, port))
         secret = self.secrets.get((form.get("productKey"), form.get("deviceName")))
         if path != "/auth/devicename" or not secret or form.get("sign") != guider_sign(form, secret):
             return 200, json.dumps({"code": 401, "message": "authentication failed"})
@@ -169,6 +184,19 @@ def test_https_auth_server_errors_are_cme(make_daemon, tmp_path, auth_server, ce
     _, port = start(make_daemon, https_module(tmp_path, server, certs))
     attach(port)
     cmd(port, AUTH, OK + b"\r\n+CME ERROR: 100\r\n")
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("mode,urc", [
+    ("code_fraction", b"+ALIAUTH: FAIL"), ("code_1e300", b"+ALIAUTH: FAIL"),
+    ("port_fraction", b"+CME ERROR: 100"), ("port_1e300", b"+CME ERROR: 100"),
+    ("port_string", b"+CME ERROR: 100")])
+def test_https_auth_malformed_numbers(make_daemon, tmp_path, auth_server, certs, mode, urc):
+    server = auth_server(1883)
+    server.mode = mode
+    _, port = start(make_daemon, https_module(tmp_path, server, certs))
+    attach(port)
+    cmd(port, AUTH, OK + b"\r\n" + urc + b"\r\n")
     assert len(server.requests) == 1
 
 

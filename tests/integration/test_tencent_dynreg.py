@@ -111,6 +111,10 @@ def psk_plaintext(psk):
     return '{"encryptionType":2,"psk":"%s"}' % psk
 
 
+# Codes that are not whole numbers in the int range: an unusable answer. 0.5
+# was taken as 0 (registered), 1e300 as 2147483647.
+MALFORMED_CODES = {"code_fraction": b"0.5", "code_1e300": b"1e300", "code_string": b'"0"'}
+
 CERT_PLAINTEXT = ('{"encryptionType":1,"clientCert":"-----BEGIN CERTIFICATE-----\\nMIIB\\n'
                   '-----END CERTIFICATE-----\\n","clientKey":"-----BEGIN PRIVATE KEY-----'
                   '\\nMIIE\\n-----END PRIVATE KEY-----\\n"}')
@@ -124,8 +128,9 @@ class DynregServer:
 
     `mode` selects the answer: "ok" (the encrypted psk), "code1021" (device
     already registered), "http404", "http403", "garbage" (200, not JSON),
-    "cert" (code 0, a payload of encryptionType 1), "hang" (read the request,
-    never answer). `hold`, when set to a threading.Event, delays any answer
+    "cert" (code 0, a payload of encryptionType 1), "type_fraction"
+    (encryptionType 2.5), a key of MALFORMED_CODES (a good payload behind
+    that code), "hang" (read the request, never answer). `hold`, when set to a threading.Event, delays any answer
     until the event is set (to look at the module while the request is in
     flight). Every request is checked whatever the mode; what is wrong with
     it goes to `errors`.
@@ -252,6 +257,13 @@ class DynregServer:
             return js({"code": 1021, "message": "device already registered",
                        "requestId": "test-1021"})
         plain = CERT_PLAINTEXT if self.mode == "cert" else psk_plaintext(self.psk)
+        if self.mode == "type_fraction":
+            plain = plain.replace('"encryptionType":2', '"encryptionType":2.5')
+        if self.mode in MALFORMED_CODES:  # a good payload behind a code that is not 0
+            return 200, "application/json", (
+                b'{"code":%s,"message":"success","len":%d,"payload":"%s","requestId":"x"}'
+                % (MALFORMED_CODES[self.mode], len(plain),
+                   encrypt_payload(self.product_secret, plain).encode()))
         return js({"code": 0, "message": "success", "len": len(plain),
                    "payload": encrypt_payload(self.product_secret, plain),
                    "requestId": "test-%d" % len(self.requests)})
@@ -550,6 +562,10 @@ def test_no_wifi_fails_8_without_a_request(make_daemon, tmp_path, dynreg_server,
     ("http403", b"-9"),
     ("garbage", b"-1001"),  # HTTP 200, not JSON
     ("cert", b"-1001"),     # code 0, but a certificate device (encryptionType 1)
+    ("type_fraction", b"-1001"),  # encryptionType 2.5 is not 2
+    ("code_fraction", b"-1001"),
+    ("code_1e300", b"-1001"),
+    ("code_string", b"-1001"),
 ])
 def test_failed_registration_keeps_the_stored_device(make_daemon, tmp_path, dynreg_server, certs,
                                                      mode, code):

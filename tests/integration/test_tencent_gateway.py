@@ -89,6 +89,9 @@ class Cloud(MqttPeer):
       results[kind]  result code answered to an online/offline/bind/unbind
                      request, or None for no answer at all;
       server_time    unix seconds answered to the time request, or None;
+      time_replies   raw payloads answered to the time request instead, in
+                     order (malformed replies);
+      raw_replies    kind -> raw payload answered instead of the result;
       decoys         payloads published on the gateway result topic before
                      every real gateway answer (replies the module must ignore);
       secrets        (pid, dn) -> sub-device secret, to check bind signatures:
@@ -100,6 +103,8 @@ class Cloud(MqttPeer):
         self.requests = []
         self.results = {"online": 0, "offline": 0, "bind": 0, "unbind": 0}
         self.server_time = SERVER_TIME
+        self.time_replies = None
+        self.raw_replies = {}
         self.decoys = []
         self.secrets = {}
         self.bad_binds = []
@@ -113,7 +118,10 @@ class Cloud(MqttPeer):
             self.requests.append((topic, payload))
         # runs on paho's network thread: publish without waiting
         if topic == SYS_REQ:
-            if payload == TIME_REQUEST and self.server_time is not None:
+            if payload == TIME_REQUEST and self.time_replies is not None:
+                for r in self.time_replies:
+                    c.publish(SYS_RES, r, 0)
+            elif payload == TIME_REQUEST and self.server_time is not None:
                 c.publish(SYS_RES, b'{"type":"get","time":%d}' % self.server_time, 0)
             return
         try:
@@ -123,6 +131,9 @@ class Cloud(MqttPeer):
             spid, sdn = dev["product_id"], dev["device_name"]
         except (ValueError, KeyError, IndexError, TypeError):
             return  # malformed: the test sees it in requests
+        if kind in self.raw_replies:
+            c.publish(GW_RES, self.raw_replies[kind], 0)
+            return
         result = self.results.get(kind)
         if result is None:
             return
@@ -526,6 +537,61 @@ def test_bind_without_time_reply_fails_223(make_daemon, tmp_path, mosquitto, clo
     assert 1.3 <= elapsed < 5, elapsed
     unbind(port)  # barrier: no bind request went out
     assert cloud.wait_requests(2) == [TIME_REQ, on("unbind")]
+
+
+# Replies to the time request that are not a whole number of seconds the
+# SDK's 32-bit long can hold (tc_replies.h). 1e300 was an undefined
+# double->int64 cast that signed with -9223372036854775808.
+MALFORMED_TIMES = [b'{"type":"get","time":1e300}', b'{"type":"get","time":-1}',
+                   b'{"type":"get","time":1589786839.5}', b'{"type":"get","time":2147483648}',
+                   b'{"type":"get","time":"1589786839"}', b'{"type":"get"}', b'not json']
+
+
+@pytest.mark.parametrize("reply", MALFORMED_TIMES)
+def test_bind_with_a_malformed_time_reply_fails_223(make_daemon, tmp_path, mosquitto, clouds,
+                                                    reply):
+    """A malformed time reply is no reply: nothing is signed with it, the
+    bind times out as without an answer."""
+    broker = mosquitto()
+    cloud = clouds(broker.port)
+    cloud.time_replies = [reply]
+    cloud.secrets[(SPID, SDN)] = SSECRET
+    daemon, port = start(make_daemon, tmp_path, broker.port, gateway_timeout_ms=1500)
+    provision(port)
+    mqtt_connect(port)
+    port.cmd('AT+TCGWBIND=0,"%s","%s","%s"' % (SPID, SDN, SSECRET))
+    port.expect(b"OK\r\n")
+    daemon.wait_log("gateway: malformed server time reply ignored")
+    port.expect(b"+TCGWBIND:FAIL,-223\r\n", 5)
+    unbind(port)  # barrier: no bind request went out
+    assert cloud.wait_requests(2) == [TIME_REQ, on("unbind")]
+
+
+def test_bind_signs_with_the_good_time_reply_after_a_malformed_one(gw):
+    daemon, port, broker, cloud = gw
+    cloud.time_replies = [MALFORMED_TIMES[0], b'{"type":"get","time":%d}' % SERVER_TIME]
+    cloud.secrets[(SPID, SDN)] = SSECRET
+    bind(port)
+    reqs = cloud.wait_requests(2)
+    assert reqs[0] == TIME_REQ
+    assert bind_request_re(SPID, SDN).fullmatch(reqs[1][1]), reqs[1][1]
+    assert cloud.bad_binds == []
+
+
+@pytest.mark.parametrize("result", [b"0.5", b"1e300", b"-1e300", b'"0"'])
+def test_a_malformed_gateway_result_is_ignored(make_daemon, tmp_path, mosquitto, clouds, result):
+    """A result that is not a whole number in the int range does not count
+    (0.5 was taken as 0, success); the command times out."""
+    broker = mosquitto()
+    cloud = clouds(broker.port)
+    cloud.raw_replies["online"] = (b'{"type":"online","payload":{"devices":[{"product_id":"%s",'
+                                   b'"device_name":"%s","result":%s}]}}'
+                                   % (SPID.encode(), SDN.encode(), result))
+    daemon, port = start(make_daemon, tmp_path, broker.port, gateway_timeout_ms=1500)
+    provision(port)
+    mqtt_connect(port)
+    online(port, result=b"FAIL,-223")
+    online_list(port, [])
 
 
 @pytest.mark.parametrize("result,line", [(0, b"OK"), (802, b"FAIL,802")])

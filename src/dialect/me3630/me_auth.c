@@ -10,15 +10,18 @@
  * its input is valid and reports the outcome as a URC: +ALIAUTH: OK, +ALIAUTH:
  * FAIL (the server refused), +CME ERROR: <n> (no data path, server or
  * transfer error). The triple stays in RAM until CLOUDDISCONN or a reset. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "vmodule/json.h"
 #include "vmodule/log.h"
 #include "vmodule/module.h"
 #include "me3630.h"
+#include "me_auth_reply.h"
 
 static struct vm_at *at_of(struct me_state *s) { return &s->m->at; }
 
@@ -95,11 +98,7 @@ static void auth_direct_done(uv_timer_t *t) {
   auth_result(s, rc == 0, 0);
 }
 
-/* The guider's JSON (§8.1): {"code":200,"data":{"iotId","iotToken",
- * "resources":{"mqtt":{"host","port"}}}}. Returns 1 success, 0 refusal,
- * -1 not an answer. */
-static int auth_parse(struct me_state *s, long status, const char *body) {
-  struct me_cloud *c = &s->cloud;
+int me_auth_parse_reply(long status, const char *body, struct me_auth_reply *out) {
   cJSON *doc = cJSON_Parse(body);
   const cJSON *code = cJSON_GetObjectItemCaseSensitive(doc, "code");
   const cJSON *data = cJSON_GetObjectItemCaseSensitive(doc, "data");
@@ -109,26 +108,50 @@ static int auth_parse(struct me_state *s, long status, const char *body) {
   const cJSON *token = cJSON_GetObjectItemCaseSensitive(data, "iotToken");
   const cJSON *host = cJSON_GetObjectItemCaseSensitive(mqtt, "host");
   const cJSON *port = cJSON_GetObjectItemCaseSensitive(mqtt, "port");
+  long long c = 0, p;
+  bool have_code = vm_json_int(code, INT_MIN, INT_MAX, &c);
   int r;
-  if (status == 200 && cJSON_IsNumber(code) && code->valueint == 200 && cJSON_IsString(id) &&
-      cJSON_IsString(token) && cJSON_IsString(host) && cJSON_IsNumber(port) &&
-      strlen(id->valuestring) < sizeof c->iot_id && strlen(token->valuestring) < sizeof c->iot_token &&
-      strlen(host->valuestring) < sizeof c->host && port->valueint > 0 && port->valueint < 65536) {
-    strcpy(c->iot_id, id->valuestring);
-    strcpy(c->iot_token, token->valuestring);
-    strcpy(c->host, host->valuestring);
-    c->port = port->valueint;
-    c->have_token = true;
+  memset(out, 0, sizeof *out);
+  out->code = (int)c;
+  if (status == 200 && have_code && c == 200 && cJSON_IsString(id) && cJSON_IsString(token) &&
+      cJSON_IsString(host) && vm_json_int(port, 1, 65535, &p) &&
+      strlen(id->valuestring) < sizeof out->iot_id &&
+      strlen(token->valuestring) < sizeof out->iot_token &&
+      strlen(host->valuestring) < sizeof out->host) {
+    strcpy(out->iot_id, id->valuestring);
+    strcpy(out->iot_token, token->valuestring);
+    strcpy(out->host, host->valuestring);
+    out->port = (int)p;
     r = 1;
-  } else if ((status >= 400 && status < 500) || (cJSON_IsNumber(code) && code->valueint != 200)) {
-    vm_log_info(who(s), "Aliyun: the auth server refused the device (HTTP %ld, code %d)", status,
-                cJSON_IsNumber(code) ? code->valueint : 0);
+  } else if ((status >= 400 && status < 500) || (cJSON_IsNumber(code) && c != 200)) {
     r = 0;
   } else {
-    vm_log_warn(who(s), "Aliyun: unusable answer from the auth server (HTTP %ld)", status);
     r = -1;
   }
+  if (cJSON_IsString(token)) explicit_bzero(token->valuestring, strlen(token->valuestring));
   cJSON_Delete(doc);
+  return r;
+}
+
+/* The guider's answer into the cloud state. Returns 1 success, 0 refusal,
+ * -1 not an answer (me_auth_parse_reply). */
+static int auth_parse(struct me_state *s, long status, const char *body) {
+  struct me_cloud *c = &s->cloud;
+  struct me_auth_reply a;
+  int r = me_auth_parse_reply(status, body, &a);
+  if (r == 1) {
+    strcpy(c->iot_id, a.iot_id);
+    strcpy(c->iot_token, a.iot_token);
+    strcpy(c->host, a.host);
+    c->port = a.port;
+    c->have_token = true;
+  } else if (r == 0) {
+    vm_log_info(who(s), "Aliyun: the auth server refused the device (HTTP %ld, code %d)", status,
+                a.code);
+  } else {
+    vm_log_warn(who(s), "Aliyun: unusable answer from the auth server (HTTP %ld)", status);
+  }
+  explicit_bzero(&a, sizeof a);
   return r;
 }
 

@@ -18,6 +18,7 @@
  * Neither secret is logged: the request carries only the signature, and the
  * answer's payload is the encrypted device secret. */
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +30,10 @@
 #include <openssl/rand.h>
 
 #include "vmodule/http.h"
+#include "vmodule/json.h"
 #include "vmodule/log.h"
 #include "vmodule/module.h"
+#include "tc_replies.h"
 #include "tencent.h"
 
 
@@ -62,7 +65,7 @@ static int psk_of(const char *plain, char *psk, size_t cap) {
   const cJSON *type = cJSON_GetObjectItemCaseSensitive(doc, "encryptionType");
   const cJSON *key = cJSON_GetObjectItemCaseSensitive(doc, "psk");
   int rc = TC_RC_FAILURE;
-  if (cJSON_IsNumber(type) && type->valueint == TC_DYNREG_PSK_TYPE && cJSON_IsString(key) &&
+  if (vm_json_int(type, TC_DYNREG_PSK_TYPE, TC_DYNREG_PSK_TYPE, NULL) && cJSON_IsString(key) &&
       key->valuestring[0] && strlen(key->valuestring) < cap) {
     strcpy(psk, key->valuestring);
     rc = 0;
@@ -72,18 +75,19 @@ static int psk_of(const char *plain, char *psk, size_t cap) {
   return rc;
 }
 
-/* The cloud's JSON answer. Returns 0 with *psk filled, the cloud's nonzero
- * code, or TC_RC_FAILURE for anything unusable. */
-static int parse_reply(const struct tc_prdinfo *p, const char *body, char *psk, size_t cap) {
+int tc_parse_dynreg_reply(const char *product_secret, const char *body, char *psk, size_t cap) {
   cJSON *doc = cJSON_Parse(body);
   const cJSON *code = cJSON_GetObjectItemCaseSensitive(doc, "code");
   const cJSON *payload = cJSON_GetObjectItemCaseSensitive(doc, "payload");
   char plain[512];
+  long long c;
   int rc = TC_RC_FAILURE;
-  if (cJSON_IsNumber(code) && code->valueint != 0) {
-    rc = code->valueint;
-  } else if (cJSON_IsNumber(code) && cJSON_IsString(payload) &&
-             vm_tencent_dynreg_decrypt(plain, sizeof plain, p->secret, payload->valuestring) >= 0) {
+  if (!vm_json_int(code, INT_MIN, INT_MAX, &c)) {
+    /* no usable code: TC_RC_FAILURE */
+  } else if (c != 0) {
+    rc = (int)c;
+  } else if (cJSON_IsString(payload) &&
+             vm_tencent_dynreg_decrypt(plain, sizeof plain, product_secret, payload->valuestring) >= 0) {
     rc = psk_of(plain, psk, cap);
     OPENSSL_cleanse(plain, sizeof plain);
   }
@@ -130,7 +134,8 @@ static void reply_done(struct vm_http_req *req, int result, long status, const c
   (void)req;
   (void)len;
   int code = http_code(result, status);
-  if (!code) code = parse_reply(&d->prd, body ? body : "", dev.secret, sizeof dev.secret);
+  if (!code)
+    code = tc_parse_dynreg_reply(d->prd.secret, body ? body : "", dev.secret, sizeof dev.secret);
   if (code) {
     vm_log_info(s->m->name, "dynamic registration of %s/%s failed: %d (%s, HTTP %ld)", d->prd.pid,
                 d->prd.dn, code, result ? strerror(-result) : "answered", status);

@@ -12,6 +12,7 @@
  * which sub-devices are online - live as long as the MQTT client.
  *
  * The sub-device secret is used only for the signature and wiped at once. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,10 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "vmodule/json.h"
 #include "vmodule/log.h"
 #include "vmodule/module.h"
+#include "tc_replies.h"
 #include "tencent.h"
 
 
@@ -164,44 +167,60 @@ static void subscribe_step(struct tc_gateway *g, enum gw_step step, const char *
   if (rc == 0) step_ready(g);
 }
 
-/* Whether the reply is about the pending request's sub-device; *result gets
- * the cloud's result for it. */
-static bool reply_result(const struct tc_gateway *g, const cJSON *doc, int *result) {
+/* ---- the cloud's replies (pure, tc_replies.h) ----------------------------------- */
+
+int tc_parse_time_reply(const void *payload, size_t len, long long *time) {
+  cJSON *doc = cJSON_ParseWithLength(payload, len);
   const cJSON *type = cJSON_GetObjectItemCaseSensitive(doc, "type");
-  const cJSON *payload = cJSON_GetObjectItemCaseSensitive(doc, "payload");
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(doc, "time");
+  int rc = cJSON_IsString(type) && !strcmp(type->valuestring, "get") &&
+                   vm_json_int(t, 0, TC_SERVER_TIME_MAX, time)
+               ? 0
+               : -1;
+  cJSON_Delete(doc);
+  return rc;
+}
+
+int tc_parse_gw_reply(const void *payload, size_t len, const char *kind, const char *pid,
+                      const char *dn, int *result) {
+  cJSON *doc = cJSON_ParseWithLength(payload, len);
+  const cJSON *type = cJSON_GetObjectItemCaseSensitive(doc, "type");
+  const cJSON *body = cJSON_GetObjectItemCaseSensitive(doc, "payload");
   const cJSON *dev;
-  if (!cJSON_IsString(type) || strcmp(type->valuestring, kind_type[g->kind])) return false;
-  cJSON_ArrayForEach(dev, cJSON_GetObjectItemCaseSensitive(payload, "devices")) {
-    const cJSON *pid = cJSON_GetObjectItemCaseSensitive(dev, "product_id");
-    const cJSON *dn = cJSON_GetObjectItemCaseSensitive(dev, "device_name");
+  int found = 0;
+  if (!cJSON_IsString(type) || strcmp(type->valuestring, kind)) goto out;
+  cJSON_ArrayForEach(dev, cJSON_GetObjectItemCaseSensitive(body, "devices")) {
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(dev, "product_id");
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(dev, "device_name");
     const cJSON *res = cJSON_GetObjectItemCaseSensitive(dev, "result");
-    if (cJSON_IsString(pid) && cJSON_IsString(dn) && cJSON_IsNumber(res) &&
-        !strcmp(pid->valuestring, g->pid) && !strcmp(dn->valuestring, g->dn)) {
-      *result = res->valueint;
-      return true;
+    long long r;
+    if (cJSON_IsString(p) && cJSON_IsString(d) && vm_json_int(res, INT_MIN, INT_MAX, &r) &&
+        !strcmp(p->valuestring, pid) && !strcmp(d->valuestring, dn)) {
+      *result = (int)r;
+      found = 1;
+      break;
     }
   }
-  return false;
+out:
+  cJSON_Delete(doc);
+  return found;
 }
 
 void tc_gateway_on_message(struct tc_state *s, const char *topic, const void *payload, int len) {
   struct tc_gateway *g = s->gw;
   char sys[TC_MAX_TOPIC + 1];
-  if (!g || g->kind == GW_NONE) return;
-  cJSON *doc = cJSON_ParseWithLength(payload, (size_t)len);
+  if (!g || g->kind == GW_NONE || len < 0) return;
   topic_of(g, TC_SYS_RESULT_TOPIC_FMT, sys, sizeof sys);
   if (g->step == STEP_TIME && !strcmp(topic, sys)) {
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(doc, "type");
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(doc, "time");
-    if (cJSON_IsString(type) && !strcmp(type->valuestring, "get") && cJSON_IsNumber(t)) {
-      g->time = (long long)t->valuedouble;
+    if (tc_parse_time_reply(payload, (size_t)len, &g->time) == 0)
       subscribe_step(g, STEP_SUB_GW, TC_GW_RESULT_TOPIC_FMT);
-    }
+    else
+      vm_log_info(g->s->m->name, "gateway: malformed server time reply ignored");
   } else if (g->step == STEP_REPLY && strcmp(topic, sys)) {
     int result;
-    if (reply_result(g, doc, &result)) apply_result(g, result);
+    if (tc_parse_gw_reply(payload, (size_t)len, kind_type[g->kind], g->pid, g->dn, &result))
+      apply_result(g, result);
   }
-  cJSON_Delete(doc);
 }
 
 void tc_gateway_on_suback(struct tc_state *s, int mid, bool granted) {

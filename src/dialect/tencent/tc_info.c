@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmodule/json.h"
 #include "vmodule/log.h"
 #include "vmodule/module.h"
 #include "tencent.h"
@@ -32,8 +33,9 @@ static int load_str(const cJSON *o, const char *key, char *dst, size_t cap) {
 
 static int load_num(const cJSON *o, const char *key, long *dst) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-  if (!cJSON_IsNumber(v)) return -1;
-  *dst = (long)v->valuedouble;
+  long long n;
+  if (!vm_json_int(v, -VM_JSON_INT_MAX, VM_JSON_INT_MAX, &n)) return -1; /* a damaged flash is not UB */
+  *dst = (long)n;
   return 0;
 }
 

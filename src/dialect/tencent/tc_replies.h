@@ -1,0 +1,38 @@
+/* tc_replies.h - the tencent dialect's parsers of what the cloud sends back
+ * (reference §7.2, §7.6, §7.7): bytes in, result out, no state. The gateway
+ * and the registration use them, and so do the fuzzers (tests/fuzz/).
+ *
+ * A number is taken only when it is a whole number within its range (a
+ * fraction or 1e300 makes the reply malformed); malformed replies are treated
+ * as the firmware treats them, each function says how. */
+#ifndef TC_REPLIES_H
+#define TC_REPLIES_H
+
+#include <stddef.h>
+
+/* The largest server time taken: the SDK keeps it in a 32-bit long. */
+#define TC_SERVER_TIME_MAX 2147483647LL
+
+/* The reply to the time request on $sys/operation/result (§7.7),
+ * {"type":"get","time":<unix seconds>}. Returns 0 with *time set, or -1 when
+ * it is not such a reply (time missing, not a whole number, negative or above
+ * TC_SERVER_TIME_MAX): the bind keeps waiting for a good one and, failing
+ * that, ends with FAIL,-223 as when no reply comes. */
+int tc_parse_time_reply(const void *payload, size_t len, long long *time);
+
+/* A reply on $gateway/operation/result (§7.6) to a request of type kind
+ * ("online", "bind", ...) about sub-device pid/dn. Returns 1 with *result the
+ * cloud's result for it, or 0 when the reply is about something else or its
+ * entry is malformed (result not a whole number in the int range): it is
+ * ignored, as the SDK ignores what does not match its request. */
+int tc_parse_gw_reply(const void *payload, size_t len, const char *kind, const char *pid,
+                      const char *dn, int *result);
+
+/* The dynamic-registration answer (§7.2, §7.4), a NUL-terminated body,
+ * decrypted with product_secret. Returns 0 with the device secret in psk
+ * (cap bytes), the cloud's nonzero code, or TC_RC_FAILURE (-1001) for an
+ * unusable answer (no code, a code that is not a whole number in the int
+ * range, a payload that does not decrypt, a certificate device, no key). */
+int tc_parse_dynreg_reply(const char *product_secret, const char *body, char *psk, size_t cap);
+
+#endif
