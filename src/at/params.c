@@ -172,6 +172,17 @@ malformed:
   return -1;
 }
 
+size_t vm_at_param_start_any(const char *s, size_t len, int i) {
+  size_t start = 0;
+  for (size_t k = 0; k < len && i > 0; k++) {
+    if (s[k] == ',') {
+      start = k + 1;
+      i--;
+    }
+  }
+  return start;
+}
+
 /* The parameter at i, or NULL if i is past the end. */
 static const struct vm_at_param *arg_at(const struct vm_at_args *a, int i) {
   if (i < 0 || i >= a->count)
