@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +43,20 @@ static bool valid_name(const char *s) {
   return true;
 }
 
+int vm_json_int(const cJSON *v, long lo, long hi, long *out) {
+  if (!cJSON_IsNumber(v)) return -1;
+  double d = v->valuedouble;
+  /* [LONG_MIN, -LONG_MIN) is exact in a double: inside it the cast is defined */
+  if (!isfinite(d) || d < (double)LONG_MIN || d >= -(double)LONG_MIN) return -1;
+  long n = (long)d;
+  if ((double)n != d || n < lo || n > hi) return -1;
+  *out = n;
+  return 0;
+}
+
 static int get_uint(const cJSON *v, const char *where, long max, long *out, char *err,
                     size_t errlen) {
-  if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble || v->valuedouble < 0 ||
-      v->valuedouble > (double)max)
-    return ERR("%s: must be an integer between 0 and %ld", where, max);
-  *out = (long)v->valuedouble;
+  if (vm_json_int(v, 0, max, out)) return ERR("%s: must be an integer between 0 and %ld", where, max);
   return 0;
 }
 
@@ -62,6 +71,32 @@ static void module_defaults(struct vm_module_config *m) {
   m->echo = true;
   m->boot_ms = 500;
   m->tx_buffer = 64 * 1024;
+}
+
+/* Appends ".key" (nothing before the first key) or "[i]" to the path of
+ * length len in path[cap]; returns the new length (clipped to the buffer). */
+static size_t path_add(char *path, size_t cap, size_t len, const char *key, int idx) {
+  int n = key ? snprintf(path + len, cap - len, "%s%s", len ? "." : "", key)
+              : snprintf(path + len, cap - len, "[%d]", idx);
+  size_t end = len + (n > 0 ? (size_t)n : 0);
+  return end < cap ? end : cap - 1;
+}
+
+/* Finds the first object member, anywhere under node, whose name repeats an
+ * earlier member of the same object (cJSON keeps both; lookups would see the
+ * first and a loop both). Its path goes to path; false when there is none. */
+static bool find_duplicate(const cJSON *node, char *path, size_t cap, size_t len) {
+  int idx = 0;
+  for (const cJSON *c = node->child; c; c = c->next, idx++) {
+    bool member = cJSON_IsObject(node) && c->string;
+    size_t l = path_add(path, cap, len, member ? c->string : NULL, idx);
+    if (member)
+      for (const cJSON *p = node->child; p != c; p = p->next)
+        if (!strcmp(p->string, c->string)) return true;
+    if (find_duplicate(c, path, cap, l)) return true;
+  }
+  path[len] = '\0';
+  return false;
 }
 
 static int parse_module(const cJSON *obj, int idx, struct vm_module_config *m, char *err,
@@ -162,6 +197,11 @@ int vm_config_parse(struct vm_config *cfg, const char *json, char *err, size_t e
   }
   int rc = 0;
   char sub[256];
+  sub[0] = '\0';
+  if (find_duplicate(root, sub, sizeof sub, 0)) {
+    rc = ERR("config: %s: duplicate key", sub);
+    goto out;
+  }
   if (!cJSON_IsObject(root)) {
     rc = ERR("config: the top level must be an object");
     goto out;

@@ -34,6 +34,12 @@ struct vm_config {
 
 #define VM_DEFAULT_STATE_DIR "/var/lib/vmodule"
 
+/* A JSON number that is an integer in [lo, hi]: finiteness, range and
+ * integrality are checked on the double before any cast, so 1e300, -1e300,
+ * 1.5 and 1e999 (inf in cJSON) are refused. Returns 0 with *out set, or -1
+ * (not a number, or out of range). Every parser of JSON numbers uses it. */
+int vm_json_int(const cJSON *v, long lo, long hi, long *out);
+
 /* Parses a JSON document. On error returns -1 with one line in err naming the key. */
 int vm_config_parse(struct vm_config *cfg, const char *json, char *err, size_t errlen);
 int vm_config_load(struct vm_config *cfg, const char *path, char *err, size_t errlen);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmodule/config.h"
 #include "vmodule/esp.h"
 #include "vmodule/log.h"
 #include "vmodule/module.h"
@@ -80,10 +81,10 @@ static int copy_str(const cJSON *v, char *dst, size_t cap, size_t min, const cha
 
 static int parse_int(const cJSON *v, int lo, int hi, int *out, const char *where, const char *key,
                      char *err, size_t errlen) {
-  if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valueint < lo ||
-      v->valueint > hi)
+  long n;
+  if (vm_json_int(v, lo, hi, &n))
     return ERR("%s.%s: must be an integer between %d and %d", where, key, lo, hi);
-  *out = v->valueint;
+  *out = (int)n;
   return 0;
 }
 

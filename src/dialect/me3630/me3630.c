@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmodule/config.h"
 #include "vmodule/module.h"
 #include "me3630.h"
 
@@ -130,13 +131,13 @@ static int cfg_dup(const struct cfg_ctx *x, const cJSON *v, char **dst) {
 }
 
 static int cfg_int(const struct cfg_ctx *x, const cJSON *v, int lo, int hi, int *out) {
-  if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble || v->valuedouble < lo ||
-      v->valuedouble > hi) {
+  long n;
+  if (vm_json_int(v, lo, hi, &n)) {
     char what[80];
     snprintf(what, sizeof what, "must be an integer between %d and %d", lo, hi);
     return cfg_fail(x, v, what);
   }
-  *out = (int)v->valuedouble;
+  *out = (int)n;
   return 0;
 }
 

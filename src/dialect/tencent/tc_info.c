@@ -6,10 +6,12 @@
  * state checks first, a non-numeric number is the core ERROR, every other
  * invalid parameter is +CME ERROR:204, and a handler that accepts its
  * parameters prints "OK\r\n" before doing the work. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmodule/config.h"
 #include "vmodule/log.h"
 #include "vmodule/module.h"
 #include "tencent.h"
@@ -30,11 +32,9 @@ static int load_str(const cJSON *o, const char *key, char *dst, size_t cap) {
   return 0;
 }
 
+/* An integer member of a stored object (a damaged file is refused, not cast). */
 static int load_num(const cJSON *o, const char *key, long *dst) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-  if (!cJSON_IsNumber(v)) return -1;
-  *dst = (long)v->valuedouble;
-  return 0;
+  return vm_json_int(cJSON_GetObjectItemCaseSensitive(o, key), INT_MIN, INT_MAX, dst);
 }
 
 int tc_devinfo_load(struct tc_state *s, struct tc_devinfo *d) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmodule/config.h"
 #include "vmodule/esp.h"
 #include "vmodule/module.h"
 #include "tencent.h"
@@ -74,10 +75,10 @@ static int cfg_string(const cJSON *v, char *dst, size_t cap, size_t min, const c
 
 static int cfg_int(const cJSON *v, int lo, int hi, int *out, const char *where, char *err,
                    size_t errlen) {
-  if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble ||
-      v->valuedouble < lo || v->valuedouble > hi)
+  long n;
+  if (vm_json_int(v, lo, hi, &n))
     return ERR("%s.%s: must be an integer between %d and %d", where, v->string, lo, hi);
-  *out = (int)v->valuedouble;
+  *out = (int)n;
   return 0;
 }
 

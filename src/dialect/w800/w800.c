@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vmodule/config.h"
 #include "vmodule/esp.h"
 #include "vmodule/module.h"
 #include "w800.h"
@@ -112,10 +113,10 @@ static int cfg_file(const cJSON *v, char **dst, const char *where, char *err, si
 
 static int cfg_ms(const cJSON *v, unsigned lo, unsigned hi, unsigned *out, const char *where,
                   char *err, size_t errlen) {
-  if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble || v->valuedouble < lo ||
-      v->valuedouble > hi)
+  long n;
+  if (vm_json_int(v, lo, hi, &n))
     return ERR("%s.%s: must be an integer between %u and %u", where, v->string, lo, hi);
-  *out = (unsigned)v->valuedouble;
+  *out = (unsigned)n;
   return 0;
 }
 
