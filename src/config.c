@@ -1,7 +1,9 @@
 /* config.c - the JSON configuration (and the one-module command-line form)
  * parsed into struct vm_config. Everything is validated before the daemon
  * creates anything; the first problem is reported as one line naming the key
- * ("modules[1].baud: must be an integer >= 0"). */
+ * ("modules[1].baud: must be an integer >= 0"). A key given twice in any
+ * object is refused before any parser looks; numbers go through
+ * vm_json_int, which checks them before any cast. */
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>

@@ -6,7 +6,8 @@
  * tell an omitted parameter from a wrong one, as the real firmware does.
  * Every non-empty token gets a NUL-terminated copy in a->buf (unescaped for
  * quoted strings), and its position in the input is kept so that a trace can
- * redact a secret parameter without re-parsing. */
+ * redact a secret parameter without re-parsing (vm_at_param_start_any gives
+ * the tolerant split for a line the parser rejected). */
 #include "vmodule/params.h"
 
 #include <errno.h>
