@@ -58,7 +58,7 @@ integration: $(BUILD)/vmoduled $(BUILD)/tests/mqtt_probe
 test: all unit integration
 
 asan:
-	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined,float-cast-overflow" \
 	  LDFLAGS="-fsanitize=address,undefined" test
 
 # libFuzzer targets (tests/fuzz/, README "Fuzzing"): built with clang into

@@ -1,10 +1,13 @@
 /* config.c - the JSON configuration (and the one-module command-line form)
  * parsed into struct vm_config. Everything is validated before the daemon
  * creates anything; the first problem is reported as one line naming the key
- * ("modules[1].baud: must be an integer >= 0"). */
+ * ("modules[1].baud: must be an integer >= 0"). A key given twice in any
+ * object is refused before any parser looks; numbers go through
+ * vm_json_int, which checks them before any cast. */
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +66,32 @@ static void module_defaults(struct vm_module_config *m) {
   m->echo = true;
   m->boot_ms = 500;
   m->tx_buffer = 64 * 1024;
+}
+
+/* Appends ".key" (nothing before the first key) or "[i]" to the path of
+ * length len in path[cap]; returns the new length (clipped to the buffer). */
+static size_t path_add(char *path, size_t cap, size_t len, const char *key, int idx) {
+  int n = key ? snprintf(path + len, cap - len, "%s%s", len ? "." : "", key)
+              : snprintf(path + len, cap - len, "[%d]", idx);
+  size_t end = len + (n > 0 ? (size_t)n : 0);
+  return end < cap ? end : cap - 1;
+}
+
+/* Finds the first object member, anywhere under node, whose name repeats an
+ * earlier member of the same object (cJSON keeps both; lookups would see the
+ * first and a loop both). Its path goes to path; false when there is none. */
+static bool find_duplicate(const cJSON *node, char *path, size_t cap, size_t len) {
+  int idx = 0;
+  for (const cJSON *c = node->child; c; c = c->next, idx++) {
+    bool member = cJSON_IsObject(node) && c->string;
+    size_t l = path_add(path, cap, len, member ? c->string : NULL, idx);
+    if (member)
+      for (const cJSON *p = node->child; p != c; p = p->next)
+        if (!strcmp(p->string, c->string)) return true;
+    if (find_duplicate(c, path, cap, l)) return true;
+  }
+  path[len] = '\0';
+  return false;
 }
 
 static int parse_module(const cJSON *obj, int idx, struct vm_module_config *m, char *err,
@@ -166,6 +195,11 @@ int vm_config_parse(struct vm_config *cfg, const char *json, char *err, size_t e
   }
   int rc = 0;
   char sub[256];
+  sub[0] = '\0';
+  if (find_duplicate(root, sub, sizeof sub, 0)) {
+    rc = ERR("config: %s: duplicate key", sub);
+    goto out;
+  }
   if (!cJSON_IsObject(root)) {
     rc = ERR("config: the top level must be an object");
     goto out;

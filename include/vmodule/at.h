@@ -52,7 +52,8 @@ typedef enum vm_at_result (*vm_at_handler)(struct vm_at *at, const struct vm_at_
 
 /* One row of a dialect's command table. name is what follows "AT": "+CWJAP",
  * "E0", "" (bare AT). secret_mask bit i marks parameter i as a secret: it is
- * replaced by "***" in traces and logs. */
+ * replaced by "***" in traces ("" stays ""); when the parameters fail to
+ * parse, everything from where the first secret can start is. */
 struct vm_at_cmd {
   const char *name;
   vm_at_handler test, query, set, exec;

@@ -34,6 +34,7 @@ struct vm_config {
 
 #define VM_DEFAULT_STATE_DIR "/var/lib/vmodule"
 
+
 /* Parses a JSON document. On error returns -1 with one line in err naming the key. */
 int vm_config_parse(struct vm_config *cfg, const char *json, char *err, size_t errlen);
 int vm_config_load(struct vm_config *cfg, const char *path, char *err, size_t errlen);

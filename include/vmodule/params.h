@@ -50,6 +50,12 @@ int vm_at_parse_params(struct vm_at_args *a, const char *s, size_t len, unsigned
 int vm_at_parse_params_max(struct vm_at_args *a, const char *s, size_t len, unsigned flags,
                            int max);
 
+/* Where parameter i of s[0..len) starts when the string is split at every
+ * ',' whatever the quotes: the earliest it can start under any reading of a
+ * malformed line. With fewer than i+1 parameters, where the last one starts.
+ * A trace redacts from there when the parser rejected the line. */
+size_t vm_at_param_start_any(const char *s, size_t len, int i);
+
 enum vm_at_arg_status {
   VM_AT_ARG_OK = 0,
   VM_AT_ARG_OMITTED = 1,  /* empty token, or index past the last parameter */

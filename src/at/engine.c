@@ -265,13 +265,13 @@ static size_t at_max_line(const struct vm_at *at) {
   return n > VM_AT_LINE_CAP ? VM_AT_LINE_CAP : n;
 }
 
-static const struct vm_at_cmd *at_lookup(const struct vm_at *at, const char *name, size_t len) {
+static const struct vm_at_cmd *at_lookup(const struct vm_at *at, const char *name, size_t len,
+                                         bool nocase) {
   for (int t = 0; t < at->ntables; t++) {
     for (size_t i = 0; i < at->tables[t].n; i++) {
       const struct vm_at_cmd *c = &at->tables[t].cmds[i];
       if (strlen(c->name) != len) continue;
-      int same = at->style->case_insensitive ? strncasecmp(c->name, name, len) == 0
-                                             : memcmp(c->name, name, len) == 0;
+      int same = nocase ? strncasecmp(c->name, name, len) == 0 : memcmp(c->name, name, len) == 0;
       if (same) return c;
     }
   }
@@ -306,26 +306,62 @@ void vm_at_complete(struct vm_at *at, enum vm_at_result r) {
   at_finish(at, r == VM_AT_PENDING ? VM_AT_DONE : r);
 }
 
-/* Writes the line to the trace with secret parameters replaced by "***". */
+/* The bytes [s, e) of a secret as the trace shows them: "***", the quotes
+ * kept for a string; an empty string stays "" (nothing to hide). */
+struct at_mask {
+  size_t s, e;
+};
+
+/* Secret spans of a parsed line, by position (offsets within the line). */
+static int at_mask_parsed(size_t params_off, const struct vm_at_args *args, unsigned secret_mask,
+                          struct at_mask *m) {
+  int n = 0;
+  for (int i = 0; i < args->count && i < 32; i++) {
+    const struct vm_at_param *p = &args->p[i];
+    if (!(secret_mask & (1u << i)) || p->type == VM_AT_P_EMPTY) continue;
+    if (p->type == VM_AT_P_STR && p->str_len == 0 && p->len == 2) continue; /* "" */
+    size_t s = params_off + p->off, e = s + p->len;
+    if (p->type == VM_AT_P_STR && e - s >= 2) { /* keep the quotes: "***" */
+      s++;
+      e--;
+    }
+    m[n++] = (struct at_mask){s, e};
+  }
+  return n;
+}
+
+/* The secret span of a line the parser rejected: everything from where the
+ * first secret parameter can start (split at every comma, the earliest
+ * reading) to the end of the line, its terminator excepted. A comma inside a
+ * secret, an unterminated quote or a missing one cannot leak the secret. */
+static int at_mask_rejected(const char *line, size_t len, size_t params_off, unsigned secret_mask,
+                            struct at_mask *m) {
+  size_t end = len;
+  while (end > params_off && (line[end - 1] == '\r' || line[end - 1] == '\n')) end--;
+  if (end == params_off) return 0;
+  int first = __builtin_ctz(secret_mask);
+  m->s = params_off + vm_at_param_start_any(line + params_off, end - params_off, first);
+  m->e = end;
+  return m->s < m->e;
+}
+
+/* Writes the line to the trace with secret parameters replaced by "***".
+ * args is NULL when the parameters of a set form failed to parse. */
 static void at_trace_line(struct vm_at *at, const char *line, size_t len, size_t params_off,
                           const struct vm_at_args *args, unsigned secret_mask, bool echoed) {
   if (!at->io.trace) return;
   char red[VM_AT_LINE_CAP + 3 * VM_AT_MAX_PARAMS + 8];
+  struct at_mask m[VM_AT_MAX_PARAMS];
+  int n = 0;
+  if (secret_mask && args) n = at_mask_parsed(params_off, args, secret_mask, m);
+  else if (secret_mask && params_off < len) n = at_mask_rejected(line, len, params_off, secret_mask, m);
   size_t o = 0, pos = 0;
-  if (args && secret_mask) {
-    for (int i = 0; i < args->count && i < 32; i++) {
-      if (!(secret_mask & (1u << i)) || args->p[i].type == VM_AT_P_EMPTY) continue;
-      size_t s = params_off + args->p[i].off, e = s + args->p[i].len;
-      if (args->p[i].type == VM_AT_P_STR && e - s >= 2) { /* keep the quotes: "***" */
-        s++;
-        e--;
-      }
-      memcpy(red + o, line + pos, s - pos);
-      o += s - pos;
-      memcpy(red + o, "***", 3);
-      o += 3;
-      pos = e;
-    }
+  for (int i = 0; i < n; i++) {
+    memcpy(red + o, line + pos, m[i].s - pos);
+    o += m[i].s - pos;
+    memcpy(red + o, "***", 3);
+    o += 3;
+    pos = m[i].e;
   }
   memcpy(red + o, line + pos, len - pos);
   o += len - pos;
@@ -340,7 +376,18 @@ struct at_line {
   const struct vm_at_cmd *cmd; /* NULL: unknown */
   size_t params_off;           /* where the parameters start in the line */
   bool params_ok;
+  /* the row's secret_mask; for an unknown name, that of the row it matches
+   * ignoring case (at+cwjap="ap","pw" is refused but still redacted) */
+  unsigned secret_mask;
 };
+
+/* The length of the name part worth logging: up to a quote, a comma or a
+ * non-printable byte (a line without '=' may carry parameters). */
+static int at_loggable_name(const char *line, size_t name_end) {
+  size_t n = 0;
+  while (n < name_end && isgraph((unsigned char)line[n]) && line[n] != '"' && line[n] != ',') n++;
+  return (int)n;
+}
 
 /* Splits "AT<name>[=?|?|=params]", finds the command row and parses the
  * parameters of the set form into args. */
@@ -349,12 +396,12 @@ static void at_split(struct vm_at *at, const char *line, size_t len, struct vm_a
   const struct vm_at_style *st = at->style;
   memset(l, 0, sizeof *l);
   l->params_off = len;
-  bool has_at = len >= 2 && (st->case_insensitive ? strncasecmp(line, "AT", 2) == 0
-                                                   : memcmp(line, "AT", 2) == 0);
-  if (!has_at) {
+  if (len < 2 || strncasecmp(line, "AT", 2) != 0) {
     l->error = VM_AT_ERR_NO_AT;
     return;
   }
+  /* "at..." where case matters: refused, but split on for the secret mask */
+  if (!st->case_insensitive && memcmp(line, "AT", 2) != 0) l->error = VM_AT_ERR_NO_AT;
   size_t name_end = 2;
   while (name_end < len && line[name_end] != '=' && line[name_end] != '?') name_end++;
   if (name_end == len) {
@@ -366,17 +413,20 @@ static void at_split(struct vm_at *at, const char *line, size_t len, struct vm_a
   } else if (line[name_end] == '=') {
     l->form = VM_AT_SET;
     l->params_off = name_end + 1;
-  } else {
-    l->error = VM_AT_ERR_PARA_PARSE;
-    return;
+  } else { /* "AT+X?..." */
+    if (!l->error) l->error = VM_AT_ERR_PARA_PARSE;
+    l->params_off = name_end + 1;
   }
-  l->cmd = at_lookup(at, line + 2, name_end - 2);
+  l->cmd = at_lookup(at, line + 2, name_end - 2, st->case_insensitive);
+  const struct vm_at_cmd *like = l->cmd ? l->cmd : at_lookup(at, line + 2, name_end - 2, true);
+  l->secret_mask = like ? like->secret_mask : 0;
+  if (l->error) return;
   memset(args, 0, sizeof *args);
   l->params_ok = l->form != VM_AT_SET ||
                  vm_at_parse_params_max(args, line + l->params_off, len - l->params_off,
                                         st->parse_flags, l->cmd ? l->cmd->max_params : 0) == 0;
   if (!l->cmd) {
-    vm_log_debug(at->name, "unknown command %.*s", (int)(name_end), line);
+    vm_log_debug(at->name, "unknown command %.*s", at_loggable_name(line, name_end), line);
     l->error = VM_AT_ERR_UNSUPPORTED;
   }
 }
@@ -392,7 +442,7 @@ static const struct vm_at_args *at_parse_traced(struct vm_at *at, const char *li
   memcpy(full + len, term, tlen);
   at_split(at, line, len, &args, l);
   at_trace_line(at, full, len + tlen, l->params_off, l->params_ok ? &args : NULL,
-                l->cmd ? l->cmd->secret_mask : 0, at->echo);
+                l->secret_mask, at->echo);
   return &args;
 }
 

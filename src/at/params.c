@@ -6,7 +6,8 @@
  * tell an omitted parameter from a wrong one, as the real firmware does.
  * Every non-empty token gets a NUL-terminated copy in a->buf (unescaped for
  * quoted strings), and its position in the input is kept so that a trace can
- * redact a secret parameter without re-parsing. */
+ * redact a secret parameter without re-parsing (vm_at_param_start_any gives
+ * the tolerant split for a line the parser rejected). */
 #include "vmodule/params.h"
 
 #include <errno.h>
@@ -170,6 +171,17 @@ int vm_at_parse_params_max(struct vm_at_args *a, const char *s, size_t len, unsi
 malformed:
   a->count = 0;
   return -1;
+}
+
+size_t vm_at_param_start_any(const char *s, size_t len, int i) {
+  size_t start = 0;
+  for (size_t k = 0; k < len && i > 0; k++) {
+    if (s[k] == ',') {
+      start = k + 1;
+      i--;
+    }
+  }
+  return start;
 }
 
 /* The parameter at i, or NULL if i is past the end. */

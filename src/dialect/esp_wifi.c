@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "vmodule/json.h"
 #include "vmodule/esp.h"
 #include "vmodule/log.h"
 #include "vmodule/module.h"
@@ -49,7 +50,8 @@ static void wifi_load(struct vm_esp *esp) {
   const cJSON *ac = cJSON_GetObjectItemCaseSensitive(o, "auto_connect");
   const cJSON *ssid = cJSON_GetObjectItemCaseSensitive(o, "ssid");
   const cJSON *pwd = cJSON_GetObjectItemCaseSensitive(o, "password");
-  if (cJSON_IsNumber(mode) && mode->valueint >= 0 && mode->valueint <= 3) esp->mode = mode->valueint;
+  long long n;
+  if (vm_json_int(mode, 0, 3, &n)) esp->mode = (int)n;
   if (cJSON_IsBool(ac)) esp->auto_connect = cJSON_IsTrue(ac);
   if (cJSON_IsString(ssid) && cJSON_IsString(pwd) && strlen(ssid->valuestring) < sizeof esp->stored_ssid &&
       strlen(pwd->valuestring) < sizeof esp->stored_pwd) {

@@ -10,7 +10,14 @@
 
 #include <cmocka.h>
 
+#include "logcap.h"
 #include "vmodule/at.h"
+#include "vmodule/esp.h"
+#include "vmodule/log.h"
+
+/* The dialects' real command rows (their secret_mask is what is tested). */
+extern const struct vm_at_cmd tc_info_cmds[], w8_mqtt_cmds[], me_cell_cmds[], me_auth_cmds[];
+extern const size_t tc_info_ncmds, w8_mqtt_ncmds, me_cell_ncmds, me_auth_ncmds;
 
 static char out[8192];
 static size_t out_len;
@@ -519,6 +526,139 @@ static void test_trace_redacts_secrets_in_busy_lines(void **state) {
   assert_non_null(strstr(trace_buf, ">AT+SECRET=3,\"***\"\r\n|><20 bytes discarded, no CR LF>|"));
 }
 
+/* ---- redaction with the dialects' real command rows ---- */
+
+enum { D_TENCENT, D_W800, D_ME3630 };
+
+/* The framing the three dialects use for parameters and names. */
+static const struct vm_at_style tc_like = {.ok = "\r\nOK\r\n", .busy = "\r\nBUSY\r\n",
+                                           .parse_flags = VM_AT_PARSE_COMMA_SPLITS_QUOTES,
+                                           .error = t_error};
+static const struct vm_at_style w8_like = {.ok = "\r\nOK\r\n", .busy = "\r\nBUSY\r\n",
+                                           .error = t_error};
+static const struct vm_at_style me_like = {.ok = "\r\nOK\r\n", .busy = "\r\nBUSY\r\n",
+                                           .case_insensitive = true, .error = t_error};
+
+/* Rebuilds the engine as dialect d: the test rows (for AT+WAIT) first, then
+ * the dialect's rows. Echo on. */
+static void as_dialect(int d) {
+  vm_at_close(&at);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  struct vm_at_io io = {.write = cap_write, .trace = cap_trace};
+  const struct vm_at_style *st = d == D_TENCENT ? &tc_like : d == D_W800 ? &w8_like : &me_like;
+  vm_at_init(&at, &loop, "t", st, &io, NULL);
+  vm_at_add_table(&at, cmds, sizeof cmds / sizeof cmds[0]);
+  if (d == D_TENCENT) vm_at_add_table(&at, tc_info_cmds, tc_info_ncmds);
+  if (d == D_W800) vm_at_add_table(&at, w8_mqtt_cmds, w8_mqtt_ncmds);
+  if (d == D_ME3630) {
+    vm_at_add_table(&at, me_cell_cmds, me_cell_ncmds);
+    vm_at_add_table(&at, me_auth_cmds, me_auth_ncmds);
+  } else {
+    vm_at_add_table(&at, vm_esp_wifi_cmds, vm_esp_wifi_ncmds);
+  }
+  vm_at_reset(&at, true);
+  vm_at_power(&at, true);
+  out_len = trace_len = 0;
+  trace_buf[0] = '\0';
+}
+
+struct redact_case {
+  int dialect;
+  const char *line, *traced, *secret;
+  bool rejected; /* the parser rejects the line: no handler runs, so it may be sent idle */
+};
+
+static const struct redact_case redact_cases[] = {
+    /* the lines of issue 10, each in a dialect that has the command */
+    {D_TENCENT, "AT+TCDEVINFOSET=1,\"CTQS08Y5LG\",\"Dev01\",\"ZHNkIGRzZCA=",
+     "AT+TCDEVINFOSET=1,\"CTQS08Y5LG\",\"Dev01\",***", "ZHNkIGRzZCA=", true},
+    {D_TENCENT, "AT+TCDEVINFOSET=1,\"CTQS08Y5LG\",\"Dev01\",\"ZHNkIG,RzZCA=",
+     "AT+TCDEVINFOSET=1,\"CTQS08Y5LG\",\"Dev01\",***", "RzZCA=", true},
+    /* ESP8266 core: the comma splits even a closed string, moving the
+     * secret's tail (and the region) to the next positions */
+    {D_TENCENT, "AT+TCDEVINFOSET=1,\"CTQS08Y5LG\",\"Dev01\",\"ZHNkIG,RzZCA=\",\"ap-guangzhou\"",
+     "AT+TCDEVINFOSET=1,\"CTQS08Y5LG\",\"Dev01\",***", "RzZCA=", true},
+    {D_TENCENT, "AT+TCPRDINFOSET=1,\"CTQS08Y5LG\",\"cHJkLXNl,Y3JldA==\",\"Dev01\"",
+     "AT+TCPRDINFOSET=1,\"CTQS08Y5LG\",***", "Y3JldA==", true},
+    {D_TENCENT, "AT+CWJAP=\"lab\",\"WifiPw-7781x", "AT+CWJAP=\"lab\",***", "WifiPw", true},
+    {D_W800, "AT+CWJAP=\"lab\",\"WifiPw-7781x", "AT+CWJAP=\"lab\",***", "WifiPw", true},
+    {D_W800, "AT+MQTTUSERCFG=0,1,\"id\",\"user\",\"pw-991",
+     "AT+MQTTUSERCFG=0,1,\"id\",\"user\",***", "pw-991", true},
+    {D_W800, "AT+MQTTPASSWORD=0,\"pw-3131", "AT+MQTTPASSWORD=0,***", "pw-3131", true},
+    {D_ME3630, "AT+CLOUDAUTH=pk,dn,\"secret", "AT+CLOUDAUTH=pk,dn,***", "secret", true},
+    {D_ME3630, "AT+CPIN=\"4711", "AT+CPIN=***", "4711", true},
+    /* fewer commas than the secret's position: from the last parameter on */
+    {D_W800, "AT+CWJAP=\"lab\"WifiPw\"", "AT+CWJAP=***", "WifiPw", true},
+    /* a malformed form and a name in the wrong case are refused, still redacted */
+    {D_W800, "AT+CWJAP?\"lab\",\"WifiPw\"", "AT+CWJAP?\"lab\",***", "WifiPw", true},
+    {D_W800, "at+cwjap=\"lab\",\"WifiPw\"", "at+cwjap=\"lab\",***", "WifiPw", true},
+    {D_ME3630, "at+cpin=\"4711", "at+cpin=***", "4711", true},
+    /* well-formed: by position; an empty secret looks empty */
+    {D_W800, "AT+MQTTUSERCFG=0,1,\"id\",\"user\",\"\",0,0,\"\"",
+     "AT+MQTTUSERCFG=0,1,\"id\",\"user\",\"\",0,0,\"\"", NULL, false},
+    {D_W800, "AT+MQTTUSERCFG=0,1,\"id\",\"user\",\"pw,991\",0,0,\"\"",
+     "AT+MQTTUSERCFG=0,1,\"id\",\"user\",\"***\",0,0,\"\"", "991", false},
+    {D_ME3630, "AT+CPIN=4711", "AT+CPIN=***", "4711", false},
+};
+
+/* The trace holds the redacted line in both directions (input and echo). */
+static void expect_traced(const struct redact_case *c) {
+  char want[600];
+  for (const char *dir = "><"; *dir; dir++) {
+    snprintf(want, sizeof want, "%c%s\r\n|", *dir, c->traced);
+    if (!strstr(trace_buf, want)) {
+      print_error("line [%s]\nwanted [%s] in the trace [%s]\n", c->line, want, trace_buf);
+      fail();
+    }
+  }
+  if (c->secret && strstr(trace_buf, c->secret)) {
+    print_error("line [%s]: secret [%s] in the trace [%s]\n", c->line, c->secret, trace_buf);
+    fail();
+  }
+}
+
+static void test_trace_redacts_malformed_and_empty_secrets(void **state) {
+  char line[600];
+  for (size_t i = 0; i < sizeof redact_cases / sizeof redact_cases[0]; i++) {
+    const struct redact_case *c = &redact_cases[i];
+    snprintf(line, sizeof line, "%s\r\n", c->line);
+    if (c->rejected) { /* idle: refused with an error */
+      as_dialect(c->dialect);
+      feed(line);
+      expect_traced(c);
+    }
+    as_dialect(c->dialect); /* busy: the busy reply, the same trace */
+    feed("AT+WAIT\r\n");
+    feed(line);
+    assert_non_null(memmem(out, out_len, "\r\nBUSY\r\n", 8));
+    expect_traced(c);
+  }
+}
+
+static void test_over_long_secret_line_is_not_traced(void **state) {
+  char line[400];
+  as_dialect(D_W800);
+  int n = snprintf(line, sizeof line, "AT+CWJAP=\"lab\",\"hunter2");
+  memset(line + n, 'x', 300);
+  strcpy(line + n + 300, "\"\r\n");
+  feed(line);
+  assert_null(strstr(trace_buf, "hunter2"));
+  assert_non_null(strstr(trace_buf, ">\x3cover-long line>|"));
+}
+
+static void test_unknown_command_log_stops_at_the_parameters(void **state) {
+  struct logcap lc;
+  logcap_init(&lc);
+  vm_log_set_level(VM_LOG_DEBUG);
+  assert_int_equal(logcap_start(&lc), 0);
+  feed("AT+CWJAP\"lab\",\"hunter2\"\r\n");
+  int secret = logcap_count(&lc, "hunter2"), named = logcap_count(&lc, "unknown command AT+CWJAP\n");
+  logcap_stop(&lc);
+  vm_log_set_level(VM_LOG_INFO);
+  assert_int_equal(secret, 0);
+  assert_int_equal(named, 1);
+}
+
 static void test_reset_clears_everything(void **state) {
   feed("AT+WAIT\r\n");
   feed("AT+X");
@@ -561,6 +701,11 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_trailer_timeout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_trace_redacts_secrets, setup, teardown),
       cmocka_unit_test_setup_teardown(test_trace_redacts_secrets_in_busy_lines, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_trace_redacts_malformed_and_empty_secrets, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_over_long_secret_line_is_not_traced, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_unknown_command_log_stops_at_the_parameters, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_reset_clears_everything, setup, teardown),
   };
   return cmocka_run_group_tests_name("engine", tests, NULL, NULL);

@@ -442,6 +442,20 @@ static void test_max_params_rest_of_line(void **state) {
   assert_int_equal(vm_at_parse_params(&a, in, strlen(in), 0), -1);
 }
 
+/* The tolerant split a trace uses for a rejected line: every comma counts. */
+static void test_param_start_any(void **state) {
+  const char *s = "1,\"a,b\",\"c";
+  size_t n = strlen(s);
+  assert_int_equal(vm_at_param_start_any(s, n, 0), 0);
+  assert_int_equal(vm_at_param_start_any(s, n, 1), 2);
+  assert_int_equal(vm_at_param_start_any(s, n, 2), 5); /* inside the quotes: the earliest */
+  assert_int_equal(vm_at_param_start_any(s, n, 3), 8);
+  assert_int_equal(vm_at_param_start_any(s, n, 9), 8); /* fewer: the last one */
+  assert_int_equal(vm_at_param_start_any("\"4711", 5, 0), 0);
+  assert_int_equal(vm_at_param_start_any("\"4711", 5, 1), 0);
+  assert_int_equal(vm_at_param_start_any("a,", 2, 1), 2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_max_params_rest_of_line),
@@ -483,6 +497,7 @@ int main(void) {
       cmocka_unit_test(test_buffer_exactly_full),
       cmocka_unit_test(test_buffer_exhausted_by_string),
       cmocka_unit_test(test_buffer_exhausted_by_raw_tokens),
+      cmocka_unit_test(test_param_start_any),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
