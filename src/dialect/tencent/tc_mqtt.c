@@ -544,7 +544,8 @@ static enum vm_at_result conn_set(struct vm_at *at, const struct vm_at_args *a) 
   if (s->fw_downloading) return tc_cme(at, TC_E_DEALING);
   long tls, timeout, keepalive, clean, reconnect;
   if (vm_at_arg_int(a, 0, &tls) != VM_AT_ARG_OK) return vm_at_fail(at, TC_ERR_TYPE);
-  if (tls != 1 || num_param(a, 1, TC_CMD_TIMEOUT_MIN, s->cfg->variant->cmd_timeout_max, &timeout) ||
+  long timeout_max = s->cfg->variant->cmd_timeout_max;
+  if (tls != 1 || num_param(a, 1, TC_CMD_TIMEOUT_MIN, timeout_max, &timeout) ||
       num_param(a, 2, TC_KEEPALIVE_MIN, TC_KEEPALIVE_MAX, &keepalive) ||
       num_param(a, 3, 0, 1, &clean) || num_param(a, 4, 0, 1, &reconnect) || a->count != 5)
     return tc_cme(at, TC_E_PARA);

@@ -6,7 +6,7 @@
  * live beside it (tc_info.c: identity and module information, tc_mqtt.c: MQTT,
  * tc_dynreg.c: dynamic registration, tc_gateway.c: sub-devices, tc_diag.c:
  * AT+TCLOG and AT+NTP).
- * Ground truth: shared/reference/tencent-at.md. */
+ * Ground truth: shared/reference/tencent-at.md, tencent-variants.md. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
