@@ -41,10 +41,10 @@ ERR_JOIN = 0x010A0000
 ERR_FORM = 0x010C0000
 
 GMR = {
-    "tencent": (b"AT version:2.0.0.0(4fb9a2f - ESP8266 - Jun 12 2019 10:17:51)\r\n"
-                b"SDK version:v3.2-112-g5e2dd56\r\n"
-                b"compile time(0ad6331):Sep  3 2020 11:43:26\r\n"
-                b"Bin version:2.0.0(WROOM-02)\r\n"),
+    "tencent": (b"AT version:2.0.0.0(88c2cde - Jul  9 2019 11:03:33)\r\n"
+                b"SDK version:AT_ESP8266_v1.1.0_20190812_RC-25-g836292b-dirty\r\n"
+                b"compile time:Jun 17 2020 16:25:24\r\n"
+                b"Bin version:1.0.0(ESP8266_QCLOUD)\r\n"),
     "w800": (b"AT version:2.4.0.0(w800sim - W800 - Nov 21 2026 00:00:00)\r\n"
              b"SDK version:wm_iot_sdk v2.2.1\r\n"
              b"compile time(w800sim):Nov 21 2026 00:00:00\r\n"

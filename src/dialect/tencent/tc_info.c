@@ -82,13 +82,14 @@ static cJSON *prdinfo_json(const struct tc_prdinfo *p) {
 }
 
 /* The stored module info, or the firmware defaults (name and flash size
- * from the config) when none was ever written. */
+ * from the config, the MCU OTA area from the variant) when none was ever
+ * written. */
 static void modinfo_load(struct tc_state *s, struct tc_modinfo *mi) {
   snprintf(mi->name, sizeof mi->name, "%s", s->cfg->module_name);
   mi->flash_mb = s->cfg->flash_mb;
   mi->gpio = 5;
-  mi->base = TC_OTA_FW_START;
-  mi->max = TC_OTA_FW_MAX_2MB;
+  mi->base = s->cfg->variant->ota_base;
+  mi->max = s->cfg->variant->ota_max;
   mi->connid = 1;
   const cJSON *o = vm_store_get(&s->m->store, TC_STORE_MODINFO);
   struct tc_modinfo t;
@@ -301,7 +302,11 @@ static enum vm_at_result module_exec(struct vm_at *at, const struct vm_at_args *
 
 static enum vm_at_result ver_exec(struct vm_at *at, const struct vm_at_args *a) {
   const struct tc_config *c = tc_state_of(at)->cfg;
-  vm_at_printf(at, TC_VER_FMT, c->fw_version, c->sdk_version, c->compile_time);
+  if (c->variant->fw_hash)
+    vm_at_printf(at, TC_VER_FMT, c->fw_version, c->variant->fw_hash, c->sdk_version,
+                 c->compile_time);
+  else
+    vm_at_printf(at, TC_VER_V21_FMT, c->fw_version, c->sdk_version, c->compile_time);
   return VM_AT_OK;
 }
 

@@ -546,7 +546,8 @@ static int num_param(const struct vm_at_args *a, int i, long lo, long hi, long *
 /* ---- AT+TCMQTTCONN ----------------------------------------------------------- */
 
 static enum vm_at_result conn_test(struct vm_at *at, const struct vm_at_args *a) {
-  vm_at_printf(at, TC_CONN_TEST_FMT, TC_CMD_TIMEOUT_MIN, TC_CMD_TIMEOUT_MAX);
+  vm_at_printf(at, TC_CONN_TEST_FMT, TC_CMD_TIMEOUT_MIN,
+               tc_state_of(at)->cfg->variant->cmd_timeout_max);
   return VM_AT_OK;
 }
 
@@ -565,7 +566,8 @@ static enum vm_at_result conn_set(struct vm_at *at, const struct vm_at_args *a) 
   if (s->fw_downloading) return tc_cme(at, TC_E_DEALING);
   long tls, timeout, keepalive, clean, reconnect;
   if (vm_at_arg_int(a, 0, &tls) != VM_AT_ARG_OK) return vm_at_fail(at, TC_ERR_TYPE);
-  if (tls != 1 || num_param(a, 1, TC_CMD_TIMEOUT_MIN, TC_CMD_TIMEOUT_MAX, &timeout) ||
+  long timeout_max = s->cfg->variant->cmd_timeout_max;
+  if (tls != 1 || num_param(a, 1, TC_CMD_TIMEOUT_MIN, timeout_max, &timeout) ||
       num_param(a, 2, TC_KEEPALIVE_MIN, TC_KEEPALIVE_MAX, &keepalive) ||
       num_param(a, 3, 0, 1, &clean) || num_param(a, 4, 0, 1, &reconnect) || a->count != 5)
     return tc_cme(at, TC_E_PARA);

@@ -1,11 +1,12 @@
 /* tencent.c - the "tencent" dialect: Tencent Cloud IoT "QCloud AT" firmware
- * on an ESP8266 (v2.x). This file holds the dialect's framing (the esp-at v2
- * core of that firmware prints an `ERR CODE:` line before every ERROR), its
- * configuration and its power hooks; the TC command families live beside it
- * (tc_info.c: identity and module information, tc_mqtt.c: MQTT,
+ * on an ESP8266, ESP32 or ESP32-C3 (v2.x; the builds and what differs
+ * between them: tc_variant.c). This file holds the dialect's framing (the
+ * esp-at v2 core of that firmware prints an `ERR CODE:` line before every
+ * ERROR), its configuration and its power hooks; the TC command families
+ * live beside it (tc_info.c: identity and module information, tc_mqtt.c: MQTT,
  * tc_dynreg.c: dynamic registration, tc_gateway.c: sub-devices, tc_diag.c:
  * AT+TCLOG and AT+NTP).
- * Ground truth: shared/reference/tencent-at.md. */
+ * Ground truth: shared/reference/tencent-at.md, tencent-variants.md. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,14 +16,6 @@
 #include "vmodule/esp.h"
 #include "vmodule/module.h"
 #include "tencent.h"
-
-static const char *const gmr_default[] = {
-    "AT version:2.0.0.0(4fb9a2f - ESP8266 - Jun 12 2019 10:17:51)",
-    "SDK version:v3.2-112-g5e2dd56",
-    "compile time(0ad6331):Sep  3 2020 11:43:26",
-    "Bin version:2.0.0(WROOM-02)",
-    NULL,
-};
 
 /* ---- helpers shared by the command files ------------------------------- */
 
@@ -48,14 +41,26 @@ static void tc_error(struct vm_at *at, uint32_t code) {
 }
 
 /* The ESP8266 core splits parameters at every bare ',' even inside quotes
- * (reference §1.8: hosts escape ',' for this firmware). */
-static const struct vm_at_style tc_style = {
+ * (reference §1.8: hosts escape ',' for this firmware); nothing shows the
+ * ESP32 cores do (tencent-variants.md), so they parse quotes normally. The
+ * two styles differ only in parse_flags. */
+static const struct vm_at_style tc_style_esp8266 = {
     .framing = VM_AT_FRAME_ESP,
     .ok = TC_OK,
     .busy = TC_BUSY,
     .ready = TC_READY,
     .force_restart = TC_FORCE_RESTART,
     .parse_flags = VM_AT_PARSE_COMMA_SPLITS_QUOTES,
+    .error = tc_error,
+};
+
+static const struct vm_at_style tc_style_esp32 = {
+    .framing = VM_AT_FRAME_ESP,
+    .ok = TC_OK,
+    .busy = TC_BUSY,
+    .ready = TC_READY,
+    .force_restart = TC_FORCE_RESTART,
+    .parse_flags = 0,
     .error = tc_error,
 };
 
@@ -141,14 +146,49 @@ static int cfg_sdkappid(const cJSON *v, char *dst, const char *where, char *err,
   return 0;
 }
 
+/* tencent.chip: checked at once; tencent.firmware once the chip is known. */
+static int cfg_chip(const cJSON *v, char *dst, const char *where, char *err, size_t errlen) {
+  const char *s = cJSON_IsString(v) ? v->valuestring : "";
+  if (!tc_variant_chip_known(s))
+    return ERR("%s.%s: must be \"esp8266\", \"esp32\" or \"esp32c3\"", where, v->string);
+  strcpy(dst, s);
+  return 0;
+}
+
+/* Any other value becomes "?", which no variant has: cfg_variant() names the
+ * chip's versions. */
+static void cfg_firmware(const cJSON *v, char *dst, size_t cap) {
+  const char *s = cJSON_IsString(v) ? v->valuestring : "";
+  snprintf(dst, cap, "%s", *s && strlen(s) < cap ? s : "?");
+}
+
+/* Picks the variant and fills what the config left unset from it. */
+static int cfg_variant(struct tc_config *c, const char *where, char *err, size_t errlen) {
+  const char *chip = c->chip[0] ? c->chip : "esp8266";
+  c->variant = tc_variant_find(chip, c->firmware[0] ? c->firmware : NULL);
+  if (!c->variant) {
+    char list[64];
+    tc_variant_firmwares(chip, list, sizeof list);
+    return ERR("%s.firmware: must be %s for %s", where, list, chip);
+  }
+  const struct tc_variant *v = c->variant;
+  if (!c->flash_mb) c->flash_mb = v->flash_mb;
+  if (!c->module_name[0]) {
+    if (v->module_name) snprintf(c->module_name, sizeof c->module_name, "%s", v->module_name);
+    else snprintf(c->module_name, sizeof c->module_name, TC_DEFAULT_MODULE_NAME_FMT, c->flash_mb);
+  }
+  if (!c->fw_version[0]) snprintf(c->fw_version, sizeof c->fw_version, "%s", v->fw_version);
+  if (!c->sdk_version[0]) snprintf(c->sdk_version, sizeof c->sdk_version, "%s", v->sdk_version);
+  if (!c->compile_time[0])
+    snprintf(c->compile_time, sizeof c->compile_time, "%s", v->compile_time);
+  return 0;
+}
+
+/* Module name, flash size and versions stay unset here: cfg_variant() fills
+ * them once the chip and firmware are known. */
 static void cfg_defaults(struct tc_config *c) {
   vm_esp_config_defaults(&c->esp);
-  strcpy(c->module_name, TC_DEFAULT_MODULE_NAME);
-  c->flash_mb = 2;
   strcpy(c->mac, "84:f3:eb:56:0e:e9");
-  strcpy(c->fw_version, "QCloud_AT_ESP8266_v2.1.1");
-  strcpy(c->sdk_version, "3.2.1");
-  strcpy(c->compile_time, "Sep  3 2020 11:43:26");
   c->transport = TC_TRANSPORT_TLS_PSK;
   strcpy(c->sdkappid, VM_TENCENT_SDKAPPID);
   c->sign = VM_TENCENT_HMAC_SHA256;
@@ -171,6 +211,8 @@ static int cfg_key(struct tc_config *c, const cJSON *it, const char *where, char
     c->flash_mb = v;
     return 0;
   }
+  if (!strcmp(k, "chip")) return cfg_chip(it, c->chip, where, err, errlen);
+  if (!strcmp(k, "firmware")) return cfg_firmware(it, c->firmware, sizeof c->firmware), 0;
   if (!strcmp(k, "mac")) return cfg_mac(it, c->mac, where, err, errlen);
   if (!strcmp(k, "fw_version"))
     return cfg_string(it, c->fw_version, sizeof c->fw_version, 1, where, err, errlen);
@@ -226,6 +268,7 @@ static int tc_parse_config(const cJSON *obj, const char *where, void **out, char
     if (r < 0) return -1;
     if (r == 0 && cfg_key(c, it, where, err, errlen)) return -1;
   }
+  if (cfg_variant(c, where, err, errlen)) return -1;
   if (c->transport == TC_TRANSPORT_TLS && !c->ca_file)
     return ERR("%s.ca_file: required when mqtt_transport is \"tls\"", where);
   return 0;
@@ -253,14 +296,17 @@ static int tc_init(struct vm_module *m) {
   m->dialect_state = s;
   s->m = m;
   s->cfg = m->cfg->dialect_conf;
-  m->at.style = &tc_style;
+  const struct tc_variant *v = s->cfg->variant;
+  m->at.style = v->comma_splits_quotes ? &tc_style_esp8266 : &tc_style_esp32;
   /* TC tables first (earlier tables win on a duplicate name) */
   vm_at_add_table(&m->at, tc_info_cmds, tc_info_ncmds);
   vm_at_add_table(&m->at, tc_mqtt_cmds, tc_mqtt_ncmds);
   vm_at_add_table(&m->at, tc_dynreg_cmds, tc_dynreg_ncmds);
   vm_at_add_table(&m->at, tc_diag_cmds, tc_diag_ncmds);
   vm_at_add_table(&m->at, tc_gateway_cmds, tc_gateway_ncmds);
-  vm_esp_init(&s->esp, m, &s->cfg->esp, gmr_default, tc_on_wifi);
+  vm_esp_init(&s->esp, m, &s->cfg->esp, v->gmr, tc_on_wifi);
+  s->esp.chip = v->chip;
+  s->esp.core = v->core;
   bool ok = tc_mqtt_init(s) == 0 && tc_dynreg_init(s) == 0 && tc_diag_init(s) == 0 &&
             tc_gateway_init(s) == 0;
   return ok ? 0 : -1;

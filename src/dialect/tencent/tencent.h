@@ -103,8 +103,14 @@
   "Module Flash size: %dMB\r\n"
 
 /* v2.1.x: two spaces before "version" in the first line */
-#define TC_VER_FMT                                  \
+#define TC_VER_V21_FMT                              \
   "Tencent Cloud IoT AT  version: %s\r\n"           \
+  "Tencent Cloud IoT SDK version: %s\r\n"           \
+  "Firmware compile time: %s\r\n"                   \
+  "Tencent Technology Co. Ltd.\r\n"
+/* v2.2 and later: one space, the QCloud core's commit after the version */
+#define TC_VER_FMT                                  \
+  "Tencent Cloud IoT AT version: %s(%s)\r\n"        \
   "Tencent Cloud IoT SDK version: %s\r\n"           \
   "Firmware compile time: %s\r\n"                   \
   "Tencent Technology Co. Ltd.\r\n"
@@ -197,8 +203,7 @@
 #define TC_MAX_PUBL 2048
 #define TC_MAX_SUBS 10 /* MAX_MESSAGE_HANDLERS */
 #define TC_MAX_HOST 63 /* HOST_STR_LENGTH 64 with its NUL */
-#define TC_CMD_TIMEOUT_MIN 1000
-#define TC_CMD_TIMEOUT_MAX 10000
+#define TC_CMD_TIMEOUT_MIN 1000 /* the maximum is the variant's (10000 or 20000) */
 #define TC_KEEPALIVE_MIN 60
 #define TC_KEEPALIVE_MAX 690
 #define TC_OTA_FW_START 1118208 /* 0x111000: lowest OTA base address */
@@ -212,7 +217,8 @@
 /* dynamic registration v1 endpoint (§7.2); na-ashburn uses the us-east host */
 #define TC_DYNREG_URL "https://gateway.tencentdevices.com/register/dev"
 #define TC_DYNREG_URL_US "https://us-east.gateway.tencentdevices.com/register/dev"
-#define TC_DEFAULT_MODULE_NAME "ESP-DEFAULT-2MB"
+#define TC_DEFAULT_MODULE_NAME "ESP-DEFAULT-2MB"      /* v2.1.1: a literal */
+#define TC_DEFAULT_MODULE_NAME_FMT "ESP-DEFAULT-%dMB" /* v2.2+: of the flash size */
 
 /* ---- persistence: keys of the module's store document ------------------ */
 #define TC_STORE_DEVINFO "tc_devinfo"
@@ -227,8 +233,39 @@ enum tc_transport {
   TC_TRANSPORT_TLS,     /* TLS verified against ca_file, signed username/password */
 };
 
+/* ---- firmware variants (tc_variant.c): one per chip x firmware ---------- */
+struct tc_variant {
+  enum vm_esp_chip chip;
+  const char *chip_name;   /* its tencent.chip value: "esp8266", "esp32", "esp32c3" */
+  const char *firmware;    /* its tencent.firmware value: "2.1.1", ... */
+  bool chip_default;       /* the chip's firmware when tencent.firmware is absent */
+  int core;                /* esp-at core version x100 (vm_esp.core) */
+  const char *const *gmr;  /* AT+GMR lines, NULL-terminated */
+  const char *fw_version;  /* AT+TCVER / AT+TCMODULE */
+  const char *fw_hash;     /* QCloud core commit AT+TCVER prints; NULL: the v2.1 format */
+  const char *sdk_version; /* AT+TCVER's SDK line */
+  const char *compile_time;
+  const char *module_name; /* default; NULL: TC_DEFAULT_MODULE_NAME_FMT of the flash size */
+  int flash_mb;
+  long ota_base, ota_max;  /* AT+TCMODINFOSET defaults of the MCU OTA area */
+  int cmd_timeout_max;     /* AT+TCMQTTCONN command timeout, ms */
+  const char *self_ota_file; /* module self-OTA: the file name it takes (OTA issue) */
+  bool self_ota_prefix;      /* ... matched as a prefix of the name */
+  bool self_ota_report;      /* ... and reports fw_version as a resource */
+  bool comma_splits_quotes;  /* the ESP8266 core's parser (VM_AT_PARSE_COMMA_SPLITS_QUOTES) */
+};
+
+/* The variant of chip with firmware (NULL: the chip's default), or NULL. */
+const struct tc_variant *tc_variant_find(const char *chip, const char *firmware);
+bool tc_variant_chip_known(const char *chip);
+/* The chip's firmware values for an error message: "\"2.1.1\" or \"2.2.0\"". */
+void tc_variant_firmwares(const char *chip, char *buf, size_t cap);
+
 struct tc_config {
   struct vm_esp_config esp;
+  const struct tc_variant *variant; /* tencent.chip x tencent.firmware */
+  char chip[8], firmware[8];        /* as configured; "" = default */
+  /* explicit values, or the variant's once parsed */
   char module_name[TC_MAX_MODULE_NAME + 1]; /* module name until TCMODINFOSET */
   int flash_mb;                             /* flash size until TCMODINFOSET */
   char mac[18];                             /* "84:f3:eb:56:0e:e9" */
