@@ -304,11 +304,12 @@ static int tc_init(struct vm_module *m) {
   vm_at_add_table(&m->at, tc_dynreg_cmds, tc_dynreg_ncmds);
   vm_at_add_table(&m->at, tc_diag_cmds, tc_diag_ncmds);
   vm_at_add_table(&m->at, tc_gateway_cmds, tc_gateway_ncmds);
+  vm_at_add_table(&m->at, tc_ota_cmds, tc_ota_ncmds);
   vm_esp_init(&s->esp, m, &s->cfg->esp, v->gmr, tc_on_wifi);
   s->esp.chip = v->chip;
   s->esp.core = v->core;
   bool ok = tc_mqtt_init(s) == 0 && tc_dynreg_init(s) == 0 && tc_diag_init(s) == 0 &&
-            tc_gateway_init(s) == 0;
+            tc_gateway_init(s) == 0 && tc_ota_init(s) == 0;
   return ok ? 0 : -1;
 }
 
@@ -326,6 +327,7 @@ static void tc_power_off(struct vm_module *m) {
   tc_dynreg_power_off(s);
   tc_diag_power_off(s);
   tc_gateway_power_off(s);
+  tc_ota_power_off(s);
   vm_esp_power_off(&s->esp);
   s->mqtt_srv[0] = '\0';
   s->fw_downloading = false;
@@ -338,6 +340,7 @@ static void tc_destroy(struct vm_module *m) {
   tc_dynreg_destroy(s);
   tc_diag_destroy(s);
   tc_gateway_destroy(s);
+  tc_ota_destroy(s);
   vm_esp_destroy(&s->esp); /* the module frees s once the loop has closed the handles */
 }
 

@@ -131,6 +131,20 @@
 #define TC_MQTTSRV_SET_OK "+TCMQTTSRV:OK\r\n"
 #define TC_MQTTSRV_SET_FAIL "+TCMQTTSRV:FAIL\r\n" /* no ",code" [FW211] */
 
+/* ---- OTA (tc_ota.c, §3.10, §7.5) --------------------------------------- */
+#define TC_OTASET_TEST "+TCOTASET:1(ENABLE)/0(DISABLE),\"FW_version\"\r\n"
+#define TC_OTASET_QUERY_FMT "+TCOTASET:%d,\"%s\"\r\n"
+#define TC_OTASET_OK "+TCOTASET:OK\r\n"
+#define TC_OTASET_FAIL_FMT "+TCOTASET:FAIL,%d\r\n"
+#define TC_FWINFO_TEST "+TCFWINFO:\"FW_VERSION\",\"FW_SIZE\",\"FW_MD5\",\"FW_MAX_SIZE_OF_MODULE\"\r\n"
+#define TC_READFW_TEST "+TCREADFWDATA:\"LEN_FOR_READ\"\r\n"
+#define TC_OTA_UPDATE_TOPIC_FMT "$ota/update/%s/%s"
+#define TC_OTA_REPORT_TOPIC_FMT "$ota/report/%s/%s"
+#define TC_OTA_REPORT_VERSION_FMT "{\"type\": \"report_version\", \"report\":{\"version\":\"%s\"}}"
+#define TC_MAX_OTA_VERSION 32
+#define TC_MAX_READFW 4096
+#define TC_E_EXEC 209
+
 /* ---- MQTT (tc_mqtt.c) -------------------------------------------------- */
 #define TC_CONN_TEST_FMT                                                                  \
   "+TCMQTTCONN:<TLSMODE_SELECTED>,<CMDTIMEOUT_VALUE(%d-%dms)>,<KEEPALIVE>(60-690s),"    \
@@ -304,6 +318,7 @@ struct tc_mqtt;   /* tc_mqtt.c */
 struct tc_dynreg; /* tc_dynreg.c */
 struct tc_diag;   /* tc_diag.c */
 struct tc_gateway; /* tc_gateway.c */
+struct tc_ota;     /* tc_ota.c */
 
 struct tc_state {
   struct vm_esp esp; /* first: the ESP-family commands find it there */
@@ -316,6 +331,7 @@ struct tc_state {
   struct tc_dynreg *dynreg;
   struct tc_diag *diag;
   struct tc_gateway *gw;
+  struct tc_ota *ota;
 };
 
 /* tencent.c: helpers shared by the command files */
@@ -374,6 +390,13 @@ bool tc_mqtt_connected(const struct tc_state *s);
 const struct tc_devinfo *tc_mqtt_device(const struct tc_state *s); /* of the running task */
 int tc_mqtt_svc_subscribe(struct tc_state *s, const char *topic);
 int tc_mqtt_svc_publish(struct tc_state *s, const char *topic, const char *payload);
+
+/* tc_ota.c */
+extern const struct vm_at_cmd tc_ota_cmds[];
+extern const size_t tc_ota_ncmds;
+int tc_ota_init(struct tc_state *s);
+void tc_ota_power_off(struct tc_state *s);
+void tc_ota_destroy(struct tc_state *s);
 
 /* tc_gateway.c */
 extern const struct vm_at_cmd tc_gateway_cmds[];
