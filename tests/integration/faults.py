@@ -131,11 +131,16 @@ class ResetServer:
 
     def close(self):
         self._stop = True
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
+        stop_listener(self.sock)
+
+
+def stop_listener(sock):
+    """Wakes a thread blocked in sock.accept() (it gets OSError) and closes sock."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
 
 
 class SilentServer:
