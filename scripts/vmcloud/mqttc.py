@@ -1,0 +1,81 @@
+"""mqttc.py - the MQTT side of vmodule-cloud: one paho client on the broker,
+connected before the caller goes on, with subscriptions that wait for their
+SUBACK and an on_message hook that runs on paho's network thread."""
+import threading
+import time
+
+import paho.mqtt.client as paho
+
+
+def parse_broker(text):
+    """'HOST:PORT' (or '[v6]:PORT', or HOST alone: 1883) -> (host, port)."""
+    host, port = text, 1883
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest.startswith(":"):
+            port = int(rest[1:])
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+        port = int(port)
+    if not host or not 0 < port < 65536:
+        raise ValueError("broker must be HOST:PORT, got %r" % text)
+    return host, port
+
+
+class Client:
+    """connect(); subscribe(topic); publish(); on_message(topic, payload) is
+    called on the network thread for every message."""
+
+    def __init__(self, broker, on_message=None, client_id=None, username=None, password=None,
+                 timeout=10.0):
+        self.host, self.port = parse_broker(broker)
+        self.timeout = timeout
+        self.on_message = on_message
+        self._connected = threading.Event()
+        self._rc = None
+        self._acks = {}
+        self._lock = threading.Lock()
+        self.c = paho.Client(client_id=client_id or "vmodule-cloud-%d" % time.monotonic_ns(),
+                             protocol=paho.MQTTv311)
+        if username:
+            self.c.username_pw_set(username, password)
+        self.c.on_connect = self._on_connect
+        self.c.on_subscribe = self._on_subscribe
+        self.c.on_message = lambda c, u, m: self.on_message and self.on_message(m.topic,
+                                                                                bytes(m.payload))
+
+    def _on_connect(self, c, u, flags, rc):
+        self._rc = rc
+        self._connected.set()
+
+    def _on_subscribe(self, c, u, mid, granted):
+        with self._lock:
+            ev = self._acks.setdefault(mid, threading.Event())
+        ev.set()
+
+    def connect(self):
+        """Raises OSError when the broker cannot be reached or refuses."""
+        self.c.connect(self.host, self.port, 60)
+        self.c.loop_start()
+        if not self._connected.wait(self.timeout) or self._rc != 0:
+            self.c.loop_stop()
+            raise OSError("broker %s:%d refused or did not answer (rc %s)"
+                          % (self.host, self.port, self._rc))
+        return self
+
+    def subscribe(self, topic, qos=1):
+        with self._lock:
+            rc, mid = self.c.subscribe(topic, qos)
+            ev = self._acks.setdefault(mid, threading.Event())
+        if rc != paho.MQTT_ERR_SUCCESS or not ev.wait(self.timeout):
+            raise OSError("could not subscribe %s" % topic)
+
+    def publish(self, topic, payload, qos=0, wait=False):
+        info = self.c.publish(topic, payload, qos)
+        if wait:
+            info.wait_for_publish()
+
+    def close(self):
+        # disconnecting first lets paho's thread end now, not after its select timeout
+        self.c.disconnect()
+        self.c.loop_stop()
