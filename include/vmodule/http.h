@@ -1,8 +1,8 @@
 /* http.h - HTTP(S) client requests on the libuv loop (libcurl multi
  * interface, platform-and-peers.md §2c): GET and POST with a body and extra
- * headers, a CA file, connect and total timeouts, an optional resume offset
- * and streaming of the response body, and one completion callback with the
- * status code and the body. Name resolution runs in libcurl's resolver
+ * headers, a CA file, connect, idle and total timeouts, streaming of the
+ * response body with flow control (pause and resume), and one completion
+ * callback with the status code and the body. Name resolution runs in libcurl's resolver
  * thread; nothing here blocks the loop.
  *
  * A struct vm_http is a caller-allocated client (one per module that may do
@@ -48,14 +48,17 @@ struct curl_slist;
  *                  receiving failed, or it closed without an answer
  *                  (CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING);
  *   -EFBIG         the body passed max_body; -ECANCELED on_data asked to stop;
- *   -ERANGE        resume_from asked, the server ignored the range (status 200);
  *   -EIO           anything else.
  * Every failure comes as soon as libcurl sees it; req->error has libcurl's
  * text of it. */
 typedef void (*vm_http_done_cb)(struct vm_http_req *req, int result, long status,
                                 const char *body, size_t len, void *data);
-/* Streaming: receives the body as it arrives (then done() gets no body).
- * Return 0 to go on, anything else to abort with -ECANCELED. */
+/* Streaming: receives the body as it arrives (then done() gets no body; a
+ * body of any status comes here: vm_http_status() tells which). Return 0
+ * when all len bytes were taken, VM_HTTP_PAUSE to take none of them now
+ * (the transfer stops reading until vm_http_resume(), and then offers the
+ * same bytes again), anything else to abort with -ECANCELED. */
+#define VM_HTTP_PAUSE 1
 typedef int (*vm_http_data_cb)(struct vm_http_req *req, const void *buf, size_t len, void *data);
 
 struct vm_http_opts {
@@ -67,10 +70,10 @@ struct vm_http_opts {
   const char *ca_file;        /* PEM bundle for https; NULL: the system store */
   bool insecure;              /* no certificate or host name check (lab servers only) */
   unsigned connect_timeout_ms; /* 0: 10000 */
-  unsigned timeout_ms;         /* whole transfer; 0: 30000 */
+  unsigned timeout_ms;         /* whole transfer; 0: 30000, or none with idle_timeout_ms */
+  unsigned idle_timeout_ms;    /* > 0: -ETIMEDOUT once no byte came for this long
+                                  (whole seconds, at least 1; paused time not counted) */
   size_t max_body;             /* in-memory body limit; 0: 1 MiB */
-  long long resume_from;       /* > 0: ask for the bytes from this offset (Range:
-                                  status 206; a server ignoring it gives -ERANGE) */
   vm_http_data_cb on_data;     /* NULL: the body is collected for done() */
 };
 
@@ -83,7 +86,7 @@ struct vm_http_req {
   vm_http_data_cb on_data;
   vm_http_done_cb done;
   void *data;
-  bool too_big, aborted;
+  bool too_big, aborted, paused;
   int sock_errno; /* why socket() failed in the open callback, or 0 */
   char error[256]; /* libcurl's error text of the last failure */
   struct vm_http_req *next;
@@ -110,6 +113,12 @@ int vm_http_start(struct vm_http *h, struct vm_http_req *req, const struct vm_ht
 /* Abandons a request in flight; its callback will not run. No-op when idle. */
 void vm_http_cancel(struct vm_http_req *req);
 bool vm_http_busy(const struct vm_http_req *req);
+/* The status of the response being received (0 before its headers): for
+ * on_data, to tell a 206 from a 200 or an error page. */
+long vm_http_status(const struct vm_http_req *req);
+/* Lets a transfer paused by on_data read again; on_data may run inside this
+ * call with the bytes it refused. No-op when not paused. */
+void vm_http_resume(struct vm_http_req *req);
 /* Cancels every request of h and lets go of the shared multi handle (the
  * last client to go frees it); close_cb (may be NULL) runs on the loop after
  * vm_http_close() returned, and h may be freed from there. With no close_cb,

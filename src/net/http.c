@@ -99,7 +99,6 @@ static int map_result(const struct vm_http_req *r, CURLcode rc) {
     if (r->aborted) return -ECANCELED;
     return -EIO;
   case CURLE_OPERATION_TIMEDOUT: return -ETIMEDOUT;
-  case CURLE_RANGE_ERROR: return -ERANGE;
   case CURLE_COULDNT_RESOLVE_HOST:
   case CURLE_COULDNT_RESOLVE_PROXY: return -EHOSTUNREACH;
   case CURLE_COULDNT_CONNECT: return r->sock_errno ? -EMFILE : -ECONNREFUSED;
@@ -340,7 +339,12 @@ static size_t write_fn(char *ptr, size_t size, size_t nmemb, void *userp) {
   struct vm_http_req *r = userp;
   size_t n = size * nmemb;
   if (r->on_data) {
-    if (r->on_data(r, ptr, n, r->data) != 0) {
+    int rc = r->on_data(r, ptr, n, r->data);
+    if (rc == VM_HTTP_PAUSE) {
+      r->paused = true;
+      return CURL_WRITEFUNC_PAUSE;
+    }
+    if (rc != 0) {
       r->aborted = true;
       return 0;
     }
@@ -420,8 +424,13 @@ static int req_setup(struct vm_http_req *r, const struct vm_http_opts *o) {
   ok = ok && curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L) == CURLE_OK;
   ok = ok && curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                               (long)(o->connect_timeout_ms ? o->connect_timeout_ms : DEFAULT_CONNECT_MS)) == CURLE_OK;
-  ok = ok && curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                              (long)(o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS)) == CURLE_OK;
+  long total = o->timeout_ms ? (long)o->timeout_ms : o->idle_timeout_ms ? 0 : DEFAULT_TIMEOUT_MS;
+  ok = ok && curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total) == CURLE_OK;
+  if (o->idle_timeout_ms) { /* under 1 byte/s for that long: nothing came */
+    long secs = o->idle_timeout_ms < 1000 ? 1 : (long)(o->idle_timeout_ms / 1000);
+    ok = ok && curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L) == CURLE_OK;
+    ok = ok && curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, secs) == CURLE_OK;
+  }
   if (vm_log_get_level() >= VM_LOG_DEBUG) {
     ok = ok && curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, debug_fn) == CURLE_OK;
     ok = ok && curl_easy_setopt(e, CURLOPT_DEBUGDATA, r) == CURLE_OK;
@@ -438,8 +447,6 @@ static int req_setup(struct vm_http_req *r, const struct vm_http_opts *o) {
   }
   if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
     ok = ok && curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK;
-  if (o->resume_from > 0)
-    ok = ok && curl_easy_setopt(e, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)o->resume_from) == CURLE_OK;
   if (!ok) return -EIO;
   if (req_headers(r, o, has_body) < 0) return -ENOMEM;
   if (r->hdrs && curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs) != CURLE_OK) return -EIO;
@@ -473,6 +480,19 @@ int vm_http_start(struct vm_http *h, struct vm_http_req *req, const struct vm_ht
 }
 
 bool vm_http_busy(const struct vm_http_req *req) { return req->easy != NULL; }
+
+long vm_http_status(const struct vm_http_req *req) {
+  long status = 0;
+  if (req->easy) curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+  return status;
+}
+
+void vm_http_resume(struct vm_http_req *req) {
+  if (!req->easy || !req->paused) return;
+  req->paused = false;
+  /* may deliver the held bytes to on_data at once, and arms the timer */
+  curl_easy_pause(req->easy, CURLPAUSE_CONT);
+}
 
 void vm_http_cancel(struct vm_http_req *req) {
   if (!req->easy) return;

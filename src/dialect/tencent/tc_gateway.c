@@ -137,14 +137,14 @@ static void request_send(struct tc_gateway *g) {
   }
   topic_of(g, TC_GW_TOPIC_FMT, topic, sizeof topic);
   g->step = STEP_REPLY;
-  if (tc_mqtt_svc_publish(g->s, topic, msg) < 0) finish(g, TC_RC_FAILURE);
+  if (tc_mqtt_svc_publish(g->s, topic, msg, 0) < 0) finish(g, TC_RC_FAILURE);
 }
 
 static void time_request(struct tc_gateway *g) {
   char topic[TC_MAX_TOPIC + 1];
   topic_of(g, TC_SYS_TOPIC_FMT, topic, sizeof topic);
   g->step = STEP_TIME;
-  if (tc_mqtt_svc_publish(g->s, topic, TC_SYS_TIME_GET) < 0) finish(g, TC_RC_FAILURE);
+  if (tc_mqtt_svc_publish(g->s, topic, TC_SYS_TIME_GET, 0) < 0) finish(g, TC_RC_FAILURE);
 }
 
 /* After the SUBACK of a step's topic (or at once when already subscribed). */
@@ -158,7 +158,7 @@ static void subscribe_step(struct tc_gateway *g, enum gw_step step, const char *
   char topic[TC_MAX_TOPIC + 1];
   topic_of(g, fmt, topic, sizeof topic);
   g->step = step;
-  int rc = tc_mqtt_svc_subscribe(g->s, topic);
+  int rc = tc_mqtt_svc_subscribe(g->s, topic, 0);
   if (rc < 0) {
     finish(g, TC_RC_FAILURE);
     return;

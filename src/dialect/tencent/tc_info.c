@@ -103,6 +103,12 @@ static void modinfo_load(struct tc_state *s, struct tc_modinfo *mi) {
   *mi = t;
 }
 
+long tc_ota_area_max(struct tc_state *s) {
+  struct tc_modinfo mi;
+  modinfo_load(s, &mi);
+  return mi.max;
+}
+
 static cJSON *modinfo_json(const struct tc_modinfo *mi) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "name", mi->name);
@@ -295,18 +301,19 @@ static enum vm_at_result module_exec(struct vm_at *at, const struct vm_at_args *
   struct tc_state *s = tc_state_of(at);
   struct tc_modinfo mi;
   modinfo_load(s, &mi);
-  vm_at_printf(at, TC_MODULE_FMT, mi.name, s->cfg->fw_version, s->cfg->mac, s->cfg->compile_time,
+  vm_at_printf(at, TC_MODULE_FMT, mi.name, tc_fw_version(s), s->cfg->mac, s->cfg->compile_time,
                mi.flash_mb);
   return VM_AT_OK;
 }
 
 static enum vm_at_result ver_exec(struct vm_at *at, const struct vm_at_args *a) {
-  const struct tc_config *c = tc_state_of(at)->cfg;
+  struct tc_state *s = tc_state_of(at);
+  const struct tc_config *c = s->cfg;
   if (c->variant->fw_hash)
-    vm_at_printf(at, TC_VER_FMT, c->fw_version, c->variant->fw_hash, c->sdk_version,
+    vm_at_printf(at, TC_VER_FMT, tc_fw_version(s), c->variant->fw_hash, c->sdk_version,
                  c->compile_time);
   else
-    vm_at_printf(at, TC_VER_V21_FMT, c->fw_version, c->sdk_version, c->compile_time);
+    vm_at_printf(at, TC_VER_V21_FMT, tc_fw_version(s), c->sdk_version, c->compile_time);
   return VM_AT_OK;
 }
 

@@ -75,6 +75,7 @@ struct tc_mqtt {
   struct tc_sub subs[TC_MAX_SUBS];
   char svc_subs[TC_MAX_SVC_SUBS][TC_MAX_TOPIC + 1]; /* the SDK services' own ("" = free) */
   int svc_mids[TC_MAX_SVC_SUBS];                     /* their SUBACK awaited (0: none) */
+  int svc_qos[TC_MAX_SVC_SUBS];
 
   /* the pending command */
   enum tc_op op;
@@ -281,6 +282,7 @@ static void task_end(struct tc_mqtt *t) {
   memset(t->svc_mids, 0, sizeof t->svc_mids);
   explicit_bzero(&t->dev, sizeof t->dev);
   tc_gateway_task_end(t->s); /* the gateway's sessions belong to the client */
+  tc_ota_task_end(t->s);
 }
 
 static void cmd_timer_start(struct tc_mqtt *t, void (*cb)(uv_timer_t *)) {
@@ -303,7 +305,7 @@ static void resubscribe(struct tc_mqtt *t) {
   }
   for (int i = 0; i < TC_MAX_SVC_SUBS; i++) {
     if (!t->svc_subs[i][0]) continue;
-    t->svc_mids[i] = vm_mqtt_subscribe(t->mq, t->svc_subs[i], 0);
+    t->svc_mids[i] = vm_mqtt_subscribe(t->mq, t->svc_subs[i], t->svc_qos[i]);
     if (t->svc_mids[i] < 0) vm_log_warn(who(t), "MQTT: re-subscribing %s failed", t->svc_subs[i]);
   }
 }
@@ -446,7 +448,10 @@ static void on_message(void *data, const char *topic, const void *payload, int l
                        bool retain, int mid) {
   struct tc_mqtt *t = data;
   if (svc_topic(t, topic)) { /* an SDK service's reply, never shown as RCVPUB */
-    tc_gateway_on_message(t->s, topic, payload, len);
+    if (!strncmp(topic, TC_OTA_UPDATE_PREFIX, strlen(TC_OTA_UPDATE_PREFIX)))
+      tc_ota_on_message(t->s, topic, payload, len);
+    else
+      tc_gateway_on_message(t->s, topic, payload, len);
     return;
   }
   if (!sub_matches(t, topic)) { /* the SDK drops messages without a handler */
@@ -864,7 +869,7 @@ bool tc_mqtt_connected(const struct tc_state *s) { return s->mqtt->connected; }
 
 const struct tc_devinfo *tc_mqtt_device(const struct tc_state *s) { return &s->mqtt->dev; }
 
-int tc_mqtt_svc_subscribe(struct tc_state *s, const char *topic) {
+int tc_mqtt_svc_subscribe(struct tc_state *s, const char *topic, int qos) {
   struct tc_mqtt *t = s->mqtt;
   int slot = -1;
   if (!t->connected) return -ENOTCONN;
@@ -873,16 +878,17 @@ int tc_mqtt_svc_subscribe(struct tc_state *s, const char *topic) {
     if (!t->svc_subs[i][0] && slot < 0) slot = i;
   }
   if (slot < 0 || strlen(topic) > TC_MAX_TOPIC) return -ENOSPC;
-  int rc = vm_mqtt_subscribe(t->mq, topic, 0);
+  int rc = vm_mqtt_subscribe(t->mq, topic, qos);
   if (rc > 0) {
     strcpy(t->svc_subs[slot], topic);
     t->svc_mids[slot] = rc;
+    t->svc_qos[slot] = qos;
   }
   return rc;
 }
 
-int tc_mqtt_svc_publish(struct tc_state *s, const char *topic, const char *payload) {
-  return publish_send(s->mqtt, topic, payload, strlen(payload), 0);
+int tc_mqtt_svc_publish(struct tc_state *s, const char *topic, const char *payload, int qos) {
+  return publish_send(s->mqtt, topic, payload, strlen(payload), qos);
 }
 
 /* ---- life cycle ------------------------------------------------------------------ */

@@ -1,5 +1,5 @@
 /* tc_replies.h - the tencent dialect's parsers of what the cloud sends back
- * (reference §7.2, §7.6, §7.7): bytes in, result out, no state. The gateway
+ * (reference §7.2, §7.5, §7.6, §7.7): bytes in, result out, no state. The gateway
  * and the registration use them, and so do the fuzzers (tests/fuzz/).
  *
  * A number is taken only when it is a whole number within its range (a
@@ -34,5 +34,30 @@ int tc_parse_gw_reply(const void *payload, size_t len, const char *kind, const c
  * unusable answer (no code, a code that is not a whole number in the int
  * range, a payload that does not decrypt, a certificate device, no key). */
 int tc_parse_dynreg_reply(const char *product_secret, const char *body, char *psk, size_t cap);
+
+/* A message on $ota/update/<pid>/<dn> (§7.5). */
+#define TC_OTA_MAX_VERSION 32 /* MAX_SIZE_OF_FW_VERSION */
+#define TC_OTA_MAX_URL 1024   /* inferred: the SDK copies the url into a heap buffer */
+#define TC_OTA_MAX_NAME 64    /* inferred: MAX_SIZE_OF_FW_NAME */
+#define TC_OTA_MAX_SIZE 4294967295LL /* file_size is a uint32_t in the SDK */
+enum tc_ota_msg {
+  TC_OTA_MSG_OTHER,       /* not for the OTA client (unknown type): ignored */
+  TC_OTA_MSG_UPDATE,      /* update_firmware with every field valid */
+  TC_OTA_MSG_BAD_UPDATE,  /* update_firmware missing a field or with a bad one */
+  TC_OTA_MSG_VERSION_OK,  /* report_version_rsp, result_code 0 */
+  TC_OTA_MSG_VERSION_ERR, /* report_version_rsp with another result_code, or none */
+};
+struct tc_ota_update {
+  char version[TC_OTA_MAX_VERSION + 1];
+  char url[TC_OTA_MAX_URL + 1];
+  char name[TC_OTA_MAX_NAME + 1]; /* the url's last path segment, without its query */
+  char md5[33];                   /* 32 hex digits, lower-case */
+  long long size;                 /* 1..TC_OTA_MAX_SIZE */
+};
+/* Classifies payload and, for TC_OTA_MSG_UPDATE, fills *u: type, version
+ * (1..32 chars), url (http:// or https://, with a file name), md5sum (32 hex
+ * digits) and file_size (a whole number 1..TC_OTA_MAX_SIZE) must all be
+ * valid. */
+enum tc_ota_msg tc_parse_ota_msg(const void *payload, size_t len, struct tc_ota_update *u);
 
 #endif

@@ -80,6 +80,7 @@ static const struct tc_variant variants[] = {
      .sdk_version = "3.2.1", .compile_time = "Sep  3 2020 11:43:26",
      .module_name = TC_DEFAULT_MODULE_NAME, .flash_mb = 2, ESP8266_OTA,
      .cmd_timeout_max = 10000, .self_ota_file = "ESP8266_QCLOUD_AT.bin", .self_ota_report = true,
+     .ota_md5_msg = true,
      .comma_splits_quotes = true},
     {.chip = VM_ESP_CHIP_ESP8266, .chip_name = "esp8266", .firmware = "2.2.0", .core = 220,
      .gmr = gmr_esp8266_220, .fw_version = "QCloud_AT_ESP8266_v2.2.0", .fw_hash = "8b7f0a1",

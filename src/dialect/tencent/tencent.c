@@ -196,6 +196,7 @@ static void cfg_defaults(struct tc_config *c) {
   c->reconnect_max_ms = 60000;
   c->dynreg_timeout_ms = 10000;
   c->gateway_timeout_ms = 20000;
+  c->ota_read_timeout_ms = 20000;
 }
 
 /* One key of the tencent object. Returns 0, or -1 with err set. */
@@ -244,6 +245,12 @@ static int cfg_key(struct tc_config *c, const cJSON *it, const char *where, char
     return 0;
   }
   if (!strcmp(k, "dynreg_ca_file")) return cfg_dup(it, &c->dynreg_ca_file, where, err, errlen);
+  if (!strcmp(k, "ota_ca_file")) return cfg_dup(it, &c->ota_ca_file, where, err, errlen);
+  if (!strcmp(k, "ota_read_timeout_ms")) {
+    if (cfg_int(it, 1000, 120000, &v, where, err, errlen)) return -1;
+    c->ota_read_timeout_ms = (unsigned)v;
+    return 0;
+  }
   if (!strcmp(k, "gateway_timeout_ms")) {
     if (cfg_int(it, 1000, 60000, &v, where, err, errlen)) return -1;
     c->gateway_timeout_ms = (unsigned)v;
@@ -281,6 +288,7 @@ static void tc_free_config(void *conf) {
   free(c->ca_file);
   free(c->dynreg_url);
   free(c->dynreg_ca_file);
+  free(c->ota_ca_file);
   free(c);
 }
 

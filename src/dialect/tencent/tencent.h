@@ -31,6 +31,7 @@
 #define TC_E_DEALING 200 /* "previous command not finished": firmware downloading */
 #define TC_E_TIMEOUT 202
 #define TC_E_PARA 204
+#define TC_E_NO_FW 205 /* no valid firmware: MD5 mismatch, empty image */
 #define TC_E_MEM 206
 #define TC_E_FLASH 207 /* flash access; also "nothing stored" */
 #define TC_E_STATE 208
@@ -140,10 +141,47 @@
 #define TC_READFW_TEST "+TCREADFWDATA:\"LEN_FOR_READ\"\r\n"
 #define TC_OTA_UPDATE_TOPIC_FMT "$ota/update/%s/%s"
 #define TC_OTA_REPORT_TOPIC_FMT "$ota/report/%s/%s"
+#define TC_OTA_UPDATE_PREFIX "$ota/update/"
 #define TC_OTA_REPORT_VERSION_FMT "{\"type\": \"report_version\", \"report\":{\"version\":\"%s\"}}"
+/* the §7.5 reports, their irregular spaces included */
+#define TC_OTA_REPORT_PROGRESS_FMT                                                                 \
+  "{\"type\": \"report_progress\", \"report\": {\"progress\": {\"state\":\"downloading\", "        \
+  "\"percent\":\"%d\", \"result_code\":\"0\", \"result_msg\":\"\"}, \"version\": \"%s\"}}"
+#define TC_OTA_REPORT_FAIL_FMT                                                                     \
+  "{\"type\": \"report_progress\", \"report\": {\"progress\": {\"state\":\"fail\", "               \
+  "\"result_code\":\"%d\", \"result_msg\":\"%s\"}, \"version\": \"%s\"}}"
+#define TC_OTA_REPORT_DONE_FMT                                                                     \
+  "{\"type\": \"report_progress\", \"report\":{\"progress\":{\"state\":\"done\", "                \
+  "\"result_code\":\"0\", \"result_msg\":\"\"}, \"version\":\"%s\"}}"
+#define TC_OTA_MSG_TIMEOUT "time_out"
+#define TC_OTA_MSG_MD5 "MD5_not_match"
+#define TC_OTA_RC_MD5 (-4)  /* IOT_OTAR_MD5_NOT_MATCH */
+#define TC_OTA_RC_FAIL (-5) /* IOT_OTAR_UPGRADE_FAIL */
+/* v2.1.1: the module's own firmware as a resource, on $thing/up/service */
+#define TC_OTA_RES_TOPIC_FMT "$thing/up/service/%s/%s"
+#define TC_OTA_RES_REPORT_FMT                                                                      \
+  "{\"method\":\"report_version\",\"report\":{\"resource_list\":[{\"resource_name\":\"%s\","       \
+  "\"version\":\"%s\",\"resource_type\":\"FILE\"}]}}"
+#define TC_OTA_RANGE_FMT "Range: bytes=%lld-%lld" /* end = size, as the SDK sends it */
+#define TC_URC_OTA_ENTER "+TCOTASTATUS:ENTERUPDATE\r\n"
+#define TC_URC_OTA_SUCCESS "+TCOTASTATUS:UPDATESUCCESS\r\n"
+#define TC_URC_OTA_FAIL_FMT "+TCOTASTATUS:UPDATEFAIL,%d\r\n"
+#define TC_URC_OTA_RESET "+TCOTASTATUS:UPDATERESET\r\n"
+#define TC_FWINFO_FMT "+TCFWINFO:\"%s\",%lld,\"%s\",%ld\r\n"
+#define TC_READFW_HEAD_FMT "+TCREADFWDATA:%ld,"
+#define TC_READFW_TAIL "\r\n"
+#define TC_OTA_RETRIES 3         /* MAX_OTA_RETRY_CNT */
+#define TC_OTA_CHUNK 2048        /* ESP_OTA_BUF_LEN: the MQTT check runs once per chunk */
+#define TC_OTA_MQTT_CHECKS 2     /* more consecutive "MQTT down" checks fail the download */
+#define TC_OTA_MQTT_WAIT_MS 1000 /* the sleep after each of them */
+#define TC_OTA_RETRY_WAIT_MS 1000
+#define TC_OTA_RESET_WAIT_MS 2000
+#define TC_OTA_PROGRESS_MS 1000
 #define TC_MAX_OTA_VERSION 32
 #define TC_MAX_READFW 4096
 #define TC_E_EXEC 209
+#define TC_E_SELF_OTA 211 /* the module's own update failed */
+#define TC_E_HTTP 213
 
 /* ---- MQTT (tc_mqtt.c) -------------------------------------------------- */
 #define TC_CONN_TEST_FMT                                                                  \
@@ -266,6 +304,7 @@ struct tc_variant {
   const char *self_ota_file; /* module self-OTA: the file name it takes (OTA issue) */
   bool self_ota_prefix;      /* ... matched as a prefix of the name */
   bool self_ota_report;      /* ... and reports fw_version as a resource */
+  bool ota_md5_msg;          /* SDK 3.2.1: "MD5_not_match" in the -4 report, else "time_out" */
   bool comma_splits_quotes;  /* the ESP8266 core's parser (VM_AT_PARSE_COMMA_SPLITS_QUOTES) */
 };
 
@@ -299,6 +338,8 @@ struct tc_config {
   char *dynreg_ca_file;      /* NULL: the system store */
   unsigned dynreg_timeout_ms; /* the firmware's 10 s registration budget */
   unsigned gateway_timeout_ms; /* the SDK polls for a reply 100 x 200 ms */
+  char *ota_ca_file;           /* OTA download CA bundle; NULL: the system store */
+  unsigned ota_read_timeout_ms; /* the SDK's fetch timeout: 20 s without a byte */
 };
 
 /* ---- runtime state ------------------------------------------------------ */
@@ -324,7 +365,8 @@ struct tc_state {
   struct vm_esp esp; /* first: the ESP-family commands find it there */
   struct vm_module *m;
   const struct tc_config *cfg;
-  bool fw_downloading;      /* set by the OTA task (later issue): gates most setters with 200 */
+  bool fw_downloading;      /* set by the OTA task from ENTERUPDATE to the attempt's end:
+                               gates most setters with 200 */
   char mqtt_srv[TC_MAX_HOST + 1]; /* AT+TCMQTTSRV, RAM only; "" = unset */
   unsigned gen;             /* bumped at every power-off: stale callbacks check it */
   struct tc_mqtt *mqtt;
@@ -381,15 +423,16 @@ bool tc_mqtt_task_running(const struct tc_state *s);
 void tc_mqtt_on_wifi(struct tc_state *s, bool up);
 void tc_mqtt_power_off(struct tc_state *s);
 void tc_mqtt_destroy(struct tc_state *s);
-/* For SDK services (the gateway): connected now; the task's device triple;
- * subscribe (QoS 0) to an exact topic, renewed after reconnects (the mid, 0
- * when already subscribed, or -errno); publish a QoS 0 text message (>= 0,
- * or -errno). */
+/* For SDK services (the gateway, OTA): connected now; the task's device
+ * triple; subscribe to an exact topic, renewed after reconnects (the mid, 0
+ * when already subscribed, or -errno); publish a text message (>= 0, or
+ * -errno). Messages on a service's topic go to that service, never to
+ * +TCMQTTRCVPUB. */
 #define TC_MAX_SVC_SUBS 4
 bool tc_mqtt_connected(const struct tc_state *s);
 const struct tc_devinfo *tc_mqtt_device(const struct tc_state *s); /* of the running task */
-int tc_mqtt_svc_subscribe(struct tc_state *s, const char *topic);
-int tc_mqtt_svc_publish(struct tc_state *s, const char *topic, const char *payload);
+int tc_mqtt_svc_subscribe(struct tc_state *s, const char *topic, int qos);
+int tc_mqtt_svc_publish(struct tc_state *s, const char *topic, const char *payload, int qos);
 
 /* tc_ota.c */
 extern const struct vm_at_cmd tc_ota_cmds[];
@@ -397,6 +440,13 @@ extern const size_t tc_ota_ncmds;
 int tc_ota_init(struct tc_state *s);
 void tc_ota_power_off(struct tc_state *s);
 void tc_ota_destroy(struct tc_state *s);
+void tc_ota_on_message(struct tc_state *s, const char *topic, const void *payload, int len);
+void tc_ota_task_end(struct tc_state *s); /* the MQTT client is gone */
+/* The AT firmware version (AT+TCVER, AT+TCMODULE): the configured one, or
+ * what a module self-update installed. */
+const char *tc_fw_version(struct tc_state *s);
+/* tc_info.c: the MCU OTA area's size (AT+TCMODINFOSET, else the variant's) */
+long tc_ota_area_max(struct tc_state *s);
 
 /* tc_gateway.c */
 extern const struct vm_at_cmd tc_gateway_cmds[];
