@@ -309,11 +309,15 @@ static enum vm_at_result module_exec(struct vm_at *at, const struct vm_at_args *
 static enum vm_at_result ver_exec(struct vm_at *at, const struct vm_at_args *a) {
   struct tc_state *s = tc_state_of(at);
   const struct tc_config *c = s->cfg;
-  if (c->variant->fw_hash)
-    vm_at_printf(at, TC_VER_FMT, tc_fw_version(s), c->variant->fw_hash, c->sdk_version,
-                 c->compile_time);
+  const struct tc_variant *iv = tc_fw_variant(s);
+  bool own = !iv || iv == c->variant; /* explicit config strings count for the configured build */
+  const char *hash = own ? c->variant->fw_hash : iv->fw_hash;
+  const char *sdk = own ? c->sdk_version : iv->sdk_version;
+  const char *compiled = own ? c->compile_time : iv->compile_time;
+  if (hash)
+    vm_at_printf(at, TC_VER_FMT, tc_fw_version(s), hash, sdk, compiled);
   else
-    vm_at_printf(at, TC_VER_V21_FMT, tc_fw_version(s), c->sdk_version, c->compile_time);
+    vm_at_printf(at, TC_VER_V21_FMT, tc_fw_version(s), sdk, compiled);
   return VM_AT_OK;
 }
 

@@ -200,6 +200,12 @@ const char *tc_fw_version(struct tc_state *s) {
   return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : s->cfg->fw_version;
 }
 
+const struct tc_variant *tc_fw_variant(struct tc_state *s) {
+  const char *v = tc_fw_version(s);
+  if (v == s->cfg->fw_version) return s->cfg->variant;
+  return tc_variant_of_version(s->cfg->variant->chip, v);
+}
+
 /* ---- reports (§7.5) -------------------------------------------------------- */
 
 static void publish(struct tc_ota *o, const char *topic_fmt, int qos, const char *fmt, ...)

@@ -122,6 +122,12 @@ const struct tc_variant *tc_variant_find(const char *chip, const char *firmware)
   return NULL;
 }
 
+const struct tc_variant *tc_variant_of_version(enum vm_esp_chip chip, const char *fw_version) {
+  for (size_t i = 0; i < NVARIANTS; i++)
+    if (variants[i].chip == chip && !strcmp(variants[i].fw_version, fw_version)) return &variants[i];
+  return NULL;
+}
+
 bool tc_variant_chip_known(const char *chip) {
   for (size_t i = 0; i < NVARIANTS; i++)
     if (!strcmp(variants[i].chip_name, chip)) return true;

@@ -324,6 +324,8 @@ static int tc_init(struct vm_module *m) {
 static void tc_power_on(struct vm_module *m) {
   struct tc_state *s = m->dialect_state;
   tc_diag_power_on(s);
+  const struct tc_variant *iv = tc_fw_variant(s); /* a self-update may have installed another */
+  s->esp.gmr_default = (iv ? iv : s->cfg->variant)->gmr;
   vm_esp_power_on(&s->esp);
 }
 

@@ -311,6 +311,8 @@ struct tc_variant {
 /* The variant of chip with firmware (NULL: the chip's default), or NULL. */
 const struct tc_variant *tc_variant_find(const char *chip, const char *firmware);
 bool tc_variant_chip_known(const char *chip);
+/* The build of chip whose AT version is fw_version, or NULL. */
+const struct tc_variant *tc_variant_of_version(enum vm_esp_chip chip, const char *fw_version);
 /* The chip's firmware values for an error message: "\"2.1.1\" or \"2.2.0\"". */
 void tc_variant_firmwares(const char *chip, char *buf, size_t cap);
 
@@ -445,6 +447,11 @@ void tc_ota_task_end(struct tc_state *s); /* the MQTT client is gone */
 /* The AT firmware version (AT+TCVER, AT+TCMODULE): the configured one, or
  * what a module self-update installed. */
 const char *tc_fw_version(struct tc_state *s);
+/* The build whose identity strings (AT+TCVER, AT+GMR) the module shows: the
+ * configured one, or the one a self-update installed when its version is a
+ * known build's; NULL after a self-update to an unknown version (AT+TCVER
+ * then prints that version with the configured build's other strings). */
+const struct tc_variant *tc_fw_variant(struct tc_state *s);
 /* tc_info.c: the MCU OTA area's size (AT+TCMODINFOSET, else the variant's) */
 long tc_ota_area_max(struct tc_state *s);
 
