@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-VMODULE_CLOUD = str(REPO / "scripts" / "vmodule-cloud")
+VMODULE_CLOUD = os.environ.get("VMODULE_CLOUD") or str(REPO / "scripts" / "vmodule-cloud")
 
 
 class CloudTool:
