@@ -1,6 +1,8 @@
 """mqttc.py - the MQTT side of vmodule-cloud: one paho client on the broker,
 connected before the caller goes on, with subscriptions that wait for their
-SUBACK and an on_message hook that runs on paho's network thread."""
+SUBACK and an on_message hook that runs on paho's network thread. paho
+reconnects by itself after a broker restart; the subscriptions are made
+again then (the session is clean)."""
 import threading
 import time
 
@@ -34,6 +36,7 @@ class Client:
         self._connected = threading.Event()
         self._rc = None
         self._acks = {}
+        self._subs = []
         self._lock = threading.Lock()
         self.c = paho.Client(client_id=client_id or "vmodule-cloud-%d" % time.monotonic_ns(),
                              protocol=paho.MQTTv311)
@@ -46,6 +49,9 @@ class Client:
 
     def _on_connect(self, c, u, flags, rc):
         self._rc = rc
+        if rc == 0:
+            for topic, qos in list(self._subs):
+                c.subscribe(topic, qos)
         self._connected.set()
 
     def _on_subscribe(self, c, u, mid, granted):
@@ -67,6 +73,7 @@ class Client:
         with self._lock:
             rc, mid = self.c.subscribe(topic, qos)
             ev = self._acks.setdefault(mid, threading.Event())
+            self._subs.append((topic, qos))
         if rc != paho.MQTT_ERR_SUCCESS or not ev.wait(self.timeout):
             raise OSError("could not subscribe %s" % topic)
 

@@ -13,6 +13,8 @@ import ssl
 import subprocess
 
 DEFAULT_HOSTS = ("127.0.0.1", "::1", "localhost")
+# where the subcommands keep their CA unless told otherwise (--cert-dir)
+DEFAULT_DIR = os.path.join(os.path.expanduser("~"), ".local", "state", "vmodule-cloud", "certs")
 
 
 def _san(hosts):
