@@ -1,6 +1,9 @@
 """mqttc.py - the MQTT side of vmodule-cloud: one paho client on the broker,
 connected before the caller goes on, with subscriptions that wait for their
-SUBACK and an on_message hook that runs on paho's network thread."""
+SUBACK and an on_message hook that runs on paho's network thread. After a
+lost connection paho reconnects by itself; the client then subscribes its
+topics again (a restarted broker knows none) and calls on_resubscribed()
+once the broker has acknowledged them."""
 import threading
 import time
 
@@ -27,7 +30,7 @@ class Client:
     called on the network thread for every message."""
 
     def __init__(self, broker, on_message=None, client_id=None, username=None, password=None,
-                 timeout=10.0):
+                 timeout=10.0, on_resubscribed=None, reconnect_max_s=None):
         self.host, self.port = parse_broker(broker)
         self.timeout = timeout
         self.on_message = on_message
@@ -35,20 +38,34 @@ class Client:
         self._rc = None
         self._acks = {}
         self._lock = threading.Lock()
+        self._topics = []          # (topic, qos) subscribed, renewed after a reconnect
+        self._resub_mid = None
+        self.on_resubscribed = on_resubscribed
         self.c = paho.Client(client_id=client_id or "vmodule-cloud-%d" % time.monotonic_ns(),
                              protocol=paho.MQTTv311)
         if username:
             self.c.username_pw_set(username, password)
+        if reconnect_max_s:
+            self.c.reconnect_delay_set(1, reconnect_max_s)
         self.c.on_connect = self._on_connect
         self.c.on_subscribe = self._on_subscribe
         self.c.on_message = lambda c, u, m: self.on_message and self.on_message(m.topic,
                                                                                 bytes(m.payload))
 
     def _on_connect(self, c, u, flags, rc):
+        again = self._connected.is_set()
         self._rc = rc
         self._connected.set()
+        if again and rc == 0 and self._topics:
+            # on the network thread: no waiting here, _on_subscribe reports it
+            with self._lock:
+                self._resub_mid = c.subscribe(list(self._topics))[1]
 
     def _on_subscribe(self, c, u, mid, granted):
+        if mid == self._resub_mid:
+            if self.on_resubscribed:
+                self.on_resubscribed()
+            return
         with self._lock:
             ev = self._acks.setdefault(mid, threading.Event())
         ev.set()
@@ -69,6 +86,7 @@ class Client:
             ev = self._acks.setdefault(mid, threading.Event())
         if rc != paho.MQTT_ERR_SUCCESS or not ev.wait(self.timeout):
             raise OSError("could not subscribe %s" % topic)
+        self._topics.append((topic, qos))
 
     def publish(self, topic, payload, qos=0, wait=False):
         info = self.c.publish(topic, payload, qos)
