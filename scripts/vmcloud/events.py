@@ -11,7 +11,7 @@ class Events:
     def __init__(self, json_mode, out=None):
         self.json_mode = json_mode
         self.out = out or sys.stdout
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # a signal handler may emit inside an emit
 
     def emit(self, kind, text=None, **fields):
         """text, when given, is the readable line (the JSON form ignores it)."""

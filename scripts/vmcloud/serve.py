@@ -35,7 +35,8 @@ Inferred behaviour (the references say nothing; chosen here):
 
 Events: "listening" once at start; "request" for every MQTT message, "reply"
 for everything published; "bad_signature" for a refused bind; "reloaded" /
-"reload_failed" after SIGHUP; "resubscribed" after a broker came back; the
+"reload_failed" after SIGHUP; "sync" after SIGUSR1 (a reader that sees it has
+seen every event printed before); "resubscribed" after a broker came back; the
 HTTP events of dynreg.py. No secret is ever printed. SIGTERM/SIGINT end the
 tool with exit 0."""
 import json
@@ -341,6 +342,7 @@ def run(parser, args):
                     config=args.config)
 
     signal.signal(signal.SIGHUP, reload)
+    signal.signal(signal.SIGUSR1, lambda s, f: events.emit("sync", "sync"))
     signal.signal(signal.SIGTERM, lambda s, f: done.set())
     signal.signal(signal.SIGINT, lambda s, f: done.set())
     listening = {"broker": args.broker}
