@@ -1,26 +1,28 @@
-"""events.py - what vmodule-cloud prints. With --json every event is one JSON
-object per line on stdout, {"event": "<kind>", ...fields}; without it, one
-readable line per event (the text the subcommand gives). Safe to call from
-any thread (HTTP handlers, paho's network thread). Errors go to stderr."""
+"""events.py - the event output of vmodule-cloud: with --json one JSON object
+per line on stdout, {"event": "<kind>", ...fields}; without, one readable
+line per event ("<kind>: key=value ..."). Lines are written whole and
+flushed at once, from any thread. Callers never pass a secret."""
 import json
 import sys
 import threading
 
 
-def add_json_arg(parser):
-    parser.add_argument("--json", action="store_true",
-                        help="print every event as one JSON object per line")
-
-
 class Events:
-    def __init__(self, as_json, out=None):
-        self.as_json = as_json
+    def __init__(self, json_mode, out=None):
+        self.json_mode = json_mode
         self.out = out or sys.stdout
-        self._lock = threading.Lock()
+        self.lock = threading.RLock()  # a signal handler may emit inside an emit
 
-    def emit(self, kind, text, **fields):
-        line = json.dumps(dict(event=kind, **fields)) if self.as_json else text
-        with self._lock:
+    def emit(self, kind, text=None, **fields):
+        """text, when given, is the readable line (the JSON form ignores it)."""
+        if self.json_mode:
+            line = json.dumps(dict(event=kind, **fields), separators=(",", ":"))
+        elif text is not None:
+            line = text
+        else:
+            line = kind + ": " + " ".join("%s=%s" % (k, json.dumps(v) if not isinstance(v, str)
+                                                     else v) for k, v in fields.items())
+        with self.lock:
             self.out.write(line + "\n")
             self.out.flush()
 
@@ -28,3 +30,8 @@ class Events:
     def error(text):
         sys.stderr.write("vmodule-cloud: %s\n" % text)
         sys.stderr.flush()
+
+
+def add_json_arg(parser):
+    parser.add_argument("--json", action="store_true",
+                        help="print every event as one JSON object per line")

@@ -1,8 +1,9 @@
 """mqttc.py - the MQTT side of vmodule-cloud: one paho client on the broker,
 connected before the caller goes on, with subscriptions that wait for their
-SUBACK and an on_message hook that runs on paho's network thread. paho
-reconnects by itself after a broker restart; the subscriptions are made
-again then (the session is clean)."""
+SUBACK and an on_message hook that runs on paho's network thread. After a
+lost connection paho reconnects by itself; the client then subscribes its
+topics again (a restarted broker knows none) and calls on_resubscribed()
+once the broker has acknowledged them."""
 import threading
 import time
 
@@ -29,32 +30,42 @@ class Client:
     called on the network thread for every message."""
 
     def __init__(self, broker, on_message=None, client_id=None, username=None, password=None,
-                 timeout=10.0):
+                 timeout=10.0, on_resubscribed=None, reconnect_max_s=None):
         self.host, self.port = parse_broker(broker)
         self.timeout = timeout
         self.on_message = on_message
         self._connected = threading.Event()
         self._rc = None
         self._acks = {}
-        self._subs = []
         self._lock = threading.Lock()
+        self._topics = []          # (topic, qos) subscribed, renewed after a reconnect
+        self._resub_mid = None
+        self.on_resubscribed = on_resubscribed
         self.c = paho.Client(client_id=client_id or "vmodule-cloud-%d" % time.monotonic_ns(),
                              protocol=paho.MQTTv311)
         if username:
             self.c.username_pw_set(username, password)
+        if reconnect_max_s:
+            self.c.reconnect_delay_set(1, reconnect_max_s)
         self.c.on_connect = self._on_connect
         self.c.on_subscribe = self._on_subscribe
         self.c.on_message = lambda c, u, m: self.on_message and self.on_message(m.topic,
                                                                                 bytes(m.payload))
 
     def _on_connect(self, c, u, flags, rc):
+        again = self._connected.is_set()
         self._rc = rc
-        if rc == 0:
-            for topic, qos in list(self._subs):
-                c.subscribe(topic, qos)
         self._connected.set()
+        if again and rc == 0 and self._topics:
+            # on the network thread: no waiting here, _on_subscribe reports it
+            with self._lock:
+                self._resub_mid = c.subscribe(list(self._topics))[1]
 
     def _on_subscribe(self, c, u, mid, granted):
+        if mid == self._resub_mid:
+            if self.on_resubscribed:
+                self.on_resubscribed()
+            return
         with self._lock:
             ev = self._acks.setdefault(mid, threading.Event())
         ev.set()
@@ -73,9 +84,9 @@ class Client:
         with self._lock:
             rc, mid = self.c.subscribe(topic, qos)
             ev = self._acks.setdefault(mid, threading.Event())
-            self._subs.append((topic, qos))
         if rc != paho.MQTT_ERR_SUCCESS or not ev.wait(self.timeout):
             raise OSError("could not subscribe %s" % topic)
+        self._topics.append((topic, qos))
 
     def publish(self, topic, payload, qos=0, wait=False):
         info = self.c.publish(topic, payload, qos)

@@ -5,9 +5,17 @@ OTA are this tool, run as a user runs it: CloudTool(args) starts
 `vmodule-cloud <args> --json` and reads the one-JSON-object-per-line events
 it prints on stdout on a thread; wait_event(kind, **fields) returns the
 first event (from a given index on) of that kind whose fields match, and
-finish() waits for the exit code. Stderr is kept for failure messages."""
+finish() waits for the exit code. Stderr is kept for failure messages.
+sync() makes sure every event the tool printed before it is read here
+(`serve` answers SIGUSR1 with a "sync" event), so a test can count events
+that happened before something it saw elsewhere.
+
+cert_dir(certs, hosts) is a --cert-dir for the tool whose CA is the suite's
+test CA (certs/ca.crt), so a module trusting that CA trusts the tool too."""
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -16,6 +24,20 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 VMODULE_CLOUD = os.environ.get("VMODULE_CLOUD") or str(REPO / "scripts" / "vmodule-cloud")
+sys.path.insert(0, str(REPO / "scripts"))
+from vmcloud import tls  # noqa: E402
+
+
+def cert_dir(certs, hosts):
+    """certs/vmodule-cloud: the suite's CA and a server certificate for
+    hosts signed by it (made once; tls.ensure_certs keeps it after)."""
+    d = Path(certs) / "vmodule-cloud"
+    d.mkdir(mode=0o700, exist_ok=True)
+    for name in ("ca.crt", "ca.key"):
+        if not (d / name).exists():
+            shutil.copy(Path(certs) / name, d / name)
+    tls.ensure_certs(str(d), tuple(hosts))
+    return d
 
 
 class CloudTool:
@@ -78,6 +100,12 @@ class CloudTool:
                     raise AssertionError("no %s event %r from vmodule-cloud%s"
                                          % (kind, fields, self._context()))
                 self.cond.wait(min(left, 0.2))
+
+    def sync(self, timeout=10.0):
+        with self.cond:
+            start = len(self.events)
+        self.signal(signal.SIGUSR1)
+        self.wait_event("sync", timeout, start)
 
     def finish(self, timeout=30.0):
         try:

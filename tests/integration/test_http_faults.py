@@ -382,8 +382,7 @@ def test_modules_share_one_multi_and_keep_their_own_results(make_daemon, tmp_pat
     holds its answer, one is refused meanwhile (at once), one registers;
     then the held one completes. Each module prints its own result only,
     and the daemon's sockets go back to the one shared socketpair."""
-    held = DynregServer(certs)
-    held.hold = threading.Event()
+    held = DynregServer(certs, hold=True)
     good = DynregServer(certs)
     peers += [held, good]
     urls = {"tc0": held.url, "tc1": url_of("127.0.0.1", closed_port(), Tencent.path),
@@ -402,7 +401,7 @@ def test_modules_share_one_multi_and_keep_their_own_results(make_daemon, tmp_pat
     run(ports["tc2"], Tencent, Tencent.success, 5)
     assert good.errors == [] and len(good.requests) == 1
     ports["tc0"].expect_nothing_pending()
-    held.hold.set()
+    held.release()
     ports["tc0"].expect(Tencent.success, 5)
     assert held.errors == []
     for p in ports.values():

@@ -1,17 +1,18 @@
 """test_tencent_dynreg.py - the tencent dialect's dynamic registration,
-AT+TCDEVREG (tencent-at.md §3.2, §3.3, §6.1, §7.2, §7.4), against a small
-HTTPS registration server of the suite that plays the Tencent gateway's v1
-API (POST /register/dev) with the suite's test CA.
+AT+TCDEVREG (tencent-at.md §3.3, §6.1, §7.2, §7.4), against the
+registration server users run, `vmodule-cloud serve` (its v1 API, POST
+/register/dev), with a server certificate signed by the suite's test CA.
 
 The server checks every request on its own: the exact headers, the exact
 JSON body with its key order, a positive 31-bit nonce, a timestamp within
-60 s of now and the signature computed here from the §7.2 recipe. A request
-it does not accept is recorded in `errors` and answered with the cloud's
-"signature check failed" code, so a wrong request can never pass as a
-registration. On success it returns the new device secret (psk) encrypted
-as §7.4 says (AES-128-CBC, key = first 16 bytes of the product secret, IV
-16 x '0', zero padding), encrypted with the openssl CLI because Python's
-standard library has no AES.
+60 s of now and the signature of the §7.2 recipe. A request it does not
+accept is reported in its events (`errors` here) and answered with the
+cloud's "signature check failed" code, so a wrong request can never pass as
+a registration. On success it returns the new device secret (psk)
+encrypted as §7.4 says (AES-128-CBC, key = first 16 bytes of the product
+secret, IV 16 x '0', zero padding). The first tests check the tool's
+signer and encryption against the reference's worked examples, and that
+its checks can fail.
 
 What the module must do with the answer is then checked where it shows:
 AT+TCDEVINFOSET? (the stored triple, also after a daemon restart), a
@@ -20,22 +21,22 @@ and trace, which never see a secret. Failure paths cover every error code
 the module maps (cloud code, HTTP status, TLS, connect, timeout, Wi-Fi)."""
 
 import base64
-import hashlib
-import hmac
-import http.server
 import json
 import os
 import re
+import shutil
+import signal
 import ssl
-import subprocess
-import threading
+import tempfile
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from conftest import free_port, module_config, wait_for
+import cloud
+from conftest import TEST_HOST, free_port, module_config, wait_for
+from vmcloud import dynreg, tccrypto  # on sys.path through cloud
 
 PID, DN = "CTQS08Y5LG", "Dev01"
 PRD_SECRET = "hzvf5LF9S0isvBhDSauWMaIk"  # §7.2 / §7.4 worked example (24 chars)
@@ -49,7 +50,6 @@ JOINED = b"WIFI CONNECTED\r\nWIFI GOT IP\r\n"
 BUSY = b"ERR CODE:0x010b0000\r\n\r\nbusy p...\r\n"
 ACCEPT = "text/xml,application/json;*/*"
 CONTENT_TYPE = "application/x-www-form-urlencoded"
-IV_HEX = "30" * 16
 
 BODY_RE = re.compile(
     rb'\{"deviceName":"(?P<dn>[^"\\]*)","nonce":(?P<nonce>[1-9][0-9]*),'
@@ -57,7 +57,7 @@ BODY_RE = re.compile(
     rb'"signature":"(?P<sig>[A-Za-z0-9+/=]*)"\}')
 
 
-# ------------------------------------------------------------------ the cloud's crypto, in Python
+# ------------------------------------------------------------------ the cloud's crypto
 
 
 def bcc(s):
@@ -68,217 +68,105 @@ def bcc(s):
     return r
 
 
-def new_psk():
-    """A device secret as the cloud makes them: base64 of 16 random bytes."""
-    return base64.b64encode(os.urandom(16)).decode()
-
-
-def sign_source(pid, dn, nonce, timestamp):
-    return "deviceName=%s&nonce=%d&productId=%s&timestamp=%d" % (dn, nonce, pid, timestamp)
-
-
-def dynreg_signature(pid, dn, product_secret, nonce, timestamp):
-    """§7.2: base64 of the lower-case hex HMAC-SHA1 (key = product secret as ASCII)."""
-    digest = hmac.new(product_secret.encode(), sign_source(pid, dn, nonce, timestamp).encode(),
-                      hashlib.sha1).hexdigest()
-    return base64.b64encode(digest.encode()).decode()
-
-
-def _aes(product_secret, data, decrypt=False):
-    key = product_secret.encode()[:16]
-    assert len(key) == 16, "the product secret needs 16 characters for an AES key"
-    cmd = ["openssl", "enc", "-aes-128-cbc", "-K", key.hex(), "-iv", IV_HEX, "-nopad"]
-    if decrypt:
-        cmd.insert(2, "-d")
-    cp = subprocess.run(cmd, input=data, capture_output=True, check=True)
-    return cp.stdout
-
-
-def encrypt_payload(product_secret, plaintext):
-    """§7.4, the server's side: zero-pad to 16, AES-128-CBC, base64."""
-    if isinstance(plaintext, str):
-        plaintext = plaintext.encode()
-    padded = plaintext + b"\0" * (-len(plaintext) % 16)
-    return base64.b64encode(_aes(product_secret, padded)).decode()
-
-
-def decrypt_payload(product_secret, payload):
-    """§7.4, the module's side (used here only to check the test server)."""
-    return _aes(product_secret, base64.b64decode(payload), decrypt=True).rstrip(b"\0")
-
-
-def psk_plaintext(psk):
-    return '{"encryptionType":2,"psk":"%s"}' % psk
-
-
-# Codes that are not whole numbers in the int range: an unusable answer. 0.5
-# was taken as 0 (registered), 1e300 as 2147483647.
-MALFORMED_CODES = {"code_fraction": b"0.5", "code_1e300": b"1e300", "code_string": b'"0"'}
-
-CERT_PLAINTEXT = ('{"encryptionType":1,"clientCert":"-----BEGIN CERTIFICATE-----\\nMIIB\\n'
-                  '-----END CERTIFICATE-----\\n","clientKey":"-----BEGIN PRIVATE KEY-----'
-                  '\\nMIIE\\n-----END PRIVATE KEY-----\\n"}')
+# the cloud's side lives in the tool (scripts/vmcloud/tccrypto.py); these
+# names are what the tests below (and their readers) know them by
+sign_source = tccrypto.v1_sign_source
+dynreg_signature = tccrypto.v1_signature
+encrypt_payload = tccrypto.encrypt_payload
+decrypt_payload = tccrypto.decrypt_payload
+new_psk = tccrypto.new_psk
+psk_plaintext = dynreg.psk_plaintext
 
 
 # ------------------------------------------------------------------ the registration server
 
 
 class DynregServer:
-    """HTTPS on 127.0.0.1 playing POST /register/dev (§7.2).
+    """The registration server is `vmodule-cloud serve --no-mqtt` (the v1
+    API of §7.2 on 127.0.0.1, a server certificate signed by the suite's
+    test CA), which checks every request itself (dynreg.py: the exact
+    headers, the body with its key order, the nonce, a timestamp within
+    60 s, the signature) and answers a wrong one with code 1010.
 
-    `mode` selects the answer: "ok" (the encrypted psk), "code1021" (device
-    already registered), "http404", "http403", "garbage" (200, not JSON),
-    "cert" (code 0, a payload of encryptionType 1), "type_fraction"
-    (encryptionType 2.5), a key of MALFORMED_CODES (a good payload behind
-    that code), "hang" (read the request, never answer). `hold`, when set to a threading.Event, delays any answer
-    until the event is set (to look at the module while the request is in
-    flight). Every request is checked whatever the mode; what is wrong with
-    it goes to `errors`.
+    `mode` is the tool's --dynreg-fault ("ok" for none): "code1021",
+    "http404", "http403", "garbage", "cert", "type_fraction",
+    "code_fraction", "code_1e300", "code_string", "hang"; setting it
+    reloads the tool's --config (SIGHUP). hold=True delays every answer
+    until release(). The product, its secret and the psk go to the tool in
+    its config file, never on its command line.
 
-    TLS is done in the per-connection thread (not in accept()), so a client
-    that never finishes its handshake cannot stall the server; `connections`
-    counts accepted TCP connections, `tls_errors` failed handshakes."""
+    What the tool saw, from its events: `requests` (method, path,
+    headers, body), `errors` (what was wrong with each refused request),
+    `connections` (accepted TCP connections), `tls_errors` (failed
+    handshakes)."""
 
-    def __init__(self, certs, product_secret=PRD_SECRET, psk=PSK, mode="ok"):
-        self.product_secret = product_secret
-        self.psk = psk
-        self.mode = mode
-        self.hold = None
-        self.requests = []     # dicts: method, path, headers, body, time
-        self.errors = []
-        self.connections = 0
-        self.tls_errors = []
-        self.closing = threading.Event()
-        owner = self
+    def __init__(self, certs, product_secret=PRD_SECRET, psk=PSK, mode="ok", hold=False):
+        self.dir = tempfile.mkdtemp(prefix="dynreg-")
+        self.config = os.path.join(self.dir, "policy.json")
+        self.policy = {"products": {PID: product_secret}, "devices": {DN: psk},
+                       "dynreg_fault": "none" if mode == "ok" else mode, "dynreg_hold": hold}
+        self._write()
+        hosts = ("127.0.0.1", "::1", "localhost", TEST_HOST)
+        self.tool = cloud.CloudTool(["serve", "--no-mqtt", "--cert-dir",
+                                     cloud.cert_dir(certs, hosts), "--config", self.config] +
+                                    [a for h in hosts for a in ("--cert-host", h)])
+        ev = self.tool.wait_event("listening")
+        self.port = int(ev["url"].rsplit(":", 1)[1])
+        self.url = ev["url"] + "/register/dev"
 
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(certs / "server.crt"), str(certs / "server.key"))
+    def _write(self):
+        with open(self.config, "w") as f:
+            json.dump(self.policy, f)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def _reload(self, **changes):
+        self.policy.update(changes)
+        self._write()
+        start = len(self.tool.events)
+        self.tool.signal(signal.SIGHUP)
+        self.tool.wait_event("reloaded", start=start)
 
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                owner.on_request(self, body)
+    @property
+    def mode(self):
+        fault = self.policy["dynreg_fault"]
+        return "ok" if fault == "none" else fault
 
-            def do_GET(self):
-                owner.on_request(self, b"")
+    @mode.setter
+    def mode(self, mode):
+        self._reload(dynreg_fault="none" if mode == "ok" else mode)
 
-            def log_message(self, *a):
-                pass
+    def release(self):
+        self._reload(dynreg_hold=False)
 
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
+    def _events(self, kind):
+        self.tool.sync()
+        with self.tool.cond:
+            return [e for e in self.tool.events if e["event"] == kind]
 
-            def get_request(self):
-                sock, addr = super().get_request()
-                owner.connections += 1
-                return sock, addr
+    @property
+    def requests(self):
+        return [{"method": e["method"], "path": e["path"], "headers": e["headers"],
+                 "body": e["body"].encode()} for e in self._events("http")]
 
-            def finish_request(self, request, client_address):
-                request.settimeout(30)
-                try:
-                    conn = ctx.wrap_socket(request, server_side=True)
-                except OSError as e:  # ssl.SSLError included
-                    owner.tls_errors.append(str(e))
-                    return
-                try:
-                    self.RequestHandlerClass(conn, client_address, self)
-                finally:
-                    conn.close()
+    @property
+    def errors(self):
+        return [e["error"] for e in self._events("http") if e["error"]]
 
-            def handle_error(self, request, client_address):
-                pass  # a client that went away mid-answer (timeout tests)
+    @property
+    def connections(self):
+        return len(self._events("connection"))
 
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.url = "https://127.0.0.1:%d/register/dev" % self.port
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    # -- checking
-    def check(self, method, path, headers, body):
-        """Everything wrong with a request, as a list of strings."""
-        errs = []
-        if method != "POST" or path != "/register/dev":
-            errs.append("%s %s instead of POST /register/dev" % (method, path))
-        if headers.get("Accept") != ACCEPT:
-            errs.append("Accept: %r" % headers.get("Accept"))
-        if headers.get("Content-Type") != CONTENT_TYPE:
-            errs.append("Content-Type: %r" % headers.get("Content-Type"))
-        m = BODY_RE.fullmatch(body)
-        if not m:
-            return errs + ["body not in the §7.2 form: %r" % body]
-        dn, pid = m["dn"].decode(), m["pid"].decode()
-        nonce, ts, sig = int(m["nonce"]), int(m["ts"]), m["sig"].decode()
-        if (dn, pid) != (DN, PID):
-            errs.append("device %s/%s instead of %s/%s" % (pid, dn, PID, DN))
-        if not 1 <= nonce <= 0x7FFFFFFF:
-            errs.append("nonce %d is not a positive 31-bit integer" % nonce)
-        if abs(ts - time.time()) > 60:
-            errs.append("timestamp %d is %.0f s from now" % (ts, ts - time.time()))
-        want = dynreg_signature(pid, dn, self.product_secret, nonce, ts)
-        if sig != want or len(sig) != 56:
-            errs.append("signature %r, expected %r" % (sig, want))
-        return errs
-
-    # -- answering
-    def on_request(self, handler, body):
-        headers = {k: v for k, v in handler.headers.items()}
-        self.requests.append({"method": handler.command, "path": handler.path,
-                              "headers": headers, "body": body, "time": time.monotonic()})
-        errs = self.check(handler.command, handler.path, headers, body)
-        self.errors += errs
-        if self.hold is not None:
-            self.hold.wait(30)
-        if self.mode == "hang":
-            self.closing.wait(60)
-            handler.close_connection = True
-            return
-        status, ctype, data = self.answer(errs)
-        handler.send_response(status)
-        handler.send_header("Content-Type", ctype)
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
-
-    def answer(self, errs):
-        def js(obj):
-            return 200, "application/json", json.dumps(obj, separators=(",", ":")).encode()
-        if self.mode == "http404":
-            return 404, "text/html", b"<html><body>404 Not Found</body></html>"
-        if self.mode == "http403":
-            return 403, "text/html", b"<html><body>403 Forbidden</body></html>"
-        if self.mode == "garbage":
-            return 200, "text/html", b"<html>not json</html>"
-        if errs:
-            return js({"code": 1010, "message": "; ".join(errs), "requestId": "test-bad"})
-        if self.mode == "code1021":
-            return js({"code": 1021, "message": "device already registered",
-                       "requestId": "test-1021"})
-        plain = CERT_PLAINTEXT if self.mode == "cert" else psk_plaintext(self.psk)
-        if self.mode == "type_fraction":
-            plain = plain.replace('"encryptionType":2', '"encryptionType":2.5')
-        if self.mode in MALFORMED_CODES:  # a good payload behind a code that is not 0
-            return 200, "application/json", (
-                b'{"code":%s,"message":"success","len":%d,"payload":"%s","requestId":"x"}'
-                % (MALFORMED_CODES[self.mode], len(plain),
-                   encrypt_payload(self.product_secret, plain).encode()))
-        return js({"code": 0, "message": "success", "len": len(plain),
-                   "payload": encrypt_payload(self.product_secret, plain),
-                   "requestId": "test-%d" % len(self.requests)})
+    @property
+    def tls_errors(self):
+        return [e["error"] for e in self._events("tls_error")]
 
     def close(self):
-        self.closing.set()
-        if self.hold is not None:
-            self.hold.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.tool.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture
 def dynreg_server(certs):
-    """Factory: dynreg_server(product_secret=PRD_SECRET, psk=PSK, mode="ok")."""
+    """Factory: dynreg_server(product_secret=PRD_SECRET, psk=PSK, mode="ok", hold=False)."""
     made = []
 
     def make(**kw):
@@ -441,8 +329,7 @@ def test_registration_sends_a_signed_request_and_stores_the_device(
 
 
 def test_busy_while_the_request_is_in_flight(make_daemon, tmp_path, dynreg_server, certs):
-    server = dynreg_server()
-    server.hold = threading.Event()
+    server = dynreg_server(hold=True)
     _, port = start(make_daemon, tmp_path, server.url, certs)
     set_product(port)
     port.cmd("AT+TCDEVREG")
@@ -452,7 +339,7 @@ def test_busy_while_the_request_is_in_flight(make_daemon, tmp_path, dynreg_serve
     port.expect(BUSY)
     port.cmd("AT")
     port.expect(BUSY)
-    server.hold.set()
+    server.release()
     port.expect(b"+TCDEVREG:OK\r\n", 10)
     assert server.errors == []
     port.cmd("AT")
