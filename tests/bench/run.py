@@ -296,6 +296,8 @@ import bench_w800  # noqa: E402  (adds the W800 WebSocket-vs-TCP benchmark)
 bench_w800.register(sys.modules[__name__])
 import bench_fleet  # noqa: E402  (adds P5: N tencent modules in one daemon)
 bench_fleet.register(sys.modules[__name__])
+import bench_ota  # noqa: E402  (adds P4: the tencent OTA download and read-out)
+bench_ota.register(sys.modules[__name__])
 
 
 def main():
