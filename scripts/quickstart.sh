@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # quickstart.sh - the README's first command: installs the dependencies, builds
-# vmoduled, starts a private mosquitto broker on a free loopback port and runs
+# vmoduled, starts a private mosquitto broker on a free loopback port and
+# vmodule-cloud serve beside it (the Tencent cloud side: $sys time, the
+# gateway, report_version replies, dynamic registration over HTTPS), and runs
 # one virtual module per dialect (tencent, w800, me3630) on PTYs under
 # /tmp/vmodule, then prints how to talk to them. Ctrl-C stops everything it
 # started and removes its temporary directory.
@@ -65,6 +67,7 @@ if [[ -n "$STATE_DIR" ]]; then STATE_DIR=$(realpath -m "$STATE_DIR"); else STATE
 BROKER_PID=
 DAEMON_PID=
 TAIL_PID=
+CLOUD_PID=
 
 stop_pid() { # pid: SIGTERM, wait up to 5 s, then SIGKILL
   local pid=$1 i
@@ -84,6 +87,7 @@ cleanup() {
   say "stopping vmoduled, mosquitto and removing $WORK"
   stop_pid "$DAEMON_PID"
   stop_pid "$TAIL_PID"
+  stop_pid "$CLOUD_PID"
   stop_pid "$BROKER_PID"
   rm -rf "$WORK"
   rmdir "$LINK_DIR" 2>/dev/null || true # only if empty: our links are gone
@@ -128,6 +132,24 @@ if ! wait_port "$BROKER_PORT" "$BROKER_PID"; then
   exit 1
 fi
 
+# --- 4b. the local Tencent cloud (vmodule-cloud serve) ---------------------------
+# Its CA lives with the module state, so a module pointed at it keeps trusting
+# it across runs that keep --state-dir.
+CLOUD_PORT=$(free_port)
+CLOUD_CERTS=$STATE_DIR/vmodule-cloud-certs
+QS_PRODUCT_SECRET=vmodule-quickstart-product-key
+say "starting vmodule-cloud serve (registration on https://127.0.0.1:$CLOUD_PORT)"
+mkdir -p "$STATE_DIR"
+"$PYTHON" "$ROOT/scripts/vmodule-cloud" serve --broker "127.0.0.1:$BROKER_PORT" \
+  --http-port "$CLOUD_PORT" --cert-dir "$CLOUD_CERTS" \
+  --product "PRODUCT001:$QS_PRODUCT_SECRET" >"$WORK/vmodule-cloud.log" 2>&1 &
+CLOUD_PID=$!
+if ! wait_port "$CLOUD_PORT" "$CLOUD_PID"; then
+  echo "quickstart.sh: vmodule-cloud serve did not start:" >&2
+  cat "$WORK/vmodule-cloud.log" >&2
+  exit 1
+fi
+
 # --- 5. the daemon configuration -----------------------------------------------
 # Wi-Fi: one simulated access point that the ESP-family modules join at
 # power-on (auto_join) when nothing is stored in their flash yet.
@@ -145,6 +167,9 @@ tencent_json() { # members of the module's "tencent" object
   if mqtt_on tencent; then
     printf ', "mqtt_host": "127.0.0.1", "mqtt_port": %d, "mqtt_transport": "tcp"' "$BROKER_PORT"
   fi
+  printf ', "dynreg_url": "https://127.0.0.1:%d/register/dev", "dynreg_ca_file": "%s"' \
+    "$CLOUD_PORT" "$CLOUD_CERTS/ca.crt"
+  printf ', "ota_ca_file": "%s"' "$CLOUD_CERTS/ca.crt"
 }
 w800_json() { # the MCU names the broker itself (AT+MQTTCONN): only Wi-Fi here
   printf '%s' "$WIFI_JSON"
@@ -241,6 +266,19 @@ cat <<EOF
 
   Local MQTT broker: 127.0.0.1:$BROKER_PORT; watch it with
     mosquitto_sub -h 127.0.0.1 -p $BROKER_PORT -t '#' -v
+
+  Local Tencent cloud (vmodule-cloud serve, log $WORK/vmodule-cloud.log):
+  dynamic registration of product PRODUCT001 (product secret
+  $QS_PRODUCT_SECRET) on tencent0:
+
+    AT+TCPRDINFOSET=1,"PRODUCT001","$QS_PRODUCT_SECRET","dev2" -> OK, +TCPRDINFOSET:OK
+    AT+TCDEVREG                                               -> OK, +TCDEVREG:OK
+
+  and an OTA of any file, from another terminal (then AT+TCOTASET=1,"1.0.0"
+  on tencent0 while it is connected):
+
+    scripts/vmodule-cloud ota push --broker 127.0.0.1:$BROKER_PORT --product PRODUCT001 \\
+      --device dev1 --cert-dir $CLOUD_CERTS --wait-version FILE --version 2.0.0
 
   Module state (the simulated flash): $STATE_DIR
   Press Ctrl-C to stop. The daemon's log follows.
