@@ -159,9 +159,11 @@ def run(args):
         out.error("cannot serve %s on %s port %d: %s" % (args.file, args.host, args.port, e))
         return 1
     url = server.url(url_host)
-    out.emit("listening", "serving %s%s" % (url, " (CA %s)" % ca if ca else ""), url=url, ca=ca)
     try:
-        return Push(args, out, data, url).run()
+        return Push(args, out, data, url).run(
+            # printed once the reports can be received too: a device may start then
+            lambda: out.emit("listening", "serving %s%s" % (url, " (CA %s)" % ca if ca else ""),
+                             url=url, ca=ca))
     finally:
         server.close()
 
@@ -182,7 +184,7 @@ class Push:
         self.pushes = self.fails = 0
         self.repush = False
 
-    def run(self):
+    def run(self, ready):
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda n, f: self.inbox.put(("signal", signal.Signals(n).name)))
         client = None
@@ -199,6 +201,7 @@ class Push:
                           topic=self.report_topic)
         try:
             self.client = client
+            ready()
             if not (self.args.serve_only or self.args.wait_version):
                 self.publish()
             return self.loop()
