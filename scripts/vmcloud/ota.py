@@ -197,8 +197,6 @@ class Push:
             except OSError as e:
                 self.out.error(str(e))
                 return 1
-            self.out.emit("subscribed", "listening for reports on %s" % self.report_topic,
-                          topic=self.report_topic)
         try:
             self.client = client
             ready()

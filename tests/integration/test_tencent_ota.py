@@ -141,7 +141,7 @@ class Ota:
             args.append("--wait-version")
         tool = CloudTool(args + [str(a) for a in extra])
         self.tools.append(tool)
-        tool.wait_event("subscribed")  # the version report must not come before it listens
+        tool.wait_event("listening")  # printed once it listens for reports
         return tool
 
     def file(self, data, name="mcu_app.bin"):
