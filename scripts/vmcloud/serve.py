@@ -360,7 +360,7 @@ def run(parser, args):
                     % (listening["url"], dynreg.V1_PATH, dynreg.V2_PATH, ca, listening["url"],
                        dynreg.V1_PATH, ca))
     events.emit("listening", "vmodule-cloud serve: " + "; ".join(text), **listening)
-    while not done.wait(3600):
+    while not done.wait(0.1):  # a signal taken by another thread runs at the next wakeup
         pass
     if server:
         server.close()
