@@ -382,17 +382,23 @@ def test_kill9_mid_download_then_restart_resumes_from_the_stored_record(ota):
     ota.reports.publish(UPDATE, msg)
     port.expect(ENTER + SUCCESS, 30)
     ranges = [e["range"] for e in http_events(tool, 3)]
-    assert ranges == ["bytes=0-600000", "bytes=200000-600000", "bytes=200000-600000"]  # what flash held, not what RAM had
+    # the third starts from what flash held, not from what RAM had
+    assert ranges == ["bytes=0-600000", "bytes=200000-600000", "bytes=200000-600000"]
     assert read_image(port) == data
 
 
-def test_otaset_0_during_download_ends_it_with_208(ota):
-    data = image(300000, 12)
+def slow_download(ota, data, version, rate):
+    """A connected module in the middle of a paced download: (port, tool)."""
     port = ota.start()
-    tool = ota.push(ota.file(data), "9.0.0", "--rate", 50000)
+    tool = ota.push(ota.file(data), version, "--rate", rate)
     ota.enable()
     port.expect(ENTER, 10)
-    downloading(ota, "9.0.0")
+    downloading(ota, version)
+    return port, tool
+
+
+def test_otaset_0_during_download_ends_it_with_208(ota):
+    port, _ = slow_download(ota, image(300000, 12), "9.0.0", 50000)
     port.cmd('AT+TCOTASET=0,"1.0.0"')
     port.expect(b"OK\r\n" + fail_urc(208) + b"+TCOTASET:OK\r\n", 10)
     wait_for(lambda: fail_report(-5, b"time_out", "9.0.0") in ota.wait_reports(0), 5, "fail")
@@ -402,11 +408,7 @@ def test_otaset_0_during_download_ends_it_with_208(ota):
 
 def test_the_200_gate_while_downloading_and_pushes_ignored(ota):
     data = image(300000, 13)
-    port = ota.start()
-    tool = ota.push(ota.file(data), "9.1.0", "--rate", 60000)
-    ota.enable()
-    port.expect(ENTER, 10)
-    downloading(ota, "9.1.0")
+    port, tool = slow_download(ota, data, "9.1.0", 60000)
     for cmd in ['AT+TCOTASET=1,"1.0.0"', "AT+TCFWINFO?", "AT+TCREADFWDATA=2048",
                 "AT+TCDEVINFOSET?", "AT+TCPRDINFOSET?", 'AT+TCMQTTSUB="%s/%s/data",0' % (PID, DN),
                 'AT+TCMQTTUNSUB="%s/%s/data"' % (PID, DN),
