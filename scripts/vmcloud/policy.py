@@ -115,9 +115,9 @@ class Policy:
             kw["time"] = parse_time(doc["time"])
         kw["results"] = dict(self.results, **{k: parse_code(k, v) for k, v in
                                                _obj(doc, "results").items()})
-        kw["sub_devices"] = dict(self.sub_devices, **{
-            parse_device_key(k): _text(v, "sub-device secret")
-            for k, v in _obj(doc, "sub_devices").items()})
+        kw["sub_devices"] = dict(self.sub_devices)
+        kw["sub_devices"].update({parse_device_key(k): _text(v, "sub-device secret")
+                                  for k, v in _obj(doc, "sub_devices").items()})
         kw["products"] = dict(self.products, **{
             k: check_product_secret(k, _text(v, "product secret"))
             for k, v in _obj(doc, "products").items()})

@@ -5,9 +5,9 @@ cloud (tencent-at.md §3.11, §6.1, §7.6, §7.7).
 The module is a gateway whose own triple is PID/DN; it publishes gateway
 requests on $gateway/operation/<pid>/<dn> and server-time requests on
 $sys/operation/<pid>/<dn>, and expects the replies on the matching
-.../result/... topics. `Cloud` (a paho client on the broker) plays the
-Tencent side: it records every request and answers according to the test's
-policy, checking bind signatures itself (§7.6).
+.../result/... topics. `Cloud`, the tool users run (`vmodule-cloud serve`),
+plays the Tencent side: every request is one of its events, and it answers
+according to the test's policy, checking bind signatures itself (§7.6).
 
 "Nothing was published" is always proved with a barrier: a later request
 that does reach the cloud must be the next one recorded (one publisher, one
@@ -18,11 +18,13 @@ import hashlib
 import hmac
 import json
 import re
+import signal
 import time
 
 import pytest
 
-from conftest import MqttPeer, module_config, wait_for
+from cloud import CloudTool
+from conftest import module_config, wait_for
 from test_tencent_mqtt import start  # the same tencent module on a local broker
 
 PID, DN = "CTQS08Y5LG", "Dev01"     # the gateway itself
@@ -82,95 +84,84 @@ def bind_request_re(spid, sdn, timestamp=SERVER_TIME):
         % (re.escape(spid.encode()), re.escape(sdn.encode()), timestamp))
 
 
-class Cloud(MqttPeer):
-    """The Tencent cloud's gateway and time services.
+class Cloud:
+    """The Tencent cloud's gateway and time services: `vmodule-cloud serve
+    --no-http` on the broker, which checks bind signatures itself (§7.6).
 
-    Policy, editable by the test at any time:
-      results[kind]  result code answered to an online/offline/bind/unbind
-                     request, or None for no answer at all;
-      server_time    unix seconds answered to the time request, or None;
-      time_replies   raw payloads answered to the time request instead, in
-                     order (malformed replies);
-      raw_replies    kind -> raw payload answered instead of the result;
-      decoys         payloads published on the gateway result topic before
-                     every real gateway answer (replies the module must ignore);
-      secrets        (pid, dn) -> sub-device secret, to check bind signatures:
-                     a wrong or unverifiable one is answered 803 and recorded
-                     in bad_binds.
-    requests: every (topic, payload) the module published, in order."""
+    Its policy (the tool's --config file, reloaded with SIGHUP by
+    configure(), which returns once the tool has reloaded):
+      results      kind -> result code answered to an online/offline/bind/
+                   unbind request, or None for no answer at all (default 0);
+      time         unix seconds answered to the time request, or "none";
+      raw_replies  kind ("time", "online", ...) -> raw payloads answered
+                   instead of the answer, in order (malformed replies);
+      decoys       payloads published on the gateway result topic before
+                   every real gateway answer (replies the module must ignore);
+      secrets      (pid, dn) -> sub-device secret, to check bind signatures:
+                   a wrong or unverifiable one is answered 803 and is a
+                   "bad_signature" event (bad_binds).
+    requests: every (topic, payload) the module published, in order, from
+    the tool's "request" events."""
 
-    def __init__(self, port):
-        self.requests = []
-        self.results = {"online": 0, "offline": 0, "bind": 0, "unbind": 0}
-        self.server_time = SERVER_TIME
-        self.time_replies = None
-        self.raw_replies = {}
-        self.decoys = []
-        self.secrets = {}
-        self.bad_binds = []
-        super().__init__(port)
-        self.subscribe(GW_REQ, 0)   # each waits for its SUBACK
-        self.subscribe(SYS_REQ, 0)
+    def __init__(self, port, workdir, **policy):
+        self.config = workdir / ("cloud-%d.json" % time.monotonic_ns())
+        self.policy = {"results": {}, "time": SERVER_TIME, "sub_devices": {}}
+        self._update(policy)
+        self.tool = CloudTool(["serve", "--broker", "127.0.0.1:%d" % port, "--no-http",
+                               "--config", self.config])
+        self.tool.wait_event("listening")
 
-    def _on_message(self, c, u, msg):
-        topic, payload = msg.topic, bytes(msg.payload)
-        with self.lock:
-            self.requests.append((topic, payload))
-        # runs on paho's network thread: publish without waiting
-        if topic == SYS_REQ:
-            if payload == TIME_REQUEST and self.time_replies is not None:
-                for r in self.time_replies:
-                    c.publish(SYS_RES, r, 0)
-            elif payload == TIME_REQUEST and self.server_time is not None:
-                c.publish(SYS_RES, b'{"type":"get","time":%d}' % self.server_time, 0)
-            return
-        try:
-            req = json.loads(payload)
-            kind = req["type"]
-            dev = req["payload"]["devices"][0]
-            spid, sdn = dev["product_id"], dev["device_name"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            return  # malformed: the test sees it in requests
-        if kind in self.raw_replies:
-            c.publish(GW_RES, self.raw_replies[kind], 0)
-            return
-        result = self.results.get(kind)
-        if result is None:
-            return
-        if kind == "bind" and not self._signature_ok(dev):
-            self.bad_binds.append(payload)
-            result = 803
-        for d in self.decoys:
-            c.publish(GW_RES, d, 0)
-        c.publish(GW_RES, gw_reply(kind, spid, sdn, result), 0)
+    def _update(self, policy):
+        for k, v in policy.items():
+            if k == "secrets":
+                self.policy["sub_devices"].update({"%s/%s" % key: s for key, s in v.items()})
+            elif k == "results":
+                self.policy["results"].update(v)
+            elif k in ("raw_replies", "decoys"):  # payloads: bytes here, text in the file
+                self.policy[k] = ({kind: [r.decode() for r in rs] for kind, rs in v.items()}
+                                  if k == "raw_replies" else [d.decode() for d in v])
+            else:
+                self.policy[k] = v
+        self.config.write_text(json.dumps(self.policy))
 
-    def _signature_ok(self, dev):
-        secret = self.secrets.get((dev.get("product_id"), dev.get("device_name")))
-        try:
-            want = bind_signature(dev["product_id"], dev["device_name"], secret,
-                                  dev["random"], dev["timestamp"])
-        except (KeyError, TypeError, AttributeError):
-            return False
-        return dev.get("signature") == want
+    def configure(self, **policy):
+        self._update(policy)
+        start = len(self.tool.events)
+        self.tool.signal(signal.SIGHUP)
+        self.tool.wait_event("reloaded", start=start)
+
+    def _events(self, kind):
+        self.tool.sync()
+        with self.tool.cond:
+            return [e for e in self.tool.events if e["event"] == kind]
+
+    @property
+    def requests(self):
+        return [(e["topic"], e["payload"].encode()) for e in self._events("request")]
+
+    @property
+    def bad_binds(self):
+        return self._events("bad_signature")
+
+    def wait_resubscribed(self, timeout=20.0):
+        """After a broker restart: the tool has subscribed again."""
+        self.tool.wait_event("resubscribed", timeout)
 
     def close(self):
-        # disconnecting first lets paho's thread end now, not after its 1 s select
-        self.c.disconnect()
-        self.c.loop_stop()
+        self.tool.close()
 
     def wait_requests(self, n, timeout=5.0):
         wait_for(lambda: len(self.requests) >= n, timeout, "%d request(s) at the cloud" % n)
-        with self.lock:
-            return list(self.requests)
+        return self.requests
 
 
 @pytest.fixture
-def clouds():
-    """clouds(broker_port) -> Cloud, subscribed; all closed at teardown."""
+def clouds(tmp_path):
+    """clouds(broker_port, **policy) -> Cloud, subscribed; all closed at teardown."""
     made = []
 
-    def make(port):
-        c = Cloud(port)
+    def make(port, **policy):
+        c = Cloud(port, tmp_path, **policy)
         made.append(c)
         return c
     yield make
@@ -325,7 +316,7 @@ def test_bind_parameter_errors_publish_nothing(gw):
 def test_longest_names_and_secret_are_accepted(gw):
     daemon, port, broker, cloud = gw
     spid, sdn, secret = "P" * 10, "d" * 48, "s" * 44
-    cloud.secrets[(spid, sdn)] = secret
+    cloud.configure(secrets={(spid, sdn): secret})
     online(port, spid, sdn)
     online_list(port, [(spid, sdn)])
     bind(port, spid, sdn, secret)
@@ -396,10 +387,10 @@ def test_offline_without_session_fails_222_without_publishing(gw):
 
 def test_online_rejected_by_the_cloud_fails_1001(gw):
     daemon, port, broker, cloud = gw
-    cloud.results["online"] = -1  # gateway not bound to the sub-device
+    cloud.configure(results={"online": -1})  # gateway not bound to the sub-device
     online(port, result=b"FAIL,-1001")
     online_list(port, [])
-    cloud.results["online"] = 0
+    cloud.configure(results={"online": 0})
     online(port)  # not considered online: no -224
     online_list(port, [(SPID, SDN)])
     assert cloud.wait_requests(2) == [on("online"), on("online")]
@@ -408,8 +399,7 @@ def test_online_rejected_by_the_cloud_fails_1001(gw):
 def test_online_without_reply_fails_223_and_lines_get_busy(make_daemon, tmp_path, mosquitto,
                                                           clouds):
     broker = mosquitto()
-    cloud = clouds(broker.port)
-    cloud.results["online"] = None
+    cloud = clouds(broker.port, results={"online": None})
     daemon, port = start(make_daemon, tmp_path, broker.port, gateway_timeout_ms=1500)
     provision(port)
     mqtt_connect(port)
@@ -427,7 +417,7 @@ def test_online_without_reply_fails_223_and_lines_get_busy(make_daemon, tmp_path
     online_list(port, [])
     port.cmd("AT+TCMQTTSTATE?")  # the link is still up
     port.expect(b"+TCMQTTSTATE:1\r\n\r\nOK\r\n")
-    cloud.results["online"] = 0
+    cloud.configure(results={"online": 0})
     online(port)
     assert cloud.wait_requests(2) == [on("online"), on("online")]
 
@@ -439,16 +429,16 @@ def test_online_without_reply_fails_223_and_lines_get_busy(make_daemon, tmp_path
 ])
 def test_replies_for_something_else_are_ignored(gw, decoy):
     daemon, port, broker, cloud = gw
-    cloud.decoys = [decoy]
+    cloud.configure(decoys=[decoy])
     online(port)  # a decoy taken for the answer would give FAIL
     online_list(port, [(SPID, SDN)])
 
 
-def test_gateway_traffic_is_not_user_traffic(gw):
+def test_gateway_traffic_is_not_user_traffic(gw, mqtt_peers):
     daemon, port, broker, cloud = gw
     port.cmd('AT+TCMQTTSUB="%s",0' % TOPIC)
     port.expect(b"OK\r\n+TCMQTTSUB:OK\r\n")
-    cloud.secrets[(SPID, SDN)] = SSECRET
+    cloud.configure(secrets={(SPID, SDN): SSECRET})
     online(port)
     online(port, mode=1)
     bind(port)
@@ -457,7 +447,7 @@ def test_gateway_traffic_is_not_user_traffic(gw):
     port.cmd("AT+TCMQTTSUB?")  # the internal subscriptions are not listed
     port.expect(b'+TCMQTTSUB:"%s",0\r\n\r\nOK\r\n' % TOPIC.encode())
     # the user's own subscription still delivers
-    cloud.publish(TOPIC, b"user data", qos=0)
+    mqtt_peers(broker.port).publish(TOPIC, b"user data", qos=0)
     port.expect(b'+TCMQTTRCVPUB:"%s",9,"user data"\r\n' % TOPIC.encode())
 
 
@@ -474,7 +464,7 @@ def test_sessions_die_with_the_mqtt_task(gw):
     assert cloud.wait_requests(3) == [on("online"), on("online", SPID, SDN2), on("online")]
 
 
-def test_broker_restart_renews_the_internal_subscription(gw, clouds):
+def test_broker_restart_renews_the_internal_subscription(gw):
     daemon, port, broker, cloud = gw
     online(port)
     broker.kill()
@@ -483,9 +473,10 @@ def test_broker_restart_renews_the_internal_subscription(gw, clouds):
     broker.start()
     port.expect_regex(rb"(\+TCMQTTRECONNECTING\r\n)*\+TCMQTTRECONNECTED\r\n",
                       b"+TCMQTTRECONNECTED\r\n", 20)
-    cloud2 = clouds(broker.port)  # the new broker knows no old subscription
+    cloud.wait_resubscribed()  # the new broker knows no old subscription
+    seen = len(cloud.requests)
     online(port, SPID, SDN2)  # the reply needs the module's renewed subscription
-    assert cloud2.wait_requests(1) == [on("online", SPID, SDN2)]
+    assert cloud.wait_requests(seen + 1)[seen:] == [on("online", SPID, SDN2)]
     # the sessions belong to the task, which survived the reconnect
     online_list(port, [(SPID, SDN), (SPID, SDN2)])
 
@@ -495,7 +486,7 @@ def test_broker_restart_renews_the_internal_subscription(gw, clouds):
 
 def test_bind_asks_the_server_time_and_signs(gw):
     daemon, port, broker, cloud = gw
-    cloud.secrets[(SPID, SDN)] = SSECRET
+    cloud.configure(secrets={(SPID, SDN): SSECRET})
     bind(port)
     reqs = cloud.wait_requests(2)
     assert reqs[0] == TIME_REQ
@@ -512,17 +503,14 @@ def test_bind_asks_the_server_time_and_signs(gw):
 @pytest.mark.parametrize("result,line", [(809, b"OK"), (803, b"FAIL,803")])
 def test_bind_cloud_results(gw, result, line):
     daemon, port, broker, cloud = gw
-    cloud.secrets[(SPID, SDN)] = SSECRET
-    cloud.results["bind"] = result
+    cloud.configure(secrets={(SPID, SDN): SSECRET}, results={"bind": result})
     bind(port, result=line)
     assert cloud.bad_binds == []
 
 
 def test_bind_without_time_reply_fails_223(make_daemon, tmp_path, mosquitto, clouds):
     broker = mosquitto()
-    cloud = clouds(broker.port)
-    cloud.server_time = None
-    cloud.secrets[(SPID, SDN)] = SSECRET
+    cloud = clouds(broker.port, time="none", secrets={(SPID, SDN): SSECRET})
     daemon, port = start(make_daemon, tmp_path, broker.port, gateway_timeout_ms=1500)
     provision(port)
     mqtt_connect(port)
@@ -553,9 +541,7 @@ def test_bind_with_a_malformed_time_reply_fails_223(make_daemon, tmp_path, mosqu
     """A malformed time reply is no reply: nothing is signed with it, the
     bind times out as without an answer."""
     broker = mosquitto()
-    cloud = clouds(broker.port)
-    cloud.time_replies = [reply]
-    cloud.secrets[(SPID, SDN)] = SSECRET
+    cloud = clouds(broker.port, raw_replies={"time": [reply]}, secrets={(SPID, SDN): SSECRET})
     daemon, port = start(make_daemon, tmp_path, broker.port, gateway_timeout_ms=1500)
     provision(port)
     mqtt_connect(port)
@@ -569,8 +555,9 @@ def test_bind_with_a_malformed_time_reply_fails_223(make_daemon, tmp_path, mosqu
 
 def test_bind_signs_with_the_good_time_reply_after_a_malformed_one(gw):
     daemon, port, broker, cloud = gw
-    cloud.time_replies = [MALFORMED_TIMES[0], b'{"type":"get","time":%d}' % SERVER_TIME]
-    cloud.secrets[(SPID, SDN)] = SSECRET
+    cloud.configure(raw_replies={"time": [MALFORMED_TIMES[0],
+                                          b'{"type":"get","time":%d}' % SERVER_TIME]},
+                    secrets={(SPID, SDN): SSECRET})
     bind(port)
     reqs = cloud.wait_requests(2)
     assert reqs[0] == TIME_REQ
@@ -583,10 +570,9 @@ def test_a_malformed_gateway_result_is_ignored(make_daemon, tmp_path, mosquitto,
     """A result that is not a whole number in the int range does not count
     (0.5 was taken as 0, success); the command times out."""
     broker = mosquitto()
-    cloud = clouds(broker.port)
-    cloud.raw_replies["online"] = (b'{"type":"online","payload":{"devices":[{"product_id":"%s",'
-                                   b'"device_name":"%s","result":%s}]}}'
-                                   % (SPID.encode(), SDN.encode(), result))
+    cloud = clouds(broker.port, raw_replies={"online": [
+        b'{"type":"online","payload":{"devices":[{"product_id":"%s","device_name":"%s",'
+        b'"result":%s}]}}' % (SPID.encode(), SDN.encode(), result)]})
     daemon, port = start(make_daemon, tmp_path, broker.port, gateway_timeout_ms=1500)
     provision(port)
     mqtt_connect(port)
@@ -597,14 +583,14 @@ def test_a_malformed_gateway_result_is_ignored(make_daemon, tmp_path, mosquitto,
 @pytest.mark.parametrize("result,line", [(0, b"OK"), (802, b"FAIL,802")])
 def test_unbind(gw, result, line):
     daemon, port, broker, cloud = gw
-    cloud.results["unbind"] = result
+    cloud.configure(results={"unbind": result})
     unbind(port, result=line)
     assert cloud.wait_requests(1) == [on("unbind")]  # no time request
 
 
 def test_sub_device_secret_never_in_log_or_trace(gw, tmp_path):
     daemon, port, broker, cloud = gw
-    cloud.secrets[(SPID, SDN)] = SSECRET
+    cloud.configure(secrets={(SPID, SDN): SSECRET})
     bind(port)
     # a rejected line carrying the secret, too
     port.cmd('AT+TCGWBIND=1,"%s","%s","%s"' % (SPID, SDN, SSECRET))
