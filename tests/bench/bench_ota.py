@@ -8,6 +8,7 @@ to /dev/null, alternating, median of 3 each. Target: module >= 0.9x curl.
 
 tencent_ota_readout: AT+TCREADFWDATA=2048 of a 64 KiB image at 115200 baud
 (8N1: 11,520 B/s on the wire) vs that wire limit. Target: within 5 %."""
+import contextlib
 import hashlib
 import json
 import os
@@ -75,34 +76,42 @@ def push(broker_port, url, data, version):
                    port=broker_port)
 
 
-def bench_download(run, args):
-    data = os.urandom(4 << 20)
-    mod, cli = [], []
+@contextlib.contextmanager
+def setup(run, data, baud):
+    """A broker, ota push serving data, and one connected module listening
+    for OTA at baud: yields (broker_port, server, fd); everything stopped after."""
     with tempfile.TemporaryDirectory(prefix="vmodule-bench.") as work:
         broker = Broker(run, work)
         srv = Server(work, data)
         daemon = fd = None
         try:
-            daemon, fd = start(run, work, broker.port, 0, srv.ca)
-            for i in range(3):
-                t0 = time.monotonic()
-                cp = subprocess.run(["curl", "-sS", "-o", "/dev/null", "--cacert", srv.ca,
-                                     srv.url], capture_output=True)
-                if cp.returncode:
-                    raise run.BenchError("curl failed: " + cp.stderr.decode())
-                cli.append(time.monotonic() - t0)
-                push(broker.port, srv.url, data, "2.0.%d" % i)
-                expect(run, fd, b"+TCOTASTATUS:ENTERUPDATE\r\n", 30)
-                t0 = time.monotonic()
-                expect(run, fd, b"+TCOTASTATUS:UPDATESUCCESS\r\n", 120)
-                mod.append(time.monotonic() - t0)
-                os.write(fd, b'AT+TCOTASET=1,"1.0.0"\r\n')  # the task ended: listen again
-                expect(run, fd, b"OK\r\n+TCOTASET:OK\r\n")
+            daemon, fd = start(run, work, broker.port, baud, srv.ca)
+            yield broker.port, srv, fd
         finally:
             if daemon:
                 bench_tencent.stop_module(run, daemon, fd)
             srv.close()
             broker.stop()
+
+
+def bench_download(run, args):
+    data = os.urandom(4 << 20)
+    mod, cli = [], []
+    with setup(run, data, 0) as (broker_port, srv, fd):
+        for i in range(3):
+            t0 = time.monotonic()
+            cp = subprocess.run(["curl", "-sS", "-o", "/dev/null", "--cacert", srv.ca, srv.url],
+                                capture_output=True)
+            if cp.returncode:
+                raise run.BenchError("curl failed: " + cp.stderr.decode())
+            cli.append(time.monotonic() - t0)
+            push(broker_port, srv.url, data, "2.0.%d" % i)
+            expect(run, fd, b"+TCOTASTATUS:ENTERUPDATE\r\n", 30)
+            t0 = time.monotonic()
+            expect(run, fd, b"+TCOTASTATUS:UPDATESUCCESS\r\n", 120)
+            mod.append(time.monotonic() - t0)
+            os.write(fd, b'AT+TCOTASET=1,"1.0.0"\r\n')  # the task ended: listen again
+            expect(run, fd, b"OK\r\n+TCOTASET:OK\r\n")
     m, c = sorted(mod)[1], sorted(cli)[1]
     ratio = c / m
     args.over_target |= ratio < 0.9
@@ -112,39 +121,34 @@ def bench_download(run, args):
             f"{mib / c:.1f} MiB/s ({c * 1000:.0f} ms) => {ratio:.2f}x (target >= 0.9x)")
 
 
+def read_chunk(run, fd, n):
+    """One AT+TCREADFWDATA=<n> with echo off: exactly OK, the head, n bytes, CR LF."""
+    head = b"OK\r\n+TCREADFWDATA:%d," % n
+    want, reply = len(head) + n + 2, b""
+    os.write(fd, b"AT+TCREADFWDATA=%d\r\n" % n)
+    while len(reply) < want:
+        if not select.select([fd], [], [], 10)[0]:
+            raise run.BenchError("AT+TCREADFWDATA: no reply")
+        try:
+            reply += os.read(fd, want - len(reply))
+        except BlockingIOError:
+            pass
+    if not reply.startswith(head) or not reply.endswith(b"\r\n"):
+        raise run.BenchError("AT+TCREADFWDATA: %r..." % reply[:40])
+    return reply[len(head):-2]
+
+
 def bench_readout(run, args):
     data = os.urandom(64 * 1024)
-    with tempfile.TemporaryDirectory(prefix="vmodule-bench.") as work:
-        broker = Broker(run, work)
-        srv = Server(work, data)
-        daemon = fd = None
-        try:
-            daemon, fd = start(run, work, broker.port, 115200, srv.ca)
-            push(broker.port, srv.url, data, "2.0.0")
-            expect(run, fd, b"+TCOTASTATUS:ENTERUPDATE\r\n+TCOTASTATUS:UPDATESUCCESS\r\n", 60)
-            os.write(fd, b"AT+TCFWINFO?\r\n")
-            run.read_until(fd, b",8388608\r\n", 10)
-            got, t0 = b"", time.monotonic()
-            while len(got) < len(data):
-                os.write(fd, b"AT+TCREADFWDATA=2048\r\n")
-                head = b"OK\r\n+TCREADFWDATA:2048,"
-                want, reply = len(head) + 2048 + 2, b""  # echo off: exactly this reply
-                while len(reply) < want:
-                    if not select.select([fd], [], [], 10)[0]:
-                        raise run.BenchError("AT+TCREADFWDATA: no reply")
-                    try:
-                        reply += os.read(fd, want - len(reply))
-                    except BlockingIOError:
-                        pass
-                if not reply.startswith(head) or not reply.endswith(b"\r\n"):
-                    raise run.BenchError("AT+TCREADFWDATA: %r..." % reply[:40])
-                got += reply[len(head):-2]
-            secs = time.monotonic() - t0
-        finally:
-            if daemon:
-                bench_tencent.stop_module(run, daemon, fd)
-            srv.close()
-            broker.stop()
+    with setup(run, data, 115200) as (broker_port, srv, fd):
+        push(broker_port, srv.url, data, "2.0.0")
+        expect(run, fd, b"+TCOTASTATUS:ENTERUPDATE\r\n+TCOTASTATUS:UPDATESUCCESS\r\n", 60)
+        os.write(fd, b"AT+TCFWINFO?\r\n")
+        run.read_until(fd, b",8388608\r\n", 10)
+        got, t0 = b"", time.monotonic()
+        while len(got) < len(data):
+            got += read_chunk(run, fd, 2048)
+        secs = time.monotonic() - t0
     if got != data:
         raise run.BenchError("the image read back differs")
     rate = len(data) / secs

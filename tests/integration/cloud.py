@@ -107,6 +107,19 @@ class CloudTool:
         self.signal(signal.SIGUSR1)
         self.wait_event("sync", timeout, start)
 
+    def reload(self, timeout=10.0):
+        """SIGHUP: the tool reads its --config again; returns once it has."""
+        with self.cond:
+            start = len(self.events)
+        self.signal(signal.SIGHUP)
+        self.wait_event("reloaded", timeout, start)
+
+    def synced(self, kind):
+        """Every event of kind printed so far (sync() first: nothing in flight)."""
+        self.sync()
+        with self.cond:
+            return [e for e in self.events if e.get("event") == kind]
+
     def finish(self, timeout=30.0):
         try:
             rc = self.p.wait(timeout)

@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import ssl
 import tempfile
 import time
@@ -121,9 +120,7 @@ class DynregServer:
     def _reload(self, **changes):
         self.policy.update(changes)
         self._write()
-        start = len(self.tool.events)
-        self.tool.signal(signal.SIGHUP)
-        self.tool.wait_event("reloaded", start=start)
+        self.tool.reload()
 
     @property
     def mode(self):
@@ -137,27 +134,22 @@ class DynregServer:
     def release(self):
         self._reload(dynreg_hold=False)
 
-    def _events(self, kind):
-        self.tool.sync()
-        with self.tool.cond:
-            return [e for e in self.tool.events if e["event"] == kind]
-
     @property
     def requests(self):
         return [{"method": e["method"], "path": e["path"], "headers": e["headers"],
-                 "body": e["body"].encode()} for e in self._events("http")]
+                 "body": e["body"].encode()} for e in self.tool.synced("http")]
 
     @property
     def errors(self):
-        return [e["error"] for e in self._events("http") if e["error"]]
+        return [e["error"] for e in self.tool.synced("http") if e["error"]]
 
     @property
     def connections(self):
-        return len(self._events("connection"))
+        return len(self.tool.synced("connection"))
 
     @property
     def tls_errors(self):
-        return [e["error"] for e in self._events("tls_error")]
+        return [e["error"] for e in self.tool.synced("tls_error")]
 
     def close(self):
         self.tool.close()

@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import json
 import re
-import signal
 import time
 
 import pytest
@@ -126,22 +125,15 @@ class Cloud:
 
     def configure(self, **policy):
         self._update(policy)
-        start = len(self.tool.events)
-        self.tool.signal(signal.SIGHUP)
-        self.tool.wait_event("reloaded", start=start)
-
-    def _events(self, kind):
-        self.tool.sync()
-        with self.tool.cond:
-            return [e for e in self.tool.events if e["event"] == kind]
+        self.tool.reload()
 
     @property
     def requests(self):
-        return [(e["topic"], e["payload"].encode()) for e in self._events("request")]
+        return [(e["topic"], e["payload"].encode()) for e in self.tool.synced("request")]
 
     @property
     def bad_binds(self):
-        return self._events("bad_signature")
+        return self.tool.synced("bad_signature")
 
     def wait_resubscribed(self, timeout=20.0):
         """After a broker restart: the tool has subscribed again."""

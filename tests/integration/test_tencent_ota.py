@@ -6,13 +6,12 @@ Every report is checked byte for byte on the broker, every URC on the PTY,
 and every image read back through AT+TCREADFWDATA."""
 import hashlib
 import json
-import os
 import sys
 
 import pytest
 
 from cloud import CloudTool, REPO
-from conftest import READY, MqttPeer, wait_for
+from conftest import READY, MqttPeer, free_port, wait_for
 from test_tencent_gateway import PID, DN, mqtt_connect, provision
 from test_tencent_mqtt import tc_module, JOINED
 
@@ -265,8 +264,9 @@ def test_http_error_every_time_fails_after_three_retries(ota, status):
     port.expect(ENTER * 4, 20)
     port.expect(fail_urc(213), 10)
     assert tool.finish() == 1
+    wait_for(lambda: ota.wait_reports(0).count(fail_report(-5, b"time_out", "3.0.0")) == 4, 5,
+             "four fail reports")
     got = ota.wait_reports(0)
-    assert got.count(fail_report(-5, b"time_out", "3.0.0")) == 4
     assert got.count(version_report("1.0.0")) == 4  # the first, then one per retry
     port.cmd("AT+TCFWINFO?")
     port.expect(b"+CME ERROR:207\r\n")
@@ -550,4 +550,44 @@ def test_v211_takes_only_the_exact_self_update_name(ota):
     port.expect(ENTER + SUCCESS, 10)  # an MCU image: no UPDATERESET
     assert tool.finish() == 0
     port.expect_silence(0.5)
+    assert read_image(port) == data
+
+
+# ---------------------------------------------------------------- a refused server, bad pushes
+
+
+def update_msg(data, url, version):
+    return json.dumps({"file_size": len(data), "md5sum": hashlib.md5(data).hexdigest(),
+                       "type": "update_firmware", "url": url, "version": version},
+                      separators=(",", ":"))
+
+
+def test_refused_download_fails_213_after_three_retries(ota):
+    data = image(1000, 18)
+    port = ota.start()
+    ota.enable()
+    msg = update_msg(data, "http://127.0.0.1:%d/fw.bin" % free_port(), "10.0.0")
+    for attempt in range(1, 5):  # the first push, then one per re-reported version
+        wait_for(lambda: ota.wait_reports(0).count(version_report("1.0.0")) == attempt, 10,
+                 "version report %d" % attempt)
+        ota.reports.publish(UPDATE, msg)
+        port.expect(ENTER, 10)
+    port.expect(fail_urc(213), 10)
+    wait_for(lambda: ota.wait_reports(0).count(fail_report(-5, b"time_out", "10.0.0")) == 4, 5,
+             "four fail reports")
+    assert version_report("1.0.0") not in ota.wait_reports(0)[-1:]  # no fifth attempt
+
+
+def test_malformed_update_firmware_ends_the_task_silently(ota):
+    data = image(1000, 19)
+    port = ota.start()
+    tool = ota.push(ota.file(data), "11.0.0", "--serve-only", wait_version=False)
+    good = update_msg(data, tool.find("listening")["url"], "11.0.0")
+    ota.enable()
+    ota.reports.publish(UPDATE, b'{"type":"update_firmware","version":"11.0.0"}')  # no url
+    ota.reports.publish(UPDATE, good)  # the task is gone: nobody takes it
+    port.expect_silence(1.0)
+    ota.enable()  # the MCU starts the task again
+    ota.reports.publish(UPDATE, good)
+    port.expect(ENTER + SUCCESS, 10)
     assert read_image(port) == data

@@ -43,7 +43,6 @@
 #include "tc_replies.h"
 #include "tencent.h"
 
-#define TC_STORE_SELFOTA "tc_selfota" /* the AT firmware version a self-update installed */
 
 /* the record's states (sOTAFirmwareInfo.fw_state) */
 static const char *const fw_states[] = {"mcu_downloading", "mcu_valid", "esp_downloading",
@@ -70,7 +69,7 @@ enum dl_phase {
 struct tc_ota {
   struct tc_state *s;
   bool enabled;                          /* the query's flag (RAM only, §5) */
-  char version[TC_MAX_OTA_VERSION + 1];  /* last version set */
+  char version[TC_OTA_MAX_VERSION + 1];  /* last version set */
   bool running;                          /* the task listens on $ota/update */
   enum dl_phase phase;
   struct tc_ota_update up;               /* the upgrade in progress */
@@ -139,7 +138,8 @@ enum tc_ota_msg tc_parse_ota_msg(const void *payload, size_t len, struct tc_ota_
       !copy_str(cJSON_GetObjectItemCaseSensitive(doc, "url"), u->url, sizeof u->url) ||
       !copy_str(md5, u->md5, sizeof u->md5) || strlen(u->md5) != 32 ||
       strspn(u->md5, "0123456789abcdefABCDEF") != 32 ||
-      !vm_json_int(cJSON_GetObjectItemCaseSensitive(doc, "file_size"), 1, TC_OTA_MAX_SIZE, &u->size))
+      !vm_json_int(cJSON_GetObjectItemCaseSensitive(doc, "file_size"), 1, TC_OTA_MAX_SIZE,
+                   &u->size))
     goto out;
   if (strncmp(u->url, "https://", 8) && strncmp(u->url, "http://", 7)) goto out;
   if (!name_of_url(u->url, u->name, sizeof u->name)) goto out;
@@ -231,7 +231,8 @@ static int report_version(struct tc_ota *o) {
   if (tc_mqtt_svc_publish(o->s, topic, msg, 1) < 0) return -1;
   const struct tc_variant *v = o->s->cfg->variant;
   if (v->self_ota_report)
-    publish(o, TC_OTA_RES_TOPIC_FMT, 1, TC_OTA_RES_REPORT_FMT, v->self_ota_file, tc_fw_version(o->s));
+    publish(o, TC_OTA_RES_TOPIC_FMT, 1, TC_OTA_RES_REPORT_FMT, v->self_ota_file,
+            tc_fw_version(o->s));
   return 0;
 }
 
@@ -624,7 +625,7 @@ static enum vm_at_result otaset_set(struct vm_at *at, const struct vm_at_args *a
   const char *ver;
   size_t n;
   if (a->count != 2 || vm_at_arg_int(a, 0, &mode) != VM_AT_ARG_OK || mode < 0 || mode > 3 ||
-      vm_at_arg_str(a, 1, &ver, &n) != VM_AT_ARG_OK || n == 0 || n > TC_MAX_OTA_VERSION)
+      vm_at_arg_str(a, 1, &ver, &n) != VM_AT_ARG_OK || n == 0 || n > TC_OTA_MAX_VERSION)
     return tc_cme(at, TC_E_PARA);
   o->enabled = mode != 0; /* set before the connection check (quirk, §3.10) */
   memcpy(o->version, ver, n + 1);

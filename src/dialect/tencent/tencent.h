@@ -177,7 +177,6 @@
 #define TC_OTA_RETRY_WAIT_MS 1000
 #define TC_OTA_RESET_WAIT_MS 2000
 #define TC_OTA_PROGRESS_MS 1000
-#define TC_MAX_OTA_VERSION 32
 #define TC_MAX_READFW 4096
 #define TC_E_EXEC 209
 #define TC_E_SELF_OTA 211 /* the module's own update failed */
@@ -276,7 +275,8 @@
 #define TC_STORE_DEVINFO "tc_devinfo"
 #define TC_STORE_PRDINFO "tc_prdinfo"
 #define TC_STORE_MODINFO "tc_modinfo"
-#define TC_STORE_FWINFO "tc_fwinfo" /* OTA firmware record (OTA issue); TCRESTORE erases it */
+#define TC_STORE_FWINFO "tc_fwinfo" /* the OTA firmware record; TCRESTORE erases it */
+#define TC_STORE_SELFOTA "tc_selfota" /* the AT firmware version a self-update installed */
 
 /* ---- configuration (the module's "tencent" object) ---------------------- */
 enum tc_transport {
