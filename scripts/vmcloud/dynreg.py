@@ -34,12 +34,11 @@ client that never finishes its handshake stalls nothing."""
 import http.server
 import json
 import re
-import socket
 import ssl
 import threading
 import time
 
-from vmcloud import tccrypto
+from vmcloud import httpd, tccrypto
 
 V1_PATH, V2_PATH = "/register/dev", "/device/register"
 V1_ACCEPT = "text/xml,application/json;*/*"
@@ -223,33 +222,16 @@ class DynregServer:
             def log_message(self, *a):
                 pass
 
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-            address_family = _family(host)
-
-            def finish_request(self, request, client_address):
-                events.emit("connection", "connection from %s" % client_address[0],
-                            peer="%s:%d" % client_address[:2])
-                request.settimeout(30)
-                try:
-                    conn = ctx.wrap_socket(request, server_side=True)
-                except OSError as e:  # ssl.SSLError included
-                    events.emit("tls_error", "TLS handshake failed: %s" % e, error=str(e))
-                    return
-                try:
-                    self.RequestHandlerClass(conn, client_address, self)
-                finally:
-                    conn.close()
-
-            def handle_error(self, request, client_address):
-                pass  # a client that went away mid-answer
-
-        self.httpd = Server((host, port), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.httpd = httpd.Server(
+            host, port, Handler, ctx,
+            on_connect=lambda peer: events.emit("connection", "connection from %s"
+                                                % peer.rsplit(":", 1)[0], peer=peer),
+            on_tls_error=lambda err: events.emit("tls_error", "TLS handshake failed: %s" % err,
+                                                 error=err))
+        self.port = self.httpd.port
 
     def start(self):
-        self.thread.start()
+        self.httpd.start()
 
     def hold_changed(self):
         with self.cond:
@@ -288,9 +270,4 @@ class DynregServer:
         with self.cond:
             self.closing = True
             self.cond.notify_all()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def _family(host):
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.httpd.close()

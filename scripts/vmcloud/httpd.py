@@ -1,11 +1,13 @@
 """httpd.py - the HTTP/HTTPS servers of vmodule-cloud.
 
-Server: a threaded http.server on one address (IPv4 or IPv6) that does the
-TLS handshake in the connection's own thread (a client that never finishes
-its handshake cannot block the others), never looks the host up in DNS or
-/etc/hosts, keeps quiet about clients that vanish, and runs serve_forever on
-a thread: start() / close(). Handlers can sleep on server.stopping so
-close() ends them at once.
+Server: the one HTTP(S) server of the tool (the firmware download server
+below and the registration server of dynreg.py): a threaded http.server on
+one address (IPv4 or IPv6) that does the TLS handshake in the connection's
+own thread (a client that never finishes its handshake cannot block the
+others), never looks the host up in DNS or /etc/hosts, keeps quiet about
+clients that vanish, tells on_connect(peer) / on_tls_error(error) when
+given, and runs serve_forever on a thread: start() / close(). Handlers can
+sleep on server.stopping so close() ends them at once.
 
 FileServer: serves one in-memory file at one path, as a firmware download
 server does: GET (200, or 206 for `Range: bytes=A-B`, `bytes=A-`, `bytes=-N`;
@@ -32,13 +34,17 @@ REASONS = {404: "Not Found", 416: "Range Not Satisfiable", 500: "Internal Server
 
 class Server(ThreadingHTTPServer):
     """ThreadingHTTPServer(host, port, handler) with TLS when context is an
-    ssl.SSLContext; port 0 picks a free one (see .port)."""
+    ssl.SSLContext; port 0 picks a free one (see .port). on_connect("ip:port")
+    runs for each accepted connection, on_tls_error(str) for each failed
+    handshake."""
 
     daemon_threads = True
 
-    def __init__(self, host, port, handler, context=None):
+    def __init__(self, host, port, handler, context=None, on_connect=None, on_tls_error=None):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.context = context
+        self.on_connect = on_connect
+        self.on_tls_error = on_tls_error
         self.stopping = threading.Event()
         self._thread = None
         super().__init__((host, port), handler)
@@ -57,14 +63,23 @@ class Server(ThreadingHTTPServer):
         return "https" if self.context else "http"
 
     def finish_request(self, request, client_address):
-        if self.context:
-            try:
-                request.settimeout(30)
-                request = self.context.wrap_socket(request, server_side=True)
-                request.settimeout(None)
-            except (OSError, ssl.SSLError):
-                return
-        self.RequestHandlerClass(request, client_address, self)
+        if self.on_connect:
+            self.on_connect("%s:%d" % client_address[:2])
+        if not self.context:
+            self.RequestHandlerClass(request, client_address, self)
+            return
+        try:
+            request.settimeout(30)
+            conn = self.context.wrap_socket(request, server_side=True)
+            conn.settimeout(None)
+        except OSError as e:  # ssl.SSLError included
+            if self.on_tls_error:
+                self.on_tls_error(str(e))
+            return
+        try:
+            self.RequestHandlerClass(conn, client_address, self)
+        finally:
+            conn.close()  # the TLS socket owns the descriptor now
 
     def handle_error(self, request, client_address):
         pass  # a client that went away is not news
