@@ -50,6 +50,7 @@ V1_BODY = re.compile(
 V2_BODY = re.compile(rb'\{"ProductId":"(?P<pid>[^"\\]*)","DeviceName":"(?P<dn>[^"\\]*)"\}')
 MAX_SKEW = 60
 MAX_BODY = 65536
+NOT_FOUND = b"<html><body>404 Not Found</body></html>"
 MESSAGES = {0: "success", 1004: "product not exists", 1006: "bad param",
             1010: "signature check failed", 1021: "device already registered"}
 CERT_PLAINTEXT = ('{"encryptionType":1,"clientCert":"-----BEGIN CERTIFICATE-----\\nMIIB\\n'
@@ -61,9 +62,10 @@ MALFORMED_CODES = {"code_fraction": b"0.5", "code_1e300": b"1e300", "code_string
 class Refused(Exception):
     """A request the cloud refuses: code and what was wrong."""
 
-    def __init__(self, code, why):
+    def __init__(self, code, why, bad_signature=False):
         super().__init__(why)
         self.code = code
+        self.bad_signature = bad_signature
 
 
 def psk_plaintext(psk):
@@ -94,10 +96,11 @@ def check_v1(headers, body, products):
         errs.append("nonce %d is not a positive 31-bit integer" % nonce)
     if not _timestamp_ok(ts):
         errs.append("timestamp %d is %.0f s from now" % (ts, ts - time.time()))
-    if sig != tccrypto.v1_signature(pid, dn, products[pid], nonce, ts):
+    bad_sig = sig != tccrypto.v1_signature(pid, dn, products[pid], nonce, ts)
+    if bad_sig:
         errs.append("signature %r does not match" % sig)
     if errs:
-        raise Refused(1010, "; ".join(errs))
+        raise Refused(1010, "; ".join(errs), bad_sig)
     return pid, dn
 
 
@@ -127,7 +130,7 @@ def check_v2(headers, body, products):
     if sig != want:
         errs.append("signature %r does not match" % sig)
     if errs:
-        raise Refused(1010, "; ".join(errs))
+        raise Refused(1010, "; ".join(errs), sig != want)
     return pid, dn
 
 
@@ -151,32 +154,34 @@ class Registry:
             return self.psks.setdefault(dn, tccrypto.new_psk())
 
     def answer(self, policy, path, headers, body):
-        """-> (status, content type, body, error text or None)."""
+        """-> (status, content type, body, error text or None, whether the
+        signature was wrong)."""
         with self.lock:
             self.count += 1
             rid = "vmodule-cloud-%d" % self.count
         fault = policy.dynreg_fault
         if path not in (V1_PATH, V2_PATH):
-            return 404, "text/html", b"<html><body>404 Not Found</body></html>", "no such path"
+            return 404, "text/html", NOT_FOUND, "no such path", False
         v2 = path == V2_PATH
         try:
             pid, dn = (check_v2 if v2 else check_v1)(headers, body, policy.products)
-            error, code = None, 0
+            error, code, bad_sig = None, 0, False
         except Refused as r:
-            error, code = str(r), r.code
+            error, code, bad_sig = str(r), r.code, r.bad_signature
         if fault == "http404":
-            return 404, "text/html", b"<html><body>404 Not Found</body></html>", error
+            return 404, "text/html", NOT_FOUND, error, bad_sig
         if fault == "http403":
-            return 403, "text/html", b"<html><body>403 Forbidden</body></html>", error
+            return 403, "text/html", b"<html><body>403 Forbidden</body></html>", error, bad_sig
         if fault == "garbage":
-            return 200, "text/html", b"<html>not json</html>", error
+            return 200, "text/html", b"<html>not json</html>", error, bad_sig
         if code == 0 and fault == "code1021":
             code = 1021
         if code:
             if v2:
                 return _json({"Response": {"Error": {"Code": code, "Message": MESSAGES[code]},
-                                           "RequestId": rid}}) + (error,)
-            return _json({"code": code, "message": MESSAGES[code], "requestId": rid}) + (error,)
+                                           "RequestId": rid}}) + (error, bad_sig)
+            return _json({"code": code, "message": MESSAGES[code],
+                          "requestId": rid}) + (error, bad_sig)
         secret = policy.products[pid]
         plain = CERT_PLAINTEXT if fault == "cert" else psk_plaintext(self.psk_for(policy, dn))
         if fault == "type_fraction":
@@ -186,13 +191,14 @@ class Registry:
                          product=pid, device=dn, api="v2" if v2 else "v1")
         if v2:
             return _json({"Response": {"Len": len(plain), "Payload": payload,
-                                       "RequestId": rid}}) + (None,)
+                                       "RequestId": rid}}) + (None, False)
         if fault in MALFORMED_CODES:
-            return 200, "application/json", (
+            return (200, "application/json",
                 b'{"code":%s,"message":"success","len":%d,"payload":"%s","requestId":"%s"}'
-                % (MALFORMED_CODES[fault], len(plain), payload.encode(), rid.encode())), None
+                % (MALFORMED_CODES[fault], len(plain), payload.encode(), rid.encode()),
+                None, False)
         return _json({"code": 0, "message": "success", "len": len(plain), "payload": payload,
-                      "requestId": rid}) + (None,)
+                      "requestId": rid}) + (None, False)
 
 
 class DynregServer:
@@ -244,7 +250,9 @@ class DynregServer:
     def on_request(self, handler, body):
         headers = {k: v for k, v in handler.headers.items()}
         policy = self.policy()
-        status, ctype, data, error = self.registry.answer(policy, handler.path, headers, body)
+        # header names are looked up case-insensitively, as any HTTP server does
+        status, ctype, data, error, bad_sig = self.registry.answer(
+            policy, handler.path, handler.headers, body)
         hang = policy.dynreg_fault == "hang"
         self.events.emit("http", "%s %s -> %s%s" % (handler.command, handler.path,
                                                     "no answer" if hang else status,
@@ -252,7 +260,7 @@ class DynregServer:
                          method=handler.command, path=handler.path, headers=headers,
                          body=body.decode("utf-8", "replace"), status=None if hang else status,
                          error=error)
-        if error and "signature" in error:
+        if bad_sig:
             self.events.emit("bad_signature", "bad registration signature on %s" % handler.path,
                              path=handler.path, error=error)
         if hang:

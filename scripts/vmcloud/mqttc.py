@@ -12,14 +12,14 @@ import paho.mqtt.client as paho
 
 def parse_broker(text):
     """'HOST:PORT' (or '[v6]:PORT', or HOST alone: 1883) -> (host, port)."""
-    host, port = text, 1883
+    host, port = text, "1883"
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
         if rest.startswith(":"):
-            port = int(rest[1:])
+            port = rest[1:]
     elif text.count(":") == 1:
         host, port = text.split(":")
-        port = int(port)
+    port = int(port) if port.isdigit() else 0
     if not host or not 0 < port < 65536:
         raise ValueError("broker must be HOST:PORT, got %r" % text)
     return host, port

@@ -201,11 +201,11 @@ def _devices(msg):
 # ------------------------------------------------------------------ the command line
 
 
-def _kv(text, what, sep="="):
+def _kv(text, what, sep="=", secret=False):
     try:
         return split_pair(text, sep, what)
-    except ValueError as e:  # quote no more than the part before a secret
-        raise ValueError("%s, got %r" % (e, text.split(":")[0]))
+    except ValueError as e:  # an option that holds a secret is never quoted
+        raise ValueError(str(e) if secret else "%s, got %r" % (e, text))
 
 
 def base_policy(args):
@@ -223,13 +223,13 @@ def base_policy(args):
         raw.setdefault(kind, []).append(text)
     sub = {}
     for item in args.sub_device:
-        dev, secret = _kv(item, "PID/DN:SECRET", ":")
+        dev, secret = _kv(item, "PID/DN:SECRET", ":", secret=True)
         sub[parse_device_key(dev)] = secret
     products = {}
     for item in args.product:
-        pid, secret = _kv(item, "PID:PRODUCT_SECRET", ":")
+        pid, secret = _kv(item, "PID:PRODUCT_SECRET", ":", secret=True)
         products[pid] = check_product_secret(pid, secret)
-    devices = dict(_kv(item, "DN:PSK", ":") for item in args.psk)
+    devices = dict(_kv(item, "DN:PSK", ":", secret=True) for item in args.psk)
     return Policy(time=parse_time(args.time), results=results, sub_devices=sub,
                   products=products, devices=devices, raw_replies=raw, decoys=args.decoy,
                   require_bind=args.require_bind, version_reply=not args.no_version_reply,
