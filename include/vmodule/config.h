@@ -9,6 +9,7 @@
 #include "vmodule/log.h"
 
 struct vm_dialect;
+struct vm_fault_sched;
 
 struct vm_module_config {
   char *name;
@@ -23,10 +24,15 @@ struct vm_module_config {
   size_t tx_buffer;
   cJSON *dialect_json; /* the object named after the dialect (may be NULL) */
   void *dialect_conf;  /* parsed by the dialect */
+  struct vm_fault_sched *faults; /* "faults": scheduled faults (fault.h) */
+  int nfaults;
+  bool fault_injection; /* "fault_injection", or "faults" given: the relays of
+                           the data path that some faults need are inserted */
 };
 
 struct vm_config {
   char *state_dir;
+  char *control_socket; /* default <state_dir>/control.sock */
   enum vm_log_level log_level;
   struct vm_module_config *modules;
   int nmodules;

@@ -25,6 +25,16 @@ struct vm_dialect {
   /* Closes the dialect's handles; m->dialect_state itself is free()d by
    * vm_module_cleanup() after the loop has finished closing them. */
   void (*destroy)(struct vm_module *m);
+  /* Optional. The fault verbs only this dialect has ("wifi" on the ESP
+   * family, "cell" on the ME3630; fault.h): argv[0] is the verb. Returns 0
+   * (done), -1 with one line in err, or VM_FAULT_UNSUPPORTED. */
+  int (*fault)(struct vm_module *m, int argc, char **argv, char *err, size_t errlen);
+  /* Optional. The same check without a module, for the config's scheduled
+   * faults (conf is the dialect's parsed config). */
+  int (*fault_check)(const void *conf, int argc, char **argv, char *err, size_t errlen);
+  /* Optional. Adds the dialect's state to `vmodulectl status`: "wifi" or
+   * "cell" {...}, "mqtt": {"state", "subscriptions": [...]}. */
+  void (*status)(struct vm_module *m, cJSON *obj);
 };
 
 const struct vm_dialect *vm_dialect_find(const char *name);

@@ -4,6 +4,7 @@
 #define VMODULE_MODULE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "vmodule/at.h"
@@ -14,6 +15,19 @@
 #include "vmodule/tcp.h"
 #include "vmodule/trace.h"
 #include "vmodule/txq.h"
+
+/* Counters of `vmodulectl status` (the engine counts lines, errors, busy). */
+struct vm_module_stats {
+  uint64_t rx_bytes, tx_bytes, tx_lines;
+  uint64_t reconnects;   /* MQTT sessions re-established (dialects count) */
+  uint64_t faults_fired;
+};
+
+struct vm_watch; /* module.c */
+struct vm_fault_run;
+struct vm_netfault;
+struct vm_serfault;
+struct vm_trace_tap;
 
 struct vm_module {
   uv_loop_t *loop;
@@ -31,7 +45,15 @@ struct vm_module {
   uv_timer_t boot_timer;
   bool power_applied; /* the port has been opened once: power is on */
   bool powered;       /* booted and accepting commands */
+  bool power_cut;     /* `power off`: no power until `power on` */
   bool closing;
+  struct vm_module_stats stats;
+  /* created on first use (control socket, faults); NULL otherwise */
+  struct vm_watch *watches;       /* output matchers: `wait`, scheduled "after" */
+  struct vm_fault_run *sched;     /* the config's scheduled faults */
+  struct vm_netfault *net;        /* net faults (netfault.c) */
+  struct vm_serfault *serial_fault; /* serial faults (serfault.c) */
+  struct vm_trace_tap *taps;      /* `trace -f` followers */
 };
 
 /* Creates everything; power is applied when the serial port is first opened.
@@ -53,6 +75,21 @@ void vm_module_cleanup(struct vm_module *m);
 /* File descriptors a busy module of this configuration may hold at once
  * (module.c counts them), for the daemon's RLIMIT_NOFILE check. */
 int vm_module_fd_need(const struct vm_module_config *cfg);
+
+/* A power cut (`power off`): the dialect drops its sessions and RAM state,
+ * nothing more is written, input is ignored until vm_module_power_restore()
+ * boots it again (banner after boot_ms). Flash (the store) is kept. */
+void vm_module_power_cut(struct vm_module *m);
+void vm_module_power_restore(struct vm_module *m);
+
+/* Output matchers: cb(ctx) runs once, the first time the bytes written
+ * towards the MCU since the call match the POSIX extended regex (matched
+ * against the last VM_WATCH_WINDOW bytes). Returns a handle for
+ * vm_module_unwatch(), or NULL with err set (bad regex). */
+#define VM_WATCH_WINDOW 8192
+struct vm_watch *vm_module_watch(struct vm_module *m, const char *regex, void (*cb)(void *ctx),
+                                 void *ctx, char *err, size_t errlen);
+void vm_module_unwatch(struct vm_module *m, struct vm_watch *w);
 
 /* Writes bytes towards the MCU (through the TX queue and the trace). */
 void vm_module_tx(struct vm_module *m, const void *buf, size_t len);
