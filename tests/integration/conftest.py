@@ -524,6 +524,16 @@ class Daemon:
     def state_dir(self):
         return Path(self.config["state_dir"])
 
+    @property
+    def ctl_path(self):
+        """The control socket (config control_socket, default <state_dir>/control.sock)."""
+        return Path(self.config.get("control_socket") or self.state_dir / "control.sock")
+
+    def ctl(self, timeout=10.0):
+        """A client of the control socket (ctl.Ctl); the caller closes it."""
+        import ctl
+        return ctl.Ctl(self.ctl_path, timeout)
+
     def module(self, name=None):
         mods = self.config["modules"]
         if name is None:
