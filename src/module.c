@@ -285,6 +285,7 @@ void vm_module_stop(struct vm_module *m) {
   if (m->powered && m->dialect->power_off) m->dialect->power_off(m);
   m->powered = false;
   if (m->dialect_state && m->dialect->destroy) m->dialect->destroy(m);
+  vm_netfault_stop(m); /* relays outlive their sessions by design; not the module */
   vm_fault_sched_report(m);
   vm_fault_sched_stop(m);
   watches_free(m);

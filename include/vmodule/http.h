@@ -25,7 +25,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <uv.h>
+
+#include "vmodule/netfault.h"
 
 struct vm_http;
 struct vm_http_req;
@@ -75,7 +78,15 @@ struct vm_http_opts {
                                   (whole seconds, at least 1; paused time not counted) */
   size_t max_body;             /* in-memory body limit; 0: 1 MiB */
   vm_http_data_cb on_data;     /* NULL: the body is collected for done() */
+  struct vm_module *net;       /* whose `net` faults apply (netfault.h); NULL: none */
 };
+
+/* A relay (netfault.h) one of a request's sockets goes through. */
+struct vm_http_relay {
+  struct vm_http_req *req;
+  struct vm_netrelay *relay; /* NULL once it reported a failure */
+};
+#define VM_HTTP_MAX_SOCKS 2 /* libcurl may try IPv6 and IPv4 at once */
 
 struct vm_http_req {
   struct vm_http *http;
@@ -90,6 +101,16 @@ struct vm_http_req {
   int sock_errno; /* why socket() failed in the open callback, or 0 */
   char error[256]; /* libcurl's error text of the last failure */
   struct vm_http_req *next;
+  /* net faults */
+  struct vm_module *net;
+  struct vm_netlink link;  /* in the registry while in flight with net set */
+  char *unresolved;        /* dns-fail: the host name that must not resolve */
+  bool dns_failed;         /* ...and a socket was refused for it */
+  int relay_err;           /* a relay's upstream connect failed (-errno) */
+  struct { int fd; ino_t ino; } socks[VM_HTTP_MAX_SOCKS]; /* opened, newest last */
+  int nsocks;
+  struct vm_http_relay relays[VM_HTTP_MAX_SOCKS];
+  int nrelays;
 };
 
 struct vm_http {

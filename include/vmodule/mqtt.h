@@ -26,7 +26,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <uv.h>
+
+#include "vmodule/netfault.h"
 
 struct mosquitto;
 struct addrinfo;
@@ -90,6 +93,8 @@ struct vm_mqtt_opts {
   int will_len, will_qos;
   bool will_retain;
   int connect_timeout_ms; /* DNS + TCP + TLS + CONNACK; 0: 10000 */
+  struct vm_module *net;  /* whose `net` faults apply (netfault.h); NULL: none. Not to a
+                           * unix socket (port 0): that one is local */
 };
 
 struct vm_mqtt_cbs {
@@ -123,6 +128,10 @@ struct vm_mqtt {
   struct vm_mqtt_gai *gai;  /* pending lookup; detached (not waited for) on abort */
   struct addrinfo *addrs, *addr_next;
   struct ssl_ctx_st *ssl_ctx; /* shared per TLS configuration (mqtt_tls.c), referenced */
+  struct vm_module *net;      /* opts.net of the current connect */
+  struct vm_netlink link;     /* in the registry while net is set, until vm_mqtt_close() */
+  struct vm_netrelay *relay;  /* the relay connecting upstream for this attempt */
+  struct sockaddr_storage dst; /* where the relay connects */
 
   /* Owned copy of the options of the current connect. */
   struct {

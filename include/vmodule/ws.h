@@ -37,6 +37,8 @@
 
 #define VM_WS_MAX_ALPN 8
 
+struct vm_module;
+
 struct vm_ws_opts {
   const char *host; /* DNS, Host header, SNI (names only) and the certificate check */
   int port;
@@ -50,6 +52,7 @@ struct vm_ws_opts {
   const char *const *alpn; /* protocol names for the ClientHello, in order */
   int nalpn;
   int timeout_ms; /* DNS + TCP (every address) + TLS + Upgrade; 0: 10000 */
+  struct vm_module *net; /* whose `net` faults apply to the broker link (netfault.h); NULL: none */
 };
 
 /* Negative on_open() results. */

@@ -22,9 +22,12 @@
 #include "vmodule/http.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/stat.h>
 
 #include <curl/curl.h>
 
@@ -92,6 +95,10 @@ static struct vm_http_sock *sock_find(struct vm_http_share *sh, curl_socket_t fd
 /* ---- completion --------------------------------------------------------- */
 
 static int map_result(const struct vm_http_req *r, CURLcode rc) {
+  /* net faults: what a module whose lookup failed, or whose connect was
+   * refused behind the relay (libcurl saw the relay accept), reports */
+  if (r->dns_failed) return -EHOSTUNREACH;
+  if (r->relay_err && rc != CURLE_OK && rc != CURLE_OPERATION_TIMEDOUT) return -ECONNREFUSED;
   switch (rc) {
   case CURLE_OK: return 0;
   case CURLE_WRITE_ERROR:
@@ -135,6 +142,12 @@ static void req_teardown(struct vm_http_req *r) {
   curl_slist_free_all(r->hdrs);
   r->hdrs = NULL;
   req_unlink(r);
+  vm_netlink_remove(&r->link);
+  for (int i = 0; i < r->nrelays; i++) /* a connected relay lives on with its connection */
+    if (r->relays[i].relay) vm_netrelay_release(r->relays[i].relay);
+  r->nrelays = 0;
+  free(r->unresolved);
+  r->unresolved = NULL;
 }
 
 /* The outcome in the log: who answered, or libcurl's reason. */
@@ -157,6 +170,9 @@ static void req_finish(struct vm_http_req *r, CURLcode rc) {
   long status = 0;
   curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
   int result = map_result(r, rc);
+  if (r->dns_failed) snprintf(r->error, sizeof r->error, "Could not resolve host: %s", r->unresolved);
+  else if (result == -ECONNREFUSED && r->relay_err)
+    snprintf(r->error, sizeof r->error, "Failed to connect: %s", strerror(-r->relay_err));
   if (result < 0 && !r->error[0]) snprintf(r->error, sizeof r->error, "%s", curl_easy_strerror(rc));
   req_log(r, result, status);
   req_teardown(r);
@@ -275,19 +291,89 @@ static int timer_fn(CURLM *multi, long timeout_ms, void *userp) {
   return 0;
 }
 
+static void relay_cb(void *data, int status) {
+  struct vm_http_relay *slot = data;
+  if (status == 0) return;
+  slot->relay = NULL; /* gone: it resets libcurl's connection next */
+  slot->req->relay_err = status;
+}
+
+/* Where a socket of r connects, as its module's faults decide: a->addr is
+ * rewritten (libcurl connects to what the callback leaves there) to the
+ * refuser when the module is down, or to a new relay's listener. Returns
+ * the relay, NULL when there is none; *fail when the socket must not open. */
+static struct vm_netrelay *route(struct vm_http_req *r, struct curl_sockaddr *a, bool *fail) {
+  struct sockaddr_in to;
+  struct vm_netrelay *relay = NULL;
+  *fail = false;
+  if (!vm_netfault_refused(r->net, &to)) {
+    if (!vm_netfault_relayed(r->net)) return NULL;
+    struct vm_http_relay *slot = &r->relays[r->nrelays];
+    if (r->nrelays == VM_HTTP_MAX_SOCKS ||
+        !(relay = vm_netrelay_open(r->net, &a->addr, relay_cb, slot))) {
+      *fail = true;
+      return NULL;
+    }
+    slot->req = r;
+    slot->relay = relay;
+    r->nrelays++;
+    to = *vm_netrelay_local(relay);
+  }
+  a->family = AF_INET;
+  a->addrlen = sizeof to;
+  memcpy(&a->addr, &to, sizeof to);
+  return relay;
+}
+
+/* The relay accepts only the socket it was told of: bind it now to learn its port. */
+static void relay_expect(struct vm_netrelay *relay, curl_socket_t fd) {
+  struct sockaddr_in me = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof me;
+  int port = 0;
+  if (bind(fd, (struct sockaddr *)&me, sizeof me) == 0 &&
+      getsockname(fd, (struct sockaddr *)&me, &len) == 0)
+    port = ntohs(me.sin_port);
+  vm_netrelay_expect(relay, port);
+}
+
+/* Remembers a socket of r for `net reset` (its inode tells a reused number). */
+static void sock_note(struct vm_http_req *r, curl_socket_t fd) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) return;
+  if (r->nsocks == VM_HTTP_MAX_SOCKS) {
+    memmove(&r->socks[0], &r->socks[1], sizeof r->socks[0] * (VM_HTTP_MAX_SOCKS - 1));
+    r->nsocks--;
+  }
+  r->socks[r->nsocks].fd = fd;
+  r->socks[r->nsocks].ino = st.st_ino;
+  r->nsocks++;
+}
+
 /* libcurl opens a socket. Only here is errno still known when socket()
  * fails: libcurl reports any failure as "could not connect", and a daemon
- * out of descriptors must say so, naming the module. */
+ * out of descriptors must say so, naming the module. Here too the module's
+ * net faults route the connection (route()); under dns-fail no socket is
+ * opened, and the result is that of a name that did not resolve. */
 static curl_socket_t opensocket_fn(void *clientp, curlsocktype purpose, struct curl_sockaddr *a) {
   struct vm_http_req *r = clientp;
-  curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+  bool fail;
 
   (void)purpose;
+  if (r->unresolved) {
+    r->dns_failed = true;
+    return CURL_SOCKET_BAD;
+  }
+  struct vm_netrelay *relay = route(r, a, &fail);
+  if (fail) return CURL_SOCKET_BAD;
+  curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
   if (fd == CURL_SOCKET_BAD && (errno == EMFILE || errno == ENFILE)) {
     r->sock_errno = errno;
     vm_log_warn(r->http->who, "http: cannot open a socket: %s (%s): raise RLIMIT_NOFILE or run "
                 "fewer modules", strerror(errno), errno == EMFILE ? "EMFILE" : "ENFILE");
   }
+  if (fd == CURL_SOCKET_BAD) return fd;
+  if (relay) relay_expect(relay, fd);
+  if (r->net) sock_note(r, fd);
   return fd;
 }
 
@@ -453,6 +539,38 @@ static int req_setup(struct vm_http_req *r, const struct vm_http_opts *o) {
   return 0;
 }
 
+/* `net reset` reaches the request through its newest socket still open. */
+static int link_fd(struct vm_netlink *l) {
+  struct vm_http_req *r = (struct vm_http_req *)((char *)l - offsetof(struct vm_http_req, link));
+  for (int i = r->nsocks - 1; i >= 0; i--) {
+    struct stat st;
+    if (fstat(r->socks[i].fd, &st) == 0 && st.st_ino == r->socks[i].ino) return r->socks[i].fd;
+  }
+  return -1;
+}
+
+/* dns-fail: the URL's host, when it is a name (an address is not looked up). */
+static char *name_to_fail(const char *url) {
+  CURLU *u = curl_url();
+  char *host = NULL, *copy = NULL;
+  unsigned char buf[sizeof(struct in6_addr)];
+  if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0] != '[' &&
+      inet_pton(AF_INET, host, buf) != 1)
+    copy = strdup(host);
+  curl_free(host);
+  curl_url_cleanup(u);
+  return copy;
+}
+
+/* The module's faults that act on a request from its start. */
+static void req_net(struct vm_http_req *r, const struct vm_http_opts *o) {
+  r->net = o->net;
+  if (!r->net) return;
+  if (vm_netfault_dns_fails(r->net)) r->unresolved = name_to_fail(o->url);
+  vm_netlink_add(&r->link, r->net, link_fd);
+}
+
 int vm_http_start(struct vm_http *h, struct vm_http_req *req, const struct vm_http_opts *o,
                   vm_http_done_cb done, void *data) {
   if (!h->loop || h->closing || !o || !o->url || !done || vm_http_busy(req)) return -EINVAL;
@@ -476,6 +594,7 @@ int vm_http_start(struct vm_http *h, struct vm_http_req *req, const struct vm_ht
   }
   req->next = h->reqs;
   h->reqs = req;
+  req_net(req, o);
   return 0;
 }
 

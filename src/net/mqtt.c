@@ -33,6 +33,7 @@
 #include "vmodule/mqtt.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -379,6 +380,10 @@ static void gai_detach(struct vm_mqtt *m) {
 }
 
 static void drop_mosq(struct vm_mqtt *m) {
+  if (m->relay) { /* still connecting upstream: it ends */
+    vm_netrelay_release(m->relay);
+    m->relay = NULL;
+  }
   poll_release(m); /* before mosquitto_destroy() closes the fd */
   if (m->mosq) {
     mosquitto_destroy(m->mosq);
@@ -654,9 +659,10 @@ static int mosq_create(struct vm_mqtt *m) {
   return 0;
 }
 
-/* Starts a non-blocking connect to m->ip. Returns 0 when the attempt is under
- * way (or already over, see below), -1 to try the next address. */
-static int attempt_start(struct vm_mqtt *m) {
+/* Starts libmosquitto's non-blocking connect to host:port (m->ip, or where
+ * a net fault sends it). Returns 0 when the attempt is under way (or already
+ * over, see below), -1 to try the next address. */
+static int attempt_mosq(struct vm_mqtt *m, const char *host, int port) {
   int rc, err;
 
   m->tls_done = m->tls_confirmed = false;
@@ -668,8 +674,7 @@ static int attempt_start(struct vm_mqtt *m) {
   }
   m->last_err[0] = '\0';
   lib_enter(m);
-  rc = mosquitto_connect_bind_async(m->mosq, m->conf.port ? m->ip : m->conf.host, m->conf.port,
-                                    m->conf.keepalive, NULL);
+  rc = mosquitto_connect_bind_async(m->mosq, host, port, m->conf.keepalive, NULL);
   err = errno;
   lib_leave(m);
   if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(m->mosq) >= 0) {
@@ -698,6 +703,69 @@ static int attempt_start(struct vm_mqtt *m) {
 }
 
 static void op_timer_cb(uv_timer_t *t);
+static void arm_deadline(struct vm_mqtt *m);
+static void try_next_address(struct vm_mqtt *m);
+
+/* The local port of libmosquitto's socket (what the relay will see). */
+static int mosq_local_port(struct vm_mqtt *m) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  int fd = m->mosq ? mosquitto_socket(m->mosq) : -1;
+  if (fd < 0 || getsockname(fd, (struct sockaddr *)&a, &len) < 0 || a.sin_family != AF_INET)
+    return 0;
+  return ntohs(a.sin_port);
+}
+
+/* The relay's upstream connect ended: libmosquitto now connects to the
+ * relay, or the next address is tried, exactly as after a direct connect. */
+static void relay_cb(void *data, int status) {
+  struct vm_mqtt *m = data;
+  struct vm_netrelay *r = m->relay;
+  m->relay = NULL;
+  if (status < 0) { /* the relay is gone */
+    snprintf(m->last_err, sizeof m->last_err, "%s: %s", m->ip, strerror(-status));
+    vm_log_debug(m->who, "mqtt: TCP connect to %s failed: %s (relayed)", m->ip, strerror(-status));
+    try_next_address(m);
+    settle(m);
+    return;
+  }
+  int rc = attempt_mosq(m, "127.0.0.1", ntohs(vm_netrelay_local(r)->sin_port));
+  if (rc == 0) vm_netrelay_expect(r, mosq_local_port(m));
+  vm_netrelay_release(r);
+  if (rc == 0) arm_deadline(m);
+  else try_next_address(m);
+  settle(m);
+}
+
+/* The module's faults decide where the attempt goes: the refuser when it is
+ * down, its relay when it has one, else straight to ai (NULL: the unix
+ * socket). Returns as attempt_mosq(). */
+static int attempt_start(struct vm_mqtt *m, const struct addrinfo *ai) {
+  struct sockaddr_in refuser;
+  if (!ai)
+    return attempt_mosq(m, m->conf.host, 0);
+  if (vm_netfault_refused(m->net, &refuser)) {
+    vm_log_debug(m->who, "mqtt: net down: the connect to %s is refused", m->ip);
+    return attempt_mosq(m, "127.0.0.1", ntohs(refuser.sin_port));
+  }
+  if (!vm_netfault_relayed(m->net))
+    return attempt_mosq(m, m->ip, m->conf.port);
+  memset(&m->dst, 0, sizeof m->dst);
+  memcpy(&m->dst, ai->ai_addr, ai->ai_addrlen);
+  /* the lookup had no service: the port is ours to set */
+  if (ai->ai_family == AF_INET6)
+    ((struct sockaddr_in6 *)&m->dst)->sin6_port = htons((uint16_t)m->conf.port);
+  else
+    ((struct sockaddr_in *)&m->dst)->sin_port = htons((uint16_t)m->conf.port);
+  m->tls_done = m->tls_confirmed = false;
+  m->relay = vm_netrelay_open(m->net, (struct sockaddr *)&m->dst, relay_cb, m);
+  if (!m->relay) {
+    snprintf(m->last_err, sizeof m->last_err, "%s: cannot relay", m->ip);
+    return -1;
+  }
+  m->state = VM_MQTT_CONNECTING;
+  return 0;
+}
 
 /* Arms the connect deadline. While the TCP connect to one of several
  * addresses is in progress, the timer fires earlier: an address that does not
@@ -719,7 +787,7 @@ static void try_next_address(struct vm_mqtt *m) {
     m->addr_next = ai->ai_next;
     if (getnameinfo(ai->ai_addr, ai->ai_addrlen, m->ip, sizeof m->ip, NULL, 0, NI_NUMERICHOST))
       continue;
-    if (attempt_start(m) == 0) {
+    if (attempt_start(m, ai) == 0) {
       arm_deadline(m);
       return;
     }
@@ -881,6 +949,9 @@ static int lookup_start(struct vm_mqtt *m) {
 
   if (!g)
     return -ENOMEM;
+  /* net dns-fail: the resolver itself answers that the name is not known */
+  if (vm_netfault_dns_fails(m->net) && !m->conf.host_is_ip)
+    hints.ai_flags |= AI_NUMERICHOST;
   g->m = m;
   if ((rc = uv_getaddrinfo(m->loop, &g->req, gai_cb, m->conf.host, NULL, &hints)) < 0) {
     free(g);
@@ -895,9 +966,15 @@ static int lookup_start(struct vm_mqtt *m) {
 static void local_start(struct vm_mqtt *m) {
   api_begin(m);
   snprintf(m->ip, sizeof m->ip, "%s", m->conf.host); /* for logs; may be cut */
-  if (attempt_start(m) < 0 && !m->fail)
+  if (attempt_start(m, NULL) < 0 && !m->fail)
     m->fail = VM_MQTT_E_TCP;
   api_end(m);
+}
+
+/* `net reset` reaches the session through its current socket. */
+static int link_fd(struct vm_netlink *l) {
+  struct vm_mqtt *m = (struct vm_mqtt *)((char *)l - offsetof(struct vm_mqtt, link));
+  return m->mosq ? mosquitto_socket(m->mosq) : -1;
 }
 
 int vm_mqtt_init(struct vm_mqtt *m, uv_loop_t *loop, const char *who,
@@ -941,6 +1018,9 @@ int vm_mqtt_connect(struct vm_mqtt *m, const struct vm_mqtt_opts *o) {
     conf_free(m);
     return rc;
   }
+  m->net = o->port ? o->net : NULL;
+  if (m->net)
+    vm_netlink_add(&m->link, m->net, link_fd);
   m->fail = m->link_rc = 0;
   m->link_down = m->tls_done = m->tls_confirmed = false;
   m->last_err[0] = m->ip[0] = '\0';
@@ -1040,6 +1120,7 @@ void vm_mqtt_close(struct vm_mqtt *m, void (*close_cb)(struct vm_mqtt *m)) {
   m->closing = true;
   m->close_cb = close_cb;
   m->state = VM_MQTT_IDLE;
+  vm_netlink_remove(&m->link);
   gai_detach(m);
   poll_release(m);
   m->closes_pending = 3;

@@ -34,6 +34,7 @@
 #include "vmodule/ws.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,7 @@
 #include <openssl/x509v3.h>
 
 #include "vmodule/log.h"
+#include "vmodule/netfault.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
 #define CLOSE_DEADLINE_MS 1000 /* graceful end: flush, close frame, FIN */
@@ -363,6 +365,11 @@ struct vm_ws_conn {
   int port, timeout_ms;
   bool tls, verify, host_is_ip;
 
+  /* net faults */
+  struct vm_module *net;
+  struct vm_netlink link;    /* in the registry while net is set */
+  struct vm_netrelay *relay; /* connecting upstream for the address being tried */
+
   /* TLS */
   SSL_CTX *ctx;
   SSL *ssl;
@@ -486,6 +493,7 @@ static void log_ssl_errors(struct vm_ws_conn *c, const char *what) {
 static void conn_free(struct vm_ws_conn *c) {
   struct vm_ws *ws = c->ws; /* NULL: detached after a failed vm_ws_connect() */
   void (*cb)(struct vm_ws *) = c->close_cb;
+  vm_netlink_remove(&c->link);
   if (c->ssl) SSL_free(c->ssl);
   if (c->ctx) SSL_CTX_free(c->ctx);
   if (c->addrs) uv_freeaddrinfo(c->addrs);
@@ -524,6 +532,10 @@ static void close_handle(struct vm_ws_conn *c, uv_handle_t *h, bool *open) {
  * stays until vm_ws_close() and the last close callback. */
 static void conn_teardown(struct vm_ws_conn *c) {
   c->st = ST_DEAD;
+  if (c->relay) {
+    vm_netrelay_release(c->relay);
+    c->relay = NULL;
+  }
   if (c->gai) { /* a lookup cannot be cancelled reliably: detach it */
     c->gai->c = NULL;
     uv_cancel((uv_req_t *)&c->gai->req);
@@ -1195,6 +1207,66 @@ static void up_closed_retry(uv_handle_t *h) {
   else maybe_free(c);
 }
 
+/* Starts the TCP connect of `up` to sa. Returns 0, or -1 when it failed
+ * inside connect(2): the next address is then tried from the close callback. */
+static int connect_up(struct vm_ws_conn *c, const struct sockaddr *sa) {
+  uv_tcp_init(c->loop, &c->up);
+  c->up.data = c;
+  c->up_open = true;
+  c->creq.data = c;
+  int rc = uv_tcp_connect(&c->creq, &c->up, sa, on_connect);
+  if (rc == 0) return 0;
+  /* refused or unreachable inside connect(2) (ENETUNREACH): the next one;
+   * out of descriptors is said as such (every address fails the same) */
+  if (rc == UV_EMFILE || rc == UV_ENFILE)
+    vm_log_warn(c->who, "ws: cannot open a socket for %s port %d: %s (%s): raise "
+                "RLIMIT_NOFILE or run fewer modules", c->ip, c->port, uv_strerror(rc),
+                rc == UV_EMFILE ? "EMFILE" : "ENFILE");
+  else
+    vm_log_debug(c->who, "ws: TCP connect to %s port %d failed: %s", c->ip, c->port,
+                 uv_strerror(rc));
+  c->up_open = false;
+  c->closes_pending++;
+  uv_close((uv_handle_t *)&c->up, up_closed_retry);
+  return -1;
+}
+
+/* The relay's upstream connect ended: `up` now connects to the relay, or
+ * the next address is tried, as after a direct connect. */
+static void relay_cb(void *data, int status) {
+  struct vm_ws_conn *c = data;
+  struct vm_netrelay *r = c->relay;
+  c->relay = NULL;
+  if (status < 0) { /* the relay is gone */
+    vm_log_debug(c->who, "ws: TCP connect to %s port %d failed: %s (relayed)", c->ip, c->port,
+                 uv_strerror(status));
+    try_next_address(c);
+    return;
+  }
+  if (connect_up(c, (const struct sockaddr *)vm_netrelay_local(r)) == 0) {
+    struct sockaddr_in a;
+    int len = sizeof a;
+    uv_tcp_getsockname(&c->up, (struct sockaddr *)&a, &len);
+    vm_netrelay_expect(r, a.sin_family == AF_INET ? ntohs(a.sin_port) : 0);
+  }
+  vm_netrelay_release(r);
+}
+
+/* Where the attempt on sa goes: the refuser when the module is down, its
+ * relay when it has one, else sa itself. Returns as connect_up(). */
+static int attempt_start(struct vm_ws_conn *c, const struct sockaddr *sa) {
+  struct sockaddr_in refuser;
+  if (vm_netfault_refused(c->net, &refuser)) {
+    vm_log_debug(c->who, "ws: net down: the connect to %s port %d is refused", c->ip, c->port);
+    return connect_up(c, (const struct sockaddr *)&refuser);
+  }
+  if (!vm_netfault_relayed(c->net)) return connect_up(c, sa);
+  c->relay = vm_netrelay_open(c->net, sa, relay_cb, c);
+  if (c->relay) return 0;
+  vm_log_warn(c->who, "ws: cannot relay the connect to %s port %d", c->ip, c->port);
+  return -2;
+}
+
 static void try_next_address(struct vm_ws_conn *c) {
   if (c->up_open) { /* a failed attempt: a fresh handle for the next address */
     c->up_open = false;
@@ -1210,28 +1282,9 @@ static void try_next_address(struct vm_ws_conn *c) {
     ((struct sockaddr_in *)ai->ai_addr)->sin_port = htons((uint16_t)c->port);
     if (getnameinfo(ai->ai_addr, ai->ai_addrlen, c->ip, sizeof c->ip, NULL, 0, NI_NUMERICHOST))
       snprintf(c->ip, sizeof c->ip, "?");
-    uv_tcp_init(c->loop, &c->up);
-    c->up.data = c;
-    c->up_open = true;
-    c->creq.data = c;
-    int rc = uv_tcp_connect(&c->creq, &c->up, ai->ai_addr, on_connect);
-    if (rc == 0) {
-      deadline_arm(c, true);
-      return;
-    }
-    /* refused or unreachable inside connect(2) (ENETUNREACH): the next one;
-     * out of descriptors is said as such (every address fails the same) */
-    if (rc == UV_EMFILE || rc == UV_ENFILE)
-      vm_log_warn(c->who, "ws: cannot open a socket for %s port %d: %s (%s): raise "
-                  "RLIMIT_NOFILE or run fewer modules", c->ip, c->port, uv_strerror(rc),
-                  rc == UV_EMFILE ? "EMFILE" : "ENFILE");
-    else
-      vm_log_debug(c->who, "ws: TCP connect to %s port %d failed: %s", c->ip, c->port,
-                   uv_strerror(rc));
-    c->up_open = false;
-    c->closes_pending++;
-    uv_close((uv_handle_t *)&c->up, up_closed_retry);
-    return;
+    int rc = attempt_start(c, ai->ai_addr);
+    if (rc == 0) deadline_arm(c, true);
+    if (rc != -2) return; /* under way, or the next one follows from a close callback */
   }
   connect_failed(c, VM_WS_E_TCP);
 }
@@ -1259,8 +1312,16 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 static void connect_timeout(uv_timer_t *t) {
   struct vm_ws_conn *c = t->data;
   bool early = uv_now(c->loop) < c->deadline;
-  if (c->st == ST_CONNECTING && early && !c->up_open)
+  if (c->st == ST_CONNECTING && early && !c->up_open && !c->relay)
     return; /* between two addresses: the next attempt arms its own share */
+  if (c->st == ST_CONNECTING && early && c->relay && addrs_left(c)) {
+    vm_log_debug(c->who, "ws: no answer from %s port %d in its share of the timeout", c->ip,
+                 c->port);
+    vm_netrelay_release(c->relay);
+    c->relay = NULL;
+    try_next_address(c);
+    return;
+  }
   if (c->st == ST_CONNECTING && early && addrs_left(c)) {
     vm_log_debug(c->who, "ws: no answer from %s port %d in its share of the timeout", c->ip,
                  c->port);
@@ -1323,6 +1384,14 @@ static int opts_check(const struct vm_ws_opts *o) {
   return o->timeout_ms < 0 ? -EINVAL : 0;
 }
 
+/* `net reset` reaches the relay's broker link through its socket. */
+static int link_fd(struct vm_netlink *l) {
+  struct vm_ws_conn *c = (struct vm_ws_conn *)((char *)l - offsetof(struct vm_ws_conn, link));
+  uv_os_fd_t fd;
+  if (!c->up_open || uv_fileno((uv_handle_t *)&c->up, &fd) < 0) return -1;
+  return fd;
+}
+
 int vm_ws_connect(struct vm_ws *ws, uv_loop_t *loop, const char *who, const struct vm_ws_opts *o,
                   const struct vm_ws_cbs *cbs, void *data) {
   int rc = opts_check(o);
@@ -1347,6 +1416,8 @@ int vm_ws_connect(struct vm_ws *ws, uv_loop_t *loop, const char *who, const stru
   c->verify = o->verify;
   c->host_is_ip = is_ip_literal(o->host);
   c->timeout_ms = o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+  c->net = o->net;
+  vm_netlink_add(&c->link, c->net, link_fd);
   vm_ws_parser_init(&c->parser);
   if (!c->host || !c->path || (o->protocol && !c->protocol)) rc = -ENOMEM;
   if (!rc && c->tls) rc = ctx_build(c, o);
@@ -1361,6 +1432,8 @@ int vm_ws_connect(struct vm_ws *ws, uv_loop_t *loop, const char *who, const stru
   if (!rc) {
     char port[8];
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    /* net dns-fail: the resolver itself answers that the name is not known */
+    if (vm_netfault_dns_fails(o->net) && !c->host_is_ip) hints.ai_flags |= AI_NUMERICHOST;
     snprintf(port, sizeof port, "%d", c->port);
     c->gai->c = c;
     rc = uv_getaddrinfo(loop, &c->gai->req, on_resolved, c->host, port, &hints);

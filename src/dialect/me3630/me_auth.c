@@ -182,7 +182,7 @@ static int auth_https_start(struct me_state *s) {
   struct vm_http_opts o = {
       .method = "POST", .url = cfg->auth_url, .headers = headers, .body = form,
       .body_len = (size_t)n, .ca_file = cfg->auth_ca_file, .timeout_ms = cfg->auth_timeout_ms,
-      .connect_timeout_ms = cfg->auth_timeout_ms, .max_body = 4096};
+      .connect_timeout_ms = cfg->auth_timeout_ms, .max_body = 4096, .net = s->m};
   int rc = vm_http_start(&s->cloud.http, &s->cloud.req, &o, auth_http_done, s);
   explicit_bzero(form, sizeof form);
   return rc;

@@ -194,7 +194,7 @@ static int link_open(struct me_state *s) {
       .host = k.host, .port = k.port, .client_id = k.client_id, .username = k.username,
       .password = k.password, .keepalive = c->keepalive, .clean_session = c->clean,
       .tls = cfg->transport == ME_TRANSPORT_TLS ? VM_MQTT_TLS_CA : VM_MQTT_TLS_NONE,
-      .ca_file = cfg->ca_file, .connect_timeout_ms = (int)cfg->connect_timeout_ms};
+      .ca_file = cfg->ca_file, .connect_timeout_ms = (int)cfg->connect_timeout_ms, .net = s->m};
   struct vm_mqtt *mq = malloc(sizeof *mq);
   int rc = mq ? vm_mqtt_init(mq, s->m->loop, who(s), &mqtt_cbs, s) : -ENOMEM;
   if (rc == 0) rc = vm_mqtt_connect(mq, &o);

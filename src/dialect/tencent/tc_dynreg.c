@@ -181,7 +181,7 @@ static int request_start(struct tc_dynreg *d) {
   struct vm_http_opts o = {
       .method = "POST", .url = url, .headers = headers, .body = body, .body_len = (size_t)n,
       .ca_file = s->cfg->dynreg_ca_file, .connect_timeout_ms = s->cfg->dynreg_timeout_ms,
-      .timeout_ms = s->cfg->dynreg_timeout_ms, .max_body = TC_DYNREG_MAX_REPLY};
+      .timeout_ms = s->cfg->dynreg_timeout_ms, .max_body = TC_DYNREG_MAX_REPLY, .net = s->m};
   vm_log_info(s->m->name, "dynamic registration of %s/%s at %s", p->pid, p->dn, url);
   int rc = vm_http_start(&d->http, &d->req, &o, reply_done, d);
   if (rc < 0) {

@@ -219,6 +219,7 @@ static int build_opts(struct tc_mqtt *t, struct vm_mqtt_opts *o, struct creds *c
       .clean_session = t->p.clean,
       /* the command's own timer ends the first attempt; this bounds reconnects */
       .connect_timeout_ms = (int)t->p.timeout_ms + (t->first ? 1000 : 0),
+      .net = t->s->m,
   };
   if (cfg->transport == TC_TRANSPORT_TLS_PSK) {
     char identity[TC_MAX_PID + TC_MAX_DN + 1];

@@ -480,7 +480,7 @@ static void http_start(struct tc_ota *o) {
   struct vm_http_opts opts = {.url = o->up.url, .headers = headers,
                               .ca_file = o->s->cfg->ota_ca_file,
                               .idle_timeout_ms = o->s->cfg->ota_read_timeout_ms,
-                              .on_data = on_data};
+                              .on_data = on_data, .net = o->s->m};
   if (!o->http_ready) {
     vm_http_init(&o->http, o->s->m->loop, o->s->m->name);
     o->http_ready = true;

@@ -177,6 +177,7 @@ static int mq_start(struct w8_mqtt *t, const char *host, int port, bool via_ws) 
       /* The same budget as our op timer (which bounds the relay too): a
        * silent address's share of it is then the share of the command's. */
       .connect_timeout_ms = (int)t->timeout_ms,
+      .net = t->s->m, /* not applied to the WebSocket relay's local socket (port 0) */
   };
   if (t->lwt_topic[0]) {
     o.will_topic = t->lwt_topic;
@@ -230,6 +231,7 @@ static int ws_start(struct w8_mqtt *t) {
       .alpn = alpn,
       .nalpn = tls ? t->nalpn : 0,
       .timeout_ms = (int)t->timeout_ms,
+      .net = t->s->m,
   };
   struct vm_ws *ws = calloc(1, sizeof *ws);
   if (!ws) return -ENOMEM;
