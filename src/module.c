@@ -12,6 +12,7 @@
 #include "vmodule/module.h"
 #include "vmodule/netfault.h"
 #include "vmodule/serfault.h"
+#include "vmodule/tracetap.h"
 
 /* ---- byte paths -------------------------------------------------------- */
 
@@ -113,6 +114,7 @@ static void module_at_write(void *ctx, const void *buf, size_t len) {
 static void module_at_trace(void *ctx, char dir, const void *buf, size_t len) {
   struct vm_module *m = ctx;
   if (m->trace) vm_trace_data(m->trace, dir, buf, len);
+  if (m->taps) vm_tracetap_feed(m, dir, buf, len);
 }
 
 static void module_at_reboot(void *ctx) { vm_module_reboot(ctx); }
@@ -255,6 +257,7 @@ int vm_module_start(struct vm_module *m, uv_loop_t *loop, const struct vm_module
       .write = module_at_write, .trace = module_at_trace, .reboot = module_at_reboot,
       .urc = module_at_urc, .ctx = m};
   vm_at_init(&m->at, loop, cfg->name, NULL, &io, m);
+  if (cfg->fault_injection && vm_tracetap_open(m) < 0) return -1;
   if (m->dialect->init(m) < 0) {
     vm_log_error(m->name, "dialect %s failed to start", m->dialect->name);
     return -1;
@@ -308,6 +311,7 @@ void vm_module_cleanup(struct vm_module *m) {
   vm_store_close(&m->store);
   vm_netfault_free(m);
   vm_serfault_free(m);
+  vm_tracetap_free(m);
   free(m->tcp); /* its handles were closed by the loop that has ended */
   m->tcp = NULL;
   free(m->dialect_state);
