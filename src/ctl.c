@@ -251,6 +251,10 @@ static void do_fault(struct ctl_client *c, struct vm_module *m, const char *cmd,
   reply_ok(c, NULL);
 }
 
+static void resume_cb(uv_timer_t *t) { client_process(t->data); }
+
+/* Runs inside the module's output path: the requests behind the wait are
+ * answered on the next loop turn, not in the middle of a dialect's reply. */
 static void wait_matched(void *ctx) {
   struct ctl_client *c = ctx;
   c->watch = NULL; /* freed by module.c */
@@ -258,7 +262,7 @@ static void wait_matched(void *ctx) {
   cJSON *r = cJSON_CreateObject();
   cJSON_AddBoolToObject(r, "matched", true);
   reply_ok(c, r);
-  client_process(c);
+  uv_timer_start(&c->timer, resume_cb, 0, 0);
 }
 
 static void wait_timeout(uv_timer_t *t) {
