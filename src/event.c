@@ -52,8 +52,10 @@ void vm_event(const char *module, const char *kind, cJSON *fields) {
   if (module) cJSON_AddStringToObject(o, "module", module);
   cJSON_AddStringToObject(o, "kind", kind);
   if (fields) {
-    while (fields->child) cJSON_AddItemToObject(o, fields->child->string,
-                                                cJSON_DetachItemViaPointer(fields, fields->child));
+    while (fields->child) {
+      cJSON *item = cJSON_DetachItemViaPointer(fields, fields->child);
+      cJSON_AddItemToObject(o, item->string, item);
+    }
     cJSON_Delete(fields);
   }
   char *line = cJSON_PrintUnformatted(o);
