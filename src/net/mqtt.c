@@ -1013,14 +1013,14 @@ int vm_mqtt_connect(struct vm_mqtt *m, const struct vm_mqtt_opts *o) {
   if ((rc = opts_check(o)) < 0)
     return rc;
   conf_free(m);
+  m->net = o->port ? o->net : NULL; /* before the lookup: dns-fail acts on it */
+  if (m->net)
+    vm_netlink_add(&m->link, m->net, link_fd);
   if ((rc = conf_set(m, o)) < 0 || (o->tls && (rc = vm_mqtt_tls_get(m->who, o, &m->ssl_ctx)) < 0) ||
       (m->conf.port && (rc = lookup_start(m)) < 0)) {
     conf_free(m);
     return rc;
   }
-  m->net = o->port ? o->net : NULL;
-  if (m->net)
-    vm_netlink_add(&m->link, m->net, link_fd);
   m->fail = m->link_rc = 0;
   m->link_down = m->tls_done = m->tls_confirmed = false;
   m->last_err[0] = m->ip[0] = '\0';
