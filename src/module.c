@@ -259,9 +259,15 @@ void vm_module_reboot(struct vm_module *m) {
  * That makes at most 7, the w800 over WebSocket; a TCP serial endpoint adds
  * its listener and its client, a trace its file. */
 #define MODULE_FDS_BUSY 7
+/* With fault_injection every connection goes through a relay (netrelay.c):
+ * its listener until the transport's socket is accepted, the accepted end
+ * and the upstream socket; an MQTT (or WebSocket) link and an HTTP transfer
+ * at once, each relay able to outlive its session by the delay. */
+#define MODULE_FDS_RELAYS 6
 
 int vm_module_fd_need(const struct vm_module_config *cfg) {
-  return MODULE_FDS_BUSY + (cfg->tcp_host ? 2 : 0) + (cfg->trace ? 1 : 0);
+  return MODULE_FDS_BUSY + (cfg->tcp_host ? 2 : 0) + (cfg->trace ? 1 : 0) +
+         (cfg->fault_injection ? MODULE_FDS_RELAYS : 0);
 }
 
 int vm_module_start(struct vm_module *m, uv_loop_t *loop, const struct vm_module_config *cfg,

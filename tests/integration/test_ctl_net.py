@@ -491,6 +491,26 @@ def test_tencent_mqtt_dns_fail_then_ok(make_daemon, tmp_path, certs, mosquitto):
     tc_connect(port)
 
 
+@pytest.mark.parametrize("scheme", [1, 6], ids=["tcp", "ws"])
+def test_w800_dns_fail_then_ok(start_w800, mosquitto, tmp_path, scheme):
+    broker = mosquitto(listeners=[{"name": "tcp"}, {"name": "ws", "protocol": "websockets"}])
+    bport = broker.port_of("tcp" if scheme == 1 else "ws")
+    path = "mqtt" if scheme == 6 else ""
+    hosts = hosts_file(tmp_path / "hosts", {TEST_HOST: ["127.0.0.1"]})
+    d, port = start_w800(daemon_kw={"hosts": hosts, "log_level": "debug"})
+    net(d, "w8", "dns-fail")
+    ok(port, 'AT+MQTTUSERCFG=0,%d,"w8","","",0,0,"%s"' % (scheme, path))
+    t0 = time.monotonic()
+    port.cmd('AT+MQTTCONN=0,"%s",%d,1' % (TEST_HOST, bport))
+    port.expect(DISC + ERROR, PROMPT)
+    assert time.monotonic() - t0 < PROMPT
+    assert re.search(r"(DNS lookup failed|cannot resolve %s)" % re.escape(TEST_HOST),
+                     d.log_text()), d.log_text()
+    net(d, "w8", "dns-ok")
+    port.cmd('AT+MQTTCONN=0,"%s",%d,1' % (TEST_HOST, bport))
+    port.expect(connected_urc(scheme, TEST_HOST, bport, ("/" + path) if path else "") + OK)
+
+
 def test_dns_fail_leaves_addresses_alone(make_daemon, tmp_path, certs, mosquitto):
     """A numeric address is not looked up, on the real module either."""
     broker = mosquitto()
