@@ -584,8 +584,12 @@ int vm_http_start(struct vm_http *h, struct vm_http_req *req, const struct vm_ht
   req->easy = curl_easy_init();
   if (!req->easy) return -ENOMEM;
   int rc = req_setup(req, o);
+  if (rc == 0) req_net(req, o);
   if (rc == 0 && curl_multi_add_handle(h->share->multi, req->easy) != CURLM_OK) rc = -EIO;
   if (rc < 0) {
+    vm_netlink_remove(&req->link);
+    free(req->unresolved);
+    req->unresolved = NULL;
     curl_easy_cleanup(req->easy);
     req->easy = NULL;
     curl_slist_free_all(req->hdrs);
@@ -594,7 +598,6 @@ int vm_http_start(struct vm_http *h, struct vm_http_req *req, const struct vm_ht
   }
   req->next = h->reqs;
   h->reqs = req;
-  req_net(req, o);
   return 0;
 }
 

@@ -1252,19 +1252,23 @@ static void relay_cb(void *data, int status) {
   vm_netrelay_release(r);
 }
 
+enum attempt { ATTEMPT_STARTED, ATTEMPT_CLOSING /* the next follows from a close callback */,
+               ATTEMPT_SKIPPED /* nothing started: try the next now */ };
+
 /* Where the attempt on sa goes: the refuser when the module is down, its
- * relay when it has one, else sa itself. Returns as connect_up(). */
-static int attempt_start(struct vm_ws_conn *c, const struct sockaddr *sa) {
+ * relay when it has one, else sa itself. */
+static enum attempt attempt_start(struct vm_ws_conn *c, const struct sockaddr *sa) {
   struct sockaddr_in refuser;
+  const struct sockaddr *to = sa;
   if (vm_netfault_refused(c->net, &refuser)) {
     vm_log_debug(c->who, "ws: net down: the connect to %s port %d is refused", c->ip, c->port);
-    return connect_up(c, (const struct sockaddr *)&refuser);
+    to = (const struct sockaddr *)&refuser;
+  } else if (vm_netfault_relayed(c->net)) {
+    if ((c->relay = vm_netrelay_open(c->net, sa, relay_cb, c))) return ATTEMPT_STARTED;
+    vm_log_warn(c->who, "ws: cannot relay the connect to %s port %d", c->ip, c->port);
+    return ATTEMPT_SKIPPED;
   }
-  if (!vm_netfault_relayed(c->net)) return connect_up(c, sa);
-  c->relay = vm_netrelay_open(c->net, sa, relay_cb, c);
-  if (c->relay) return 0;
-  vm_log_warn(c->who, "ws: cannot relay the connect to %s port %d", c->ip, c->port);
-  return -2;
+  return connect_up(c, to) == 0 ? ATTEMPT_STARTED : ATTEMPT_CLOSING;
 }
 
 static void try_next_address(struct vm_ws_conn *c) {
@@ -1282,9 +1286,9 @@ static void try_next_address(struct vm_ws_conn *c) {
     ((struct sockaddr_in *)ai->ai_addr)->sin_port = htons((uint16_t)c->port);
     if (getnameinfo(ai->ai_addr, ai->ai_addrlen, c->ip, sizeof c->ip, NULL, 0, NI_NUMERICHOST))
       snprintf(c->ip, sizeof c->ip, "?");
-    int rc = attempt_start(c, ai->ai_addr);
-    if (rc == 0) deadline_arm(c, true);
-    if (rc != -2) return; /* under way, or the next one follows from a close callback */
+    enum attempt a = attempt_start(c, ai->ai_addr);
+    if (a == ATTEMPT_STARTED) deadline_arm(c, true);
+    if (a != ATTEMPT_SKIPPED) return;
   }
   connect_failed(c, VM_WS_E_TCP);
 }
