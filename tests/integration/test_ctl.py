@@ -396,7 +396,8 @@ def test_vmodulectl_list_status_and_fault(daemon):
 
 @pytest.mark.parametrize("dialect", ["tencent", "w800", "me3630"])
 def test_power_reboot_urc_on_every_dialect(start_module, dialect):
-    d, p = start_module(dialect, name="m")
+    banner = {"me3630": {"boot_urcs": ["ready"]}} if dialect == "me3630" else {}  # none by default
+    d, p = start_module(dialect, name="m", **banner)
     with d.ctl() as c:
         assert c.request("urc", "m", r"+VM:1\r\n")["ok"]
         p.expect("+VM:1\r\n")
