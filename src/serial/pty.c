@@ -645,8 +645,8 @@ int vm_pty_open(struct vm_pty *p, uv_loop_t *loop, const char *name, const char 
 }
 
 void vm_pty_close(struct vm_pty *p) {
-  if (p->master < 0 && p->parked < 0)
-    return; /* not open */
+  if (!p->loop || (p->master < 0 && p->parked < 0))
+    return; /* never opened, or not open */
   uv_close((uv_handle_t *)&p->poll, NULL);
   p->poll_events = 0;
   if (p->parked >= 0) {
