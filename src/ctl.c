@@ -251,6 +251,10 @@ static void do_fault(struct ctl_client *c, struct vm_module *m, const char *cmd,
   reply_ok(c, NULL);
 }
 
+static void resume_cb(uv_timer_t *t) { client_process(t->data); }
+
+/* Runs inside the module's output path: the requests behind the wait are
+ * answered on the next loop turn, not in the middle of a dialect's reply. */
 static void wait_matched(void *ctx) {
   struct ctl_client *c = ctx;
   c->watch = NULL; /* freed by module.c */
@@ -258,7 +262,7 @@ static void wait_matched(void *ctx) {
   cJSON *r = cJSON_CreateObject();
   cJSON_AddBoolToObject(r, "matched", true);
   reply_ok(c, r);
-  client_process(c);
+  uv_timer_start(&c->timer, resume_cb, 0, 0);
 }
 
 static void wait_timeout(uv_timer_t *t) {
@@ -561,6 +565,8 @@ static void client_process(struct ctl_client *c) {
     *nl = '\0';
     if (c->skipping)
       c->skipping = false;
+    else if ((size_t)(nl - (c->in + off)) > CTL_MAX_LINE)
+      reply_error(c, "request longer than %d bytes", CTL_MAX_LINE);
     else if (nl > c->in + off)
       handle_line(c, c->in + off);
     off = (size_t)(nl - c->in) + 1;

@@ -208,10 +208,12 @@ static void sched_fire(struct vm_fault_run *r) {
 
 static void sched_timer_cb(uv_timer_t *t) { sched_fire(t->data); }
 
+/* Runs inside the module's output path: the fault itself waits for the next
+ * loop turn (a power cut must not tear down a dialect in mid-reply). */
 static void sched_watch_cb(void *ctx) {
   struct vm_fault_run *r = ctx;
   r->watch = NULL; /* a watch fires once and is freed by module.c */
-  sched_fire(r);
+  uv_timer_start(&r->timer, sched_timer_cb, 0, 0);
 }
 
 static void sched_arm(struct vm_fault_run *r) {
