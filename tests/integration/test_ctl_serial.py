@@ -277,3 +277,17 @@ def test_serial_scheduled_drop_fires_at_power_on(make_daemon, tmp_path):
     port = d.port("m0", wait_ready=False)
     wait_serial(d, "m0", "dropped", len(b"\r\nready\r\n"))
     port.expect_nothing_pending()
+
+
+def test_serial_through_vmodulectl(start_module):
+    import ctl
+    d, port = start_module("tencent", name="m0")
+    r = ctl.vmodulectl(d.ctl_path, "serial", "m0", "drop", "2000000")
+    assert (r.returncode, r.stdout, r.stderr) == (
+        1, b"", b"vmodulectl: serial drop: PPM must be 0..1000000\n")
+    r = ctl.vmodulectl(d.ctl_path, "serial", "m0", "unplug")
+    assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")
+    assert hung_up(port.fileno())
+    r = ctl.vmodulectl(d.ctl_path, "status", "m0")
+    assert r.returncode == 0
+    assert "\nserial.plugged: false\n" in r.stdout.decode(), r.stdout
