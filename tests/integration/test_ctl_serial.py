@@ -183,6 +183,8 @@ def test_serial_unplug_hangs_up_the_open_port_and_removes_the_link(start_module)
 def test_serial_unplug_then_plug_without_a_client_powers_on_at_the_first_open(make_daemon,
                                                                               tmp_path):
     d = make_daemon([module_config(tmp_path, "m0")])
+    # the control socket is made after the symlinks (main.c): make_daemon does not wait for it
+    wait_for(d.ctl_path.exists, 5, "the control socket")
     ctl_ok(d, "serial", "m0", "unplug")
     assert not os.path.lexists(d.link("m0"))
     ctl_ok(d, "serial", "m0", "plug")
