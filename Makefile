@@ -21,7 +21,7 @@ override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-par
           -Iinclude $(shell pkg-config --cflags $(PKGS))
 override LDLIBS += $(shell pkg-config --libs $(PKGS))
 
-SRCS := $(shell find src -name '*.c' | sort)
+SRCS := $(shell find src -name '*.c' -not -path 'src/vmodulectl/*' | sort)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -31,10 +31,14 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all test unit integration asan fuzz fuzz-build bench install clean
 
-all: $(BUILD)/vmoduled
+all: $(BUILD)/vmoduled $(BUILD)/vmodulectl
 
 $(BUILD)/vmoduled: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# the control client: cJSON only
+$(BUILD)/vmodulectl: $(BUILD)/src/vmodulectl/vmodulectl.o
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libcjson) -lm
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -52,7 +56,7 @@ $(BUILD)/tests/mqtt_probe: tests/unit/mqtt_probe.c $(LIB_OBJS)
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-integration: $(BUILD)/vmoduled $(BUILD)/tests/mqtt_probe
+integration: $(BUILD)/vmoduled $(BUILD)/vmodulectl $(BUILD)/tests/mqtt_probe
 	VMODULED=$(abspath $(BUILD)/vmoduled) MQTT_PROBE=$(abspath $(BUILD)/tests/mqtt_probe) $(PYTHON) -m pytest -q tests/integration
 
 test: all unit integration
@@ -103,10 +107,11 @@ bench: all $(BUILD)/bench/pty_echo $(BUILD)/bench/mqtt_direct
 
 install: all
 	install -D -m 0755 $(BUILD)/vmoduled $(DESTDIR)$(PREFIX)/bin/vmoduled
+	install -D -m 0755 $(BUILD)/vmodulectl $(DESTDIR)$(PREFIX)/bin/vmodulectl
 	install -D -m 0644 conf/vmoduled.json $(DESTDIR)$(PREFIX)/etc/vmodule/vmoduled.json
 	install -D -m 0644 conf/vmoduled.service $(DESTDIR)$(PREFIX)/lib/systemd/system/vmoduled.service
 
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(OBJS:.o=.d) $(LIB_OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(BUILD)/src/vmodulectl/vmodulectl.d

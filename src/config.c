@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "vmodule/json.h"
 #include "vmodule/config.h"
 #include "vmodule/dialect.h"
+#include "vmodule/fault.h"
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
 
@@ -94,6 +96,71 @@ static bool find_duplicate(const cJSON *node, char *path, size_t cap, size_t len
   return false;
 }
 
+/* "faults": [{"at_ms": N, "do": "..."} | {"after": "REGEX", "do": "..."}]; the
+ * "do" words are checked once the dialect's config is known (check_faults). */
+static int parse_faults(const cJSON *arr, const char *where, struct vm_module_config *m,
+                        char *err, size_t errlen) {
+  if (!cJSON_IsArray(arr)) return ERR("%s: must be an array", where);
+  int n = cJSON_GetArraySize(arr);
+  if (n > 1000) return ERR("%s: at most 1000 entries", where);
+  vm_fault_sched_free(m->faults, m->nfaults); /* a repeated key */
+  m->faults = calloc((size_t)(n ? n : 1), sizeof *m->faults);
+  m->nfaults = 0;
+  if (!m->faults) return ERR("%s: out of memory", where);
+  m->fault_injection = true;
+  const cJSON *e;
+  cJSON_ArrayForEach(e, arr) {
+    struct vm_fault_sched *f = &m->faults[m->nfaults++];
+    f->at_ms = -1;
+    char w[128];
+    snprintf(w, sizeof w, "%s[%d]", where, m->nfaults - 1);
+    if (!cJSON_IsObject(e)) return ERR("%s: must be an object", w);
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(e, "at_ms");
+    const cJSON *after = cJSON_GetObjectItemCaseSensitive(e, "after");
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(e, "do");
+    const cJSON *k;
+    cJSON_ArrayForEach(k, e) {
+      if (strcmp(k->string, "at_ms") && strcmp(k->string, "after") && strcmp(k->string, "do"))
+        return ERR("%s.%s: unknown key (at_ms, after, do)", w, k->string);
+    }
+    if (!at == !after) return ERR("%s: needs exactly one of at_ms and after", w);
+    if (at) {
+      long long v;
+      if (!vm_json_int(at, 0, 86400000, &v))
+        return ERR("%s.at_ms: must be an integer between 0 and 86400000", w);
+      f->at_ms = (long)v;
+    } else {
+      regex_t re;
+      if (!cJSON_IsString(after) || !after->valuestring[0])
+        return ERR("%s.after: must be a non-empty string", w);
+      if (regcomp(&re, after->valuestring, REG_EXTENDED | REG_NOSUB))
+        return ERR("%s.after: not a valid POSIX extended regex", w);
+      regfree(&re);
+      f->after = strdup(after->valuestring);
+    }
+    if (!cJSON_IsString(act) || !act->valuestring[0])
+      return ERR("%s.do: required, a fault as vmodulectl takes it (e.g. \"net down\")", w);
+    f->action = strdup(act->valuestring);
+    if ((after && !f->after) || !f->action) return ERR("%s: out of memory", w);
+  }
+  return 0;
+}
+
+static int check_faults(const struct vm_module_config *m, int idx, char *err, size_t errlen) {
+  for (int i = 0; i < m->nfaults; i++) {
+    char buf[1024], *argv[VM_FAULT_MAX_WORDS], msg[160];
+    snprintf(buf, sizeof buf, "%s", m->faults[i].action);
+    int argc = vm_fault_split(buf, argv, VM_FAULT_MAX_WORDS);
+    if (argc <= 0) {
+      snprintf(msg, sizeof msg, "too many words");
+      return ERR("modules[%d].faults[%d].do: %s", idx, i, msg);
+    }
+    if (vm_fault_check(m, argc, argv, msg, sizeof msg))
+      return ERR("modules[%d].faults[%d].do: %s", idx, i, msg);
+  }
+  return 0;
+}
+
 static int parse_module(const cJSON *obj, int idx, struct vm_module_config *m, char *err,
                         size_t errlen) {
   char where[96];
@@ -141,6 +208,11 @@ static int parse_module(const cJSON *obj, int idx, struct vm_module_config *m, c
       if (get_uint(it, where, 64L * 1024 * 1024, &v, err, errlen)) return -1;
       if (v < 1024) return ERR("%s: must be at least 1024", where);
       m->tx_buffer = (size_t)v;
+    } else if (!strcmp(k, "fault_injection")) {
+      if (!cJSON_IsBool(it)) return ERR("%s: must be true or false", where);
+      m->fault_injection = m->fault_injection || cJSON_IsTrue(it);
+    } else if (!strcmp(k, "faults")) {
+      if (parse_faults(it, where, m, err, errlen)) return -1;
     } else if (!strcmp(k, m->dialect->name)) {
       if (!cJSON_IsObject(it)) return ERR("%s: must be an object", where);
       cJSON_Delete(m->dialect_json); /* a repeated key */
@@ -152,7 +224,8 @@ static int parse_module(const cJSON *obj, int idx, struct vm_module_config *m, c
   if (!m->name) return ERR("modules[%d].name: required", idx);
   if (!m->pty_link) return ERR("modules[%d].pty_link: required", idx);
   snprintf(where, sizeof where, "modules[%d].%s", idx, m->dialect->name);
-  return m->dialect->parse_config(m->dialect_json, where, &m->dialect_conf, err, errlen);
+  if (m->dialect->parse_config(m->dialect_json, where, &m->dialect_conf, err, errlen)) return -1;
+  return check_faults(m, idx, err, errlen);
 }
 
 static int parse_modules(struct vm_config *cfg, const cJSON *arr, char *err, size_t errlen) {
@@ -216,6 +289,11 @@ int vm_config_parse(struct vm_config *cfg, const char *json, char *err, size_t e
         rc = ERR("config: log_level: must be one of error, warn, info, debug");
         goto out;
       }
+    } else if (!strcmp(it->string, "control_socket")) {
+      if (get_str(it, "config: control_socket", &cfg->control_socket, err, errlen)) {
+        rc = -1;
+        goto out;
+      }
     } else if (strcmp(it->string, "modules")) {
       rc = ERR("config: %s: unknown key", it->string);
       goto out;
@@ -226,6 +304,7 @@ int vm_config_parse(struct vm_config *cfg, const char *json, char *err, size_t e
     goto out;
   }
   if (!cfg->state_dir) cfg->state_dir = strdup(VM_DEFAULT_STATE_DIR);
+  if (vm_config_default_control(cfg)) rc = ERR("config: out of memory");
 out:
   cJSON_Delete(root);
   return rc;
@@ -284,9 +363,18 @@ int vm_config_single(struct vm_config *cfg, const char *dialect, const char *lin
   if (baud >= 0) m->baud = (unsigned)baud;
   if (tcp && vm_config_parse_hostport(tcp, &m->tcp_host, &m->tcp_port))
     return ERR("--tcp: must be HOST:PORT");
+  if (vm_config_default_control(cfg)) return ERR("out of memory");
   char where[64];
   snprintf(where, sizeof where, "%s", d->name);
   return d->parse_config(NULL, where, &m->dialect_conf, err, errlen);
+}
+
+int vm_config_default_control(struct vm_config *cfg) {
+  if (cfg->control_socket) return 0;
+  size_t n = strlen(cfg->state_dir) + sizeof "/control.sock";
+  if (!(cfg->control_socket = malloc(n))) return -1;
+  snprintf(cfg->control_socket, n, "%s/control.sock", cfg->state_dir);
+  return 0;
 }
 
 void vm_config_free(struct vm_config *cfg) {
@@ -298,8 +386,10 @@ void vm_config_free(struct vm_config *cfg) {
     free(m->pty_link);
     free(m->tcp_host);
     free(m->trace);
+    vm_fault_sched_free(m->faults, m->nfaults);
   }
   free(cfg->modules);
   free(cfg->state_dir);
+  free(cfg->control_socket);
   memset(cfg, 0, sizeof *cfg);
 }

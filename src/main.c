@@ -10,6 +10,8 @@
 #include <uv.h>
 
 #include "vmodule/config.h"
+#include "vmodule/ctl.h"
+#include "vmodule/event.h"
 #include "vmodule/dialect.h"
 #include "vmodule/log.h"
 #include "vmodule/module.h"
@@ -24,9 +26,9 @@ static uv_signal_t g_sigterm, g_sigint;
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: vmoduled -c FILE [--log-level LEVEL]\n"
+          "usage: vmoduled -c FILE [--log-level LEVEL] [--control PATH]\n"
           "       vmoduled --dialect NAME --link PATH [--state-dir DIR] [--baud N]\n"
-          "                [--tcp HOST:PORT] [--log-level LEVEL]\n"
+          "                [--tcp HOST:PORT] [--log-level LEVEL] [--control PATH]\n"
           "\n"
           "Runs virtual IoT communication modules, each on a pseudo-terminal.\n"
           "\n"
@@ -36,6 +38,7 @@ static void usage(FILE *f) {
           "  -s, --state-dir DIR   persistent state (default %s)\n"
           "  -b, --baud N          serial pacing in baud, 0 = unpaced (default 115200)\n"
           "  -t, --tcp HOST:PORT   also serve the serial stream on TCP\n"
+          "  -C, --control PATH    control socket (default <state dir>/control.sock)\n"
           "  -L, --log-level L     error, warn, info (default) or debug\n"
           "  -h, --help            this text\n"
           "  -V, --version         print the version\n",
@@ -83,6 +86,7 @@ static void raise_nofile_limit(const struct vm_config *cfg) {
 }
 
 static void stop_all(void) {
+  vm_ctl_stop();
   for (int i = 0; i < g_nmodules; i++) vm_module_stop(&g_modules[i]);
   if (!uv_is_closing((uv_handle_t *)&g_sigterm)) uv_close((uv_handle_t *)&g_sigterm, NULL);
   if (!uv_is_closing((uv_handle_t *)&g_sigint)) uv_close((uv_handle_t *)&g_sigint, NULL);
@@ -99,14 +103,15 @@ int main(int argc, char **argv) {
       {"link", required_argument, NULL, 'l'},      {"state-dir", required_argument, NULL, 's'},
       {"baud", required_argument, NULL, 'b'},      {"tcp", required_argument, NULL, 't'},
       {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
-      {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+      {"version", no_argument, NULL, 'V'},         {"control", required_argument, NULL, 'C'},
+      {NULL, 0, NULL, 0},
   };
   const char *config = NULL, *dialect = NULL, *link = NULL, *state_dir = NULL, *tcp = NULL;
-  const char *level = NULL;
+  const char *level = NULL, *control = NULL;
   long baud = -1;
   int c;
   opterr = 0; /* one line of our own instead of getopt's */
-  while ((c = getopt_long(argc, argv, "c:d:l:s:b:t:L:hV", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "c:d:l:s:b:t:L:C:hV", opts, NULL)) != -1) {
     switch (c) {
     case 'c': config = optarg; break;
     case 'd': dialect = optarg; break;
@@ -114,6 +119,7 @@ int main(int argc, char **argv) {
     case 's': state_dir = optarg; break;
     case 't': tcp = optarg; break;
     case 'L': level = optarg; break;
+    case 'C': control = optarg; break;
     case 'b': {
       char *end;
       baud = strtol(optarg, &end, 10);
@@ -152,6 +158,13 @@ int main(int argc, char **argv) {
     vm_config_free(&cfg);
     return 2;
   }
+  if (control) {
+    free(cfg.control_socket);
+    if (!(cfg.control_socket = strdup(control))) {
+      vm_config_free(&cfg);
+      return 1;
+    }
+  }
   enum vm_log_level lvl = cfg.log_level;
   if (level && vm_log_parse_level(level, &lvl)) {
     fprintf(stderr, "vmoduled: --log-level: must be one of error, warn, info, debug\n");
@@ -180,6 +193,10 @@ int main(int argc, char **argv) {
     }
   }
   if (!g_modules) status = 1;
+  if (status == 0 && vm_ctl_start(loop, cfg.control_socket, g_modules, g_nmodules) < 0) {
+    status = 1;
+    stop_all();
+  }
   if (status == 0)
     vm_log_info(NULL, "vmoduled %s running %d module%s", VMODULE_VERSION, cfg.nmodules,
                 cfg.nmodules == 1 ? "" : "s");
@@ -188,6 +205,7 @@ int main(int argc, char **argv) {
   uv_run(loop, UV_RUN_DEFAULT);
   for (int i = 0; i < g_nmodules; i++) vm_module_cleanup(&g_modules[i]);
   free(g_modules);
+  vm_event_shutdown();
   vm_config_free(&cfg);
   uv_loop_close(loop);
   vm_log_info(NULL, "stopped");

@@ -1,17 +1,110 @@
 /* module.c - one virtual module: wires the serial endpoints, the TX queue,
  * the trace, the AT engine, the store and the dialect together, and runs the
  * module's power cycle (power-on boot delay, banner, AT+RST reboot). */
+#include <regex.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmodule/event.h"
+#include "vmodule/fault.h"
 #include "vmodule/log.h"
 #include "vmodule/module.h"
+#include "vmodule/netfault.h"
+#include "vmodule/serfault.h"
+#include "vmodule/tracetap.h"
 
 /* ---- byte paths -------------------------------------------------------- */
 
+/* ---- output matchers (vm_module_watch) --------------------------------- */
+
+struct vm_watch {
+  struct vm_watch *next;
+  regex_t re;
+  void (*cb)(void *ctx);
+  void *ctx;
+  bool matched;
+  size_t len;
+  char win[VM_WATCH_WINDOW]; /* the last bytes written since the watch began */
+};
+
+struct vm_watch *vm_module_watch(struct vm_module *m, const char *regex, void (*cb)(void *ctx),
+                                 void *ctx, char *err, size_t errlen) {
+  struct vm_watch *w = malloc(sizeof *w);
+  if (!w) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  int rc = regcomp(&w->re, regex, REG_EXTENDED | REG_NOSUB);
+  if (rc) {
+    char why[128];
+    regerror(rc, &w->re, why, sizeof why);
+    snprintf(err, errlen, "bad regex: %s", why);
+    free(w);
+    return NULL;
+  }
+  w->cb = cb;
+  w->ctx = ctx;
+  w->matched = false;
+  w->len = 0;
+  w->next = m->watches;
+  m->watches = w;
+  return w;
+}
+
+void vm_module_unwatch(struct vm_module *m, struct vm_watch *w) {
+  for (struct vm_watch **p = &m->watches; *p; p = &(*p)->next) {
+    if (*p != w) continue;
+    *p = w->next;
+    regfree(&w->re);
+    free(w);
+    return;
+  }
+}
+
+static void watch_feed(struct vm_watch *w, const char *buf, size_t len) {
+  if (len >= VM_WATCH_WINDOW) {
+    memcpy(w->win, buf + len - VM_WATCH_WINDOW, VM_WATCH_WINDOW);
+    w->len = VM_WATCH_WINDOW;
+  } else {
+    if (w->len + len > VM_WATCH_WINDOW) {
+      size_t drop = w->len + len - VM_WATCH_WINDOW;
+      memmove(w->win, w->win + drop, w->len - drop);
+      w->len -= drop;
+    }
+    memcpy(w->win + w->len, buf, len);
+    w->len += len;
+  }
+  regmatch_t span = {.rm_so = 0, .rm_eo = (regoff_t)w->len};
+  w->matched = regexec(&w->re, w->win, 1, &span, REG_STARTEND) == 0;
+}
+
+/* Every watch sees the bytes first; then the matched ones fire, each once
+ * (a callback may add or remove watches: a new one sees only later bytes). */
+static void watches_feed(struct vm_module *m, const void *buf, size_t len) {
+  for (struct vm_watch *w = m->watches; w; w = w->next) watch_feed(w, buf, len);
+  for (;;) {
+    struct vm_watch *w = m->watches;
+    while (w && !w->matched) w = w->next;
+    if (!w) return;
+    void (*cb)(void *) = w->cb;
+    void *ctx = w->ctx;
+    vm_module_unwatch(m, w);
+    cb(ctx);
+  }
+}
+
+static void watches_free(struct vm_module *m) {
+  while (m->watches) vm_module_unwatch(m, m->watches);
+}
+
 void vm_module_tx(struct vm_module *m, const void *buf, size_t len) {
   if (m->closing) return;
+  m->stats.tx_bytes += len;
+  for (const char *p = buf, *end = p + len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+    m->stats.tx_lines++;
   vm_txq_write(&m->txq, buf, len);
+  if (m->watches) watches_feed(m, buf, len);
 }
 
 static void module_at_write(void *ctx, const void *buf, size_t len) {
@@ -21,13 +114,28 @@ static void module_at_write(void *ctx, const void *buf, size_t len) {
 static void module_at_trace(void *ctx, char dir, const void *buf, size_t len) {
   struct vm_module *m = ctx;
   if (m->trace) vm_trace_data(m->trace, dir, buf, len);
+  if (m->taps) vm_tracetap_feed(m, dir, buf, len);
 }
 
 static void module_at_reboot(void *ctx) { vm_module_reboot(ctx); }
 
+static void module_at_urc(void *ctx, const void *buf, size_t len) {
+  struct vm_module *m = ctx;
+  if (!vm_event_want_urcs()) return;
+  const char *b = buf;
+  while (len && (b[len - 1] == '\n' || b[len - 1] == '\r')) len--;
+  while (len && (b[0] == '\n' || b[0] == '\r')) b++, len--;
+  char text[1024];
+  vm_trace_escape(b, len > 250 ? 250 : len, text, sizeof text);
+  cJSON *f = cJSON_CreateObject();
+  cJSON_AddStringToObject(f, "text", text);
+  vm_event(m->name, "urc", f);
+}
+
 static void module_input(void *data, const char *buf, size_t len) {
   struct vm_module *m = data;
   if (m->closing) return;
+  m->stats.rx_bytes += len;
   vm_at_input(&m->at, buf, len);
 }
 
@@ -69,7 +177,36 @@ void vm_module_power_on(struct vm_module *m) {
   if (m->power_applied || m->closing) return;
   m->power_applied = true;
   vm_log_info(m->name, "serial port opened: powering on");
+  vm_event_state(m->name, "power", "on");
   module_boot(m);
+  if (vm_fault_sched_start(m) < 0) vm_log_error(m->name, "out of memory: no scheduled faults");
+}
+
+void vm_module_power_cut(struct vm_module *m) {
+  if (m->closing || m->power_cut) return;
+  vm_log_info(m->name, "power cut");
+  if (m->trace) vm_trace_note(m->trace, "power cut");
+  if (m->powered && m->dialect->power_off) m->dialect->power_off(m);
+  uv_timer_stop(&m->boot_timer);
+  vm_at_reset(&m->at, m->cfg->echo);
+  vm_txq_clear(&m->txq); /* what was still on its way is lost with the power */
+  m->powered = false;
+  m->power_cut = true;
+  m->power_applied = true; /* an open of the port does not bring the power back */
+  vm_event_state(m->name, "power", "off");
+}
+
+void vm_module_power_restore(struct vm_module *m) {
+  if (m->closing) return;
+  if (!m->power_cut) {
+    vm_module_power_on(m); /* nothing when it has power already */
+    return;
+  }
+  m->power_cut = false;
+  vm_log_info(m->name, "power restored");
+  vm_event_state(m->name, "power", "on");
+  module_boot(m);
+  if (vm_fault_sched_start(m) < 0) vm_log_error(m->name, "out of memory: no scheduled faults");
 }
 
 void vm_module_reboot(struct vm_module *m) {
@@ -117,8 +254,10 @@ int vm_module_start(struct vm_module *m, uv_loop_t *loop, const struct vm_module
   m->boot_timer.data = m;
 
   struct vm_at_io io = {
-      .write = module_at_write, .trace = module_at_trace, .reboot = module_at_reboot, .ctx = m};
+      .write = module_at_write, .trace = module_at_trace, .reboot = module_at_reboot,
+      .urc = module_at_urc, .ctx = m};
   vm_at_init(&m->at, loop, cfg->name, NULL, &io, m);
+  if (cfg->fault_injection && vm_tracetap_open(m) < 0) return -1;
   if (m->dialect->init(m) < 0) {
     vm_log_error(m->name, "dialect %s failed to start", m->dialect->name);
     return -1;
@@ -149,6 +288,9 @@ void vm_module_stop(struct vm_module *m) {
   if (m->powered && m->dialect->power_off) m->dialect->power_off(m);
   m->powered = false;
   if (m->dialect_state && m->dialect->destroy) m->dialect->destroy(m);
+  vm_fault_sched_report(m);
+  vm_fault_sched_stop(m);
+  watches_free(m);
   if (uv_is_active((uv_handle_t *)&m->boot_timer)) uv_timer_stop(&m->boot_timer);
   if (m->boot_timer.loop) uv_close((uv_handle_t *)&m->boot_timer, NULL);
   if (m->at.loop) vm_at_close(&m->at);
@@ -167,6 +309,9 @@ void vm_module_stop(struct vm_module *m) {
 
 void vm_module_cleanup(struct vm_module *m) {
   vm_store_close(&m->store);
+  vm_netfault_free(m);
+  vm_serfault_free(m);
+  vm_tracetap_free(m);
   free(m->tcp); /* its handles were closed by the loop that has ended */
   m->tcp = NULL;
   free(m->dialect_state);

@@ -133,6 +133,9 @@ struct vm_at_io {
   void (*trace)(void *ctx, char dir, const void *buf, size_t len);
   /* reboots the module (a forced AT+RST while busy); may be NULL */
   void (*reboot)(void *ctx);
+  /* a URC was written or queued (its first piece: the line without a data
+   * payload); may be NULL */
+  void (*urc)(void *ctx, const void *buf, size_t len);
   void *ctx;
 };
 
@@ -171,7 +174,18 @@ struct vm_at {
   size_t urc_len, urc_cap;
   bool hold_urcs;
 
-  uint64_t lines, busy_replies;
+  uint64_t lines, busy_replies, errors;
+
+  /* per-command counters (`vmodulectl metrics`), made on the first command */
+  struct vm_at_stat *stats;
+  size_t nstats, stats_cap;
+  uint64_t started_ns; /* uv_hrtime() when the current command's handler ran */
+};
+
+/* One command's counters: runs, error replies, handler-to-final-result time. */
+struct vm_at_stat {
+  const struct vm_at_cmd *cmd;
+  uint64_t count, errors, sum_ns, max_ns;
 };
 
 void vm_at_init(struct vm_at *at, uv_loop_t *loop, const char *name,

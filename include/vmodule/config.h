@@ -48,6 +48,8 @@ int vm_config_load(struct vm_config *cfg, const char *path, char *err, size_t er
 int vm_config_single(struct vm_config *cfg, const char *dialect, const char *link,
                      const char *state_dir, long baud, const char *tcp, char *err, size_t errlen);
 void vm_config_free(struct vm_config *cfg);
+/* Sets control_socket to <state_dir>/control.sock unless given; -1 on ENOMEM. */
+int vm_config_default_control(struct vm_config *cfg);
 /* "HOST:PORT" -> host, port. Returns 0 or -1. */
 int vm_config_parse_hostport(const char *s, char **host, int *port);
 

@@ -53,6 +53,8 @@ struct vm_fault_sched {
   char *action; /* the "do" string */
 };
 
+void vm_fault_sched_free(struct vm_fault_sched *f, int n);
+
 /* Scheduled faults of a module: armed at its first power-on, in list order
  * (an entry is armed when the one before it has fired; at_ms counts from
  * power-on, an "after" regex matches output written once it is armed). */

@@ -55,6 +55,9 @@ void vm_at_close(struct vm_at *at) {
   at->data_buf = NULL;
   free(at->urc_buf);
   at->urc_buf = NULL;
+  free(at->stats);
+  at->stats = NULL;
+  at->nstats = at->stats_cap = 0;
   at->mode = VM_AT_MODE_OFF;
 }
 
@@ -124,7 +127,10 @@ void vm_at_printf(struct vm_at *at, const char *fmt, ...) {
 
 void vm_at_reply_ok(struct vm_at *at) { vm_at_puts(at, at->style->ok); }
 
-void vm_at_reply_error(struct vm_at *at, uint32_t code) { at->style->error(at, code); }
+void vm_at_reply_error(struct vm_at *at, uint32_t code) {
+  at->errors++;
+  at->style->error(at, code);
+}
 
 enum vm_at_result vm_at_fail(struct vm_at *at, uint32_t code) {
   at->errcode = code;
@@ -178,6 +184,7 @@ static bool at_urc_queue(struct vm_at *at, const void *buf, size_t len) {
 /* Writes the pieces of one URC now, or queues all of them (never a part). */
 static void at_urc_pieces(struct vm_at *at, const struct iovec *v, int n) {
   if (at->mode == VM_AT_MODE_OFF) return; /* powered off: the URC never happened */
+  if (at->io.urc) at->io.urc(at->io.ctx, v[0].iov_base, v[0].iov_len);
   if (at_urc_may_write(at) && at->urc_len == 0) {
     /* one write for the whole URC: three small PTY writes per message cost
      * more than the copy (measured in message floods) */
@@ -278,7 +285,35 @@ static const struct vm_at_cmd *at_lookup(const struct vm_at *at, const char *nam
   return NULL;
 }
 
+/* The counters of cmd, added on its first run (NULL when out of memory). */
+static struct vm_at_stat *at_stat(struct vm_at *at, const struct vm_at_cmd *cmd) {
+  for (size_t i = 0; i < at->nstats; i++)
+    if (at->stats[i].cmd == cmd) return &at->stats[i];
+  if (at->nstats == at->stats_cap) {
+    size_t cap = at->stats_cap ? at->stats_cap * 2 : 8;
+    struct vm_at_stat *ns = realloc(at->stats, cap * sizeof *ns);
+    if (!ns) return NULL;
+    at->stats = ns;
+    at->stats_cap = cap;
+  }
+  struct vm_at_stat *st = &at->stats[at->nstats++];
+  memset(st, 0, sizeof *st);
+  st->cmd = cmd;
+  return st;
+}
+
+static void at_count(struct vm_at *at, enum vm_at_result r) {
+  struct vm_at_stat *st = at->current ? at_stat(at, at->current) : NULL;
+  if (!st) return;
+  uint64_t ns = uv_hrtime() - at->started_ns;
+  st->count++;
+  st->errors += r == VM_AT_ERROR;
+  st->sum_ns += ns;
+  if (ns > st->max_ns) st->max_ns = ns;
+}
+
 static void at_finish(struct vm_at *at, enum vm_at_result r) {
+  if (r != VM_AT_PENDING) at_count(at, r);
   switch (r) {
   case VM_AT_OK:
     vm_at_reply_ok(at);
@@ -484,6 +519,7 @@ static bool at_execute(struct vm_at *at, const char *line, size_t len, const cha
   }
   at->current = l.cmd;
   at->errcode = 0;
+  at->started_ns = uv_hrtime();
   enum vm_at_result r = h(at, args);
   at_finish(at, r);
   return r != VM_AT_ERROR;
