@@ -102,12 +102,16 @@ static void wifi_down(struct vm_esp *esp, bool urc) {
   if (esp->on_wifi) esp->on_wifi(esp, false);
 }
 
-/* The configured access point named ssid, if in range. */
-static int find_ap(const struct vm_esp *esp, const char *ssid) {
-  if (esp->ap_down) return -1;
+/* The configured access point named ssid, or -1. */
+static int config_ap(const struct vm_esp *esp, const char *ssid) {
   for (int i = 0; i < esp->cfg->naps; i++)
     if (!strcmp(esp->cfg->aps[i].ssid, ssid)) return i;
   return -1;
+}
+
+/* The same when it is in range (a scan finds it), else -1. */
+static int find_ap(const struct vm_esp *esp, const char *ssid) {
+  return esp->ap_down ? -1 : config_ap(esp, ssid);
 }
 
 /* The station is associated and has its address (before the URCs). */
@@ -441,7 +445,7 @@ void vm_esp_power_on(struct vm_esp *esp) {
   if (esp->stored_ssid[0] && esp->auto_connect)
     join_start(esp, esp->stored_ssid, esp->stored_pwd, false);
   else if (!esp->stored_ssid[0] && esp->cfg->auto_join[0]) {
-    int i = find_ap(esp, esp->cfg->auto_join);
+    int i = config_ap(esp, esp->cfg->auto_join); /* checked by the config */
     join_start(esp, esp->cfg->aps[i].ssid, esp->cfg->aps[i].password, false);
   }
 }
