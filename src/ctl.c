@@ -565,6 +565,8 @@ static void client_process(struct ctl_client *c) {
     *nl = '\0';
     if (c->skipping)
       c->skipping = false;
+    else if ((size_t)(nl - (c->in + off)) > CTL_MAX_LINE)
+      reply_error(c, "request longer than %d bytes", CTL_MAX_LINE);
     else if (nl > c->in + off)
       handle_line(c, c->in + off);
     off = (size_t)(nl - c->in) + 1;

@@ -1,6 +1,7 @@
 /* module.c - one virtual module: wires the serial endpoints, the TX queue,
  * the trace, the AT engine, the store and the dialect together, and runs the
  * module's power cycle (power-on boot delay, banner, AT+RST reboot). */
+#include <ctype.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,31 @@ struct vm_watch {
   char win[VM_WATCH_WINDOW]; /* the last bytes written since the watch began */
 };
 
+/* POSIX regexes have no escapes for control bytes: \r \n \t and \xNN
+ * become the bytes themselves, every other backslash stays for regcomp. */
+static char *watch_pattern(const char *re) {
+  char *out = malloc(strlen(re) + 1), *o = out;
+  if (!out) return NULL;
+  for (const char *p = re; *p; p++) {
+    if (p[0] == '\\' && (p[1] == 'r' || p[1] == 'n' || p[1] == 't')) {
+      *o++ = p[1] == 'r' ? '\r' : p[1] == 'n' ? '\n' : '\t';
+      p++;
+    } else if (p[0] == '\\' && p[1] == 'x' && isxdigit((unsigned char)p[2]) &&
+               isxdigit((unsigned char)p[3])) {
+      char hex[3] = {p[2], p[3], 0};
+      *o++ = (char)strtol(hex, NULL, 16);
+      p += 3;
+    } else if (p[0] == '\\' && p[1]) {
+      *o++ = *p++;
+      *o++ = *p;
+    } else {
+      *o++ = *p;
+    }
+  }
+  *o = '\0';
+  return out;
+}
+
 struct vm_watch *vm_module_watch(struct vm_module *m, const char *regex, void (*cb)(void *ctx),
                                  void *ctx, char *err, size_t errlen) {
   struct vm_watch *w = malloc(sizeof *w);
@@ -35,7 +61,9 @@ struct vm_watch *vm_module_watch(struct vm_module *m, const char *regex, void (*
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
-  int rc = regcomp(&w->re, regex, REG_EXTENDED | REG_NOSUB);
+  char *pat = watch_pattern(regex);
+  int rc = pat ? regcomp(&w->re, pat, REG_EXTENDED | REG_NOSUB) : REG_ESPACE;
+  free(pat);
   if (rc) {
     char why[128];
     regerror(rc, &w->re, why, sizeof why);

@@ -180,6 +180,7 @@ struct vm_at {
   struct vm_at_stat *stats;
   size_t nstats, stats_cap;
   uint64_t started_ns; /* uv_hrtime() when the current command's handler ran */
+  bool cur_error;      /* the current command answered an error of its own */
 };
 
 /* One command's counters: runs, error replies, handler-to-final-result time. */
@@ -217,6 +218,9 @@ void vm_at_vprintf(struct vm_at *at, const char *fmt, va_list ap);
 /* Prints the final result now (for handlers that return VM_AT_DONE). */
 void vm_at_reply_ok(struct vm_at *at);
 void vm_at_reply_error(struct vm_at *at, uint32_t code);
+/* For a dialect that prints an error reply of its own (not the style's):
+ * counts it as the current command's error reply. */
+void vm_at_mark_error(struct vm_at *at);
 
 /* Sets the code printed for VM_AT_ERROR; returns VM_AT_ERROR for convenience. */
 enum vm_at_result vm_at_fail(struct vm_at *at, uint32_t code);

@@ -84,7 +84,8 @@ void vm_module_power_restore(struct vm_module *m);
 
 /* Output matchers: cb(ctx) runs once, the first time the bytes written
  * towards the MCU since the call match the POSIX extended regex (matched
- * against the last VM_WATCH_WINDOW bytes). Returns a handle for
+ * against the last VM_WATCH_WINDOW bytes; \r \n \t \xNN in it stand for
+ * those bytes). Returns a handle for
  * vm_module_unwatch(), or NULL with err set (bad regex). */
 #define VM_WATCH_WINDOW 8192
 struct vm_watch *vm_module_watch(struct vm_module *m, const char *regex, void (*cb)(void *ctx),

@@ -129,7 +129,13 @@ void vm_at_reply_ok(struct vm_at *at) { vm_at_puts(at, at->style->ok); }
 
 void vm_at_reply_error(struct vm_at *at, uint32_t code) {
   at->errors++;
+  at->cur_error = true;
   at->style->error(at, code);
+}
+
+void vm_at_mark_error(struct vm_at *at) {
+  at->errors++;
+  at->cur_error = true;
 }
 
 enum vm_at_result vm_at_fail(struct vm_at *at, uint32_t code) {
@@ -302,14 +308,20 @@ static struct vm_at_stat *at_stat(struct vm_at *at, const struct vm_at_cmd *cmd)
   return st;
 }
 
-static void at_count(struct vm_at *at, enum vm_at_result r) {
-  struct vm_at_stat *st = at->current ? at_stat(at, at->current) : NULL;
+/* One finished run of cmd: an error reply before its handler ran counts
+ * with no time. */
+static void at_count_cmd(struct vm_at *at, const struct vm_at_cmd *cmd, bool error, uint64_t ns) {
+  struct vm_at_stat *st = at_stat(at, cmd);
   if (!st) return;
-  uint64_t ns = uv_hrtime() - at->started_ns;
   st->count++;
-  st->errors += r == VM_AT_ERROR;
+  st->errors += error;
   st->sum_ns += ns;
   if (ns > st->max_ns) st->max_ns = ns;
+}
+
+static void at_count(struct vm_at *at, enum vm_at_result r) {
+  if (at->current)
+    at_count_cmd(at, at->current, r == VM_AT_ERROR || at->cur_error, uv_hrtime() - at->started_ns);
 }
 
 static void at_finish(struct vm_at *at, enum vm_at_result r) {
@@ -510,15 +522,18 @@ static bool at_execute(struct vm_at *at, const char *line, size_t len, const cha
                     : l.form == VM_AT_SET   ? l.cmd->set
                                             : l.cmd->exec;
   if (!h) {
+    at_count_cmd(at, l.cmd, true, 0);
     vm_at_reply_error(at, VM_AT_ERR_OP_TYPE);
     return false;
   }
   if (!l.params_ok) {
+    at_count_cmd(at, l.cmd, true, 0);
     vm_at_reply_error(at, VM_AT_ERR_PARA_PARSE);
     return false;
   }
   at->current = l.cmd;
   at->errcode = 0;
+  at->cur_error = false;
   at->started_ns = uv_hrtime();
   enum vm_at_result r = h(at, args);
   at_finish(at, r);

@@ -697,6 +697,7 @@ static void read_done(void *data, long long n) {
   vm_at_puts(at, TC_HANDLER_OK);
   if (n < 0 || n < o->rd_want) { /* the file is shorter than its record */
     vm_log_warn(who(o), "OTA: reading the image failed: %s", n < 0 ? strerror((int)-n) : "short");
+    vm_at_mark_error(at);
     vm_at_printf(at, TC_CME_FMT, TC_E_FLASH);
   } else {
     vm_at_printf(at, TC_READFW_HEAD_FMT, (long)n);

@@ -24,6 +24,7 @@ struct tc_state *tc_state_of(struct vm_at *at) {
 }
 
 enum vm_at_result tc_cme(struct vm_at *at, int code) {
+  vm_at_mark_error(at);
   vm_at_printf(at, TC_CME_FMT, code);
   return VM_AT_DONE;
 }
