@@ -41,6 +41,12 @@ const struct vm_dialect *vm_dialect_find(const char *name);
 /* "tencent, w800, me3630" */
 const char *vm_dialect_names(void);
 
+/* For status hooks: adds "mqtt": {"state": state ("disconnected",
+ * "connecting" or "connected"), "broker": "host:port" (null without a
+ * host), "subscriptions": []} to obj and returns the (empty) array for the
+ * caller's topics, or NULL when out of memory. */
+cJSON *vm_dialect_mqtt_status(cJSON *obj, const char *state, const char *host, int port);
+
 extern const struct vm_dialect vm_dialect_tencent;
 extern const struct vm_dialect vm_dialect_w800;
 extern const struct vm_dialect vm_dialect_me3630;

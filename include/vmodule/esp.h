@@ -78,8 +78,12 @@ struct vm_esp {
   int ap;           /* index in cfg->aps while connected */
   char stored_ssid[33], stored_pwd[65]; /* "NVS" */
   bool joining, join_from_cmd;
-  char join_ssid[33], join_pwd[65];
+  char join_ssid[33], join_pwd[65]; /* also the AP a rejoin goes back to */
   uv_timer_t join_timer;
+  /* `wifi down|up` (fault.h): every configured access point out of range.
+   * The radio world, not the module's RAM: survives resets and power cuts. */
+  bool ap_down;
+  bool rejoin; /* the station lost its AP passively and retries it (reconn_interval) */
   /* SNTP */
   bool sntp_enabled, sntp_synced;
   int sntp_tz; /* hours (-12..14) or +-hhmm */
@@ -94,6 +98,7 @@ struct vm_esp {
   struct vm_esp_uart uart_saving; /* AT+UART_DEF waiting for its flash write */
   /* AT+SYSRAM (simulated heap) */
   bool mqtt_up, tls_up; /* the dialect's MQTT link is up / runs over TLS */
+  unsigned mqtt_sessions; /* established since power-on: the later ones count as reconnects */
   uint32_t heap_min;    /* lowest free heap since power-on */
 };
 
@@ -121,8 +126,17 @@ unsigned vm_esp_uart_max_baud(enum vm_esp_chip chip, int core);
  * pacing. */
 void vm_esp_uart_boot(struct vm_esp *esp);
 
-/* The dialect's MQTT link went up (tls: over TLS) or down. */
+/* The dialect's MQTT link went up (tls: over TLS) or down: the heap figures,
+ * the "mqtt" state event and, for every session after the first since
+ * power-on, m->stats.reconnects. */
 void vm_esp_net_session(struct vm_esp *esp, bool up, bool tls);
+
+/* The dialect hooks of the ESP family (dialect.h), for a module whose
+ * dialect state starts with its struct vm_esp: the `wifi down|up` fault,
+ * its check without a module, and the "wifi" member of `status`. */
+int vm_esp_fault(struct vm_module *m, int argc, char **argv, char *err, size_t errlen);
+int vm_esp_fault_check(const void *conf, int argc, char **argv, char *err, size_t errlen);
+void vm_esp_status(struct vm_esp *esp, cJSON *obj);
 /* The Wi-Fi link came up (esp_wifi.c): the join's peak lowers the minimum. */
 void vm_esp_heap_wifi_up(struct vm_esp *esp);
 /* Free heap now, and the minimum free heap since power-on (which it updates). */

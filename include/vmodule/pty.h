@@ -23,6 +23,7 @@ struct vm_pty {
   char slave_path[64];
   int master, slave;
   int wd;                     /* inotify watch on slave_path, -1 when none */
+  int parked;                 /* unplugged: the master's fd number, kept on /dev/null; else -1 */
   struct vm_pty_watch *watch; /* shared with the loop's other PTYs; NULL when closed */
   uv_poll_t poll;             /* on the master */
   int poll_events;
@@ -39,5 +40,16 @@ int vm_pty_open(struct vm_pty *p, uv_loop_t *loop, const char *name, const char 
 /* Stops reading, removes the symlink, closes handles and fds. The loop's
  * inotify instance is closed with its last PTY. */
 void vm_pty_close(struct vm_pty *p);
+
+/* The USB serial device disappears (`serial unplug`): the master is closed,
+ * so every client fd on the slave is hung up (read returns 0, write EIO,
+ * poll POLLHUP) and /dev/pts/N goes; the held slave, the watch and the
+ * symlink go too. Writes to the sink fail (-EBADF) until vm_pty_plug().
+ * Returns 0 or a negative errno (logged); -EALREADY when unplugged. */
+int vm_pty_unplug(struct vm_pty *p);
+/* It comes back: a new PTY (a new /dev/pts/N) behind the same symlink.
+ * Returns 0 or a negative errno (logged; the port stays unplugged). */
+int vm_pty_plug(struct vm_pty *p);
+static inline int vm_pty_unplugged(const struct vm_pty *p) { return p->loop && p->parked >= 0; }
 
 #endif

@@ -15,7 +15,8 @@ struct vm_tcp {
   struct vm_sink sink; /* first member */
   uv_loop_t *loop;
   const char *name;
-  uv_tcp_t server;
+  uv_tcp_t *server; /* the listener; NULL while unplugged */
+  struct sockaddr_storage addr; /* where it listens (the bound port) */
   uv_tcp_t *client; /* NULL when none */
   uv_write_t wreq;
   char wbuf[4096];
@@ -29,5 +30,13 @@ struct vm_tcp {
 int vm_tcp_listen(struct vm_tcp *t, uv_loop_t *loop, const char *name, const char *host,
                   int port, vm_input_cb on_input, vm_tcp_presence_cb on_presence, void *data);
 void vm_tcp_close(struct vm_tcp *t);
+
+/* `serial unplug`: drops the client (on_presence(0)) and stops listening, so
+ * new clients are refused (ECONNREFUSED) as by a serial server whose device
+ * has gone. -EALREADY when unplugged. */
+int vm_tcp_unplug(struct vm_tcp *t);
+/* Listens again on the same address and port. Returns 0 or a negative errno
+ * (logged; the endpoint stays unplugged). */
+int vm_tcp_plug(struct vm_tcp *t);
 
 #endif

@@ -19,6 +19,19 @@
 #define VM_TXQ_FRAME_8N1 20 /* frame length in half bits: start + 8 data + 1 stop */
 #define VM_TXQ_MAX_RATE_CHANGES 4
 
+/* A mutator of the bytes leaving the queue (the serial faults, serfault.c).
+ * apply() gets each chunk about to be written to the sink, len bytes at buf
+ * whose first byte is at stream position pos; it may change bytes in place
+ * and drop some by moving the kept ones, in order, to the end of the chunk.
+ * It returns how many bytes it dropped (the chunk's first ones after the
+ * move): those leave the queue as if written, taking their wire time. A chunk
+ * the sink took only part of comes again, so apply() must not decide a
+ * position twice. NULL in every queue that has no such fault: the TX path
+ * then costs one pointer check. */
+struct vm_txq_filter {
+  size_t (*apply)(struct vm_txq_filter *f, uint64_t pos, unsigned char *buf, size_t len);
+};
+
 /* A rate change waiting for the bytes queued before it to leave. */
 struct vm_txq_rate_change {
   uint64_t at;  /* stream position (queued_total) from which it applies */
@@ -43,6 +56,7 @@ struct vm_txq {
   int overflowing;        /* inside an overflow episode */
   uint64_t dropped_episode, dropped_total, sent_total;
   int sink_error;          /* last sink failure (negative errno), logged once; 0 after a write */
+  struct vm_txq_filter *filter; /* NULL unless a serial fault mutates the output */
 };
 
 int vm_txq_init(struct vm_txq *q, uv_loop_t *loop, const char *name, unsigned baud, size_t cap);

@@ -1,4 +1,6 @@
-/* dialect.c - the list of dialects a module can speak. */
+/* dialect.c - the list of dialects a module can speak, and what their
+ * `status` hooks share. */
+#include <stdio.h>
 #include <string.h>
 
 #include "vmodule/dialect.h"
@@ -16,3 +18,17 @@ const struct vm_dialect *vm_dialect_find(const char *name) {
 }
 
 const char *vm_dialect_names(void) { return "tencent, w800, me3630"; }
+
+cJSON *vm_dialect_mqtt_status(cJSON *obj, const char *state, const char *host, int port) {
+  cJSON *mq = cJSON_AddObjectToObject(obj, "mqtt");
+  if (!mq) return NULL;
+  cJSON_AddStringToObject(mq, "state", state);
+  if (host && host[0]) {
+    char broker[300];
+    snprintf(broker, sizeof broker, "%s:%d", host, port);
+    cJSON_AddStringToObject(mq, "broker", broker);
+  } else {
+    cJSON_AddNullToObject(mq, "broker");
+  }
+  return cJSON_AddArrayToObject(mq, "subscriptions");
+}

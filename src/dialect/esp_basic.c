@@ -16,6 +16,7 @@
 
 #include "vmodule/json.h"
 #include "vmodule/esp.h"
+#include "vmodule/event.h"
 #include "vmodule/log.h"
 #include "vmodule/module.h"
 
@@ -78,6 +79,9 @@ void vm_esp_heap_boot(struct vm_esp *esp) {
 void vm_esp_heap_wifi_up(struct vm_esp *esp) { heap_dip(esp, heap_model(esp)->join_dip); }
 
 void vm_esp_net_session(struct vm_esp *esp, bool up, bool tls) {
+  if (esp->m && up != esp->mqtt_up)
+    vm_event_state(esp->m->name, "mqtt", up ? "connected" : "disconnected");
+  if (esp->m && up && !esp->mqtt_up && esp->mqtt_sessions++ > 0) esp->m->stats.reconnects++;
   esp->mqtt_up = up;
   esp->tls_up = up && tls;
   if (up) heap_dip(esp, tls ? heap_model(esp)->tls_dip : heap_model(esp)->mqtt_dip);

@@ -1,11 +1,24 @@
 /* esp_wifi.c - the simulated Wi-Fi station and SNTP of the ESP-AT family:
- * AT+CWMODE, AT+CWJAP, AT+CWQAP, AT+CIPSTA?, AT+CIPSNTPCFG, AT+CIPSNTPTIME?.
+ * AT+CWMODE, AT+CWJAP, AT+CWQAP, AT+CIPSTA?, AT+CIPSNTPCFG, AT+CIPSNTPTIME?,
+ * and the `wifi down|up` fault with the "wifi" member of `status`.
  *
  * The access points the module can "see" come from the config. Joining takes
  * wifi.join_ms (the command is pending meanwhile, so other lines get the busy
  * reply, as on the real module); success and failure print the ESP-AT lines.
  * The joined access point and CWMODE are kept in the store like ESP-AT's NVS,
- * and a stored access point is re-joined at power-on. */
+ * and a stored access point is re-joined at power-on.
+ *
+ * `wifi down` takes every configured access point out of range: a joined
+ * station prints WIFI DISCONNECT (the dialect's MQTT link goes with it), a
+ * join finds nothing (+CWJAP:3, "cannot find the target AP"). A station that
+ * lost its AP that way, or whose power-on auto-connect found nothing, keeps
+ * retrying it as esp-at does (reconn_interval, 1 s as AT+CWJAP? shows it;
+ * AT+CWRECONNCFG: "works for passive disconnection ... and Wi-Fi auto
+ * connect after power on"), silently, so `wifi up` is followed by WIFI
+ * CONNECTED and WIFI GOT IP after the join time. An explicit AT+CWJAP or
+ * AT+CWQAP ends those retries (the MCU took over). Neither the reference nor
+ * tencent-variants.md shows these station URCs differing between the QCloud
+ * builds or the W800: one behaviour for all. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +26,8 @@
 
 #include "vmodule/json.h"
 #include "vmodule/esp.h"
+#include "vmodule/event.h"
+#include "vmodule/fault.h"
 #include "vmodule/log.h"
 #include "vmodule/module.h"
 
@@ -83,13 +98,36 @@ static void wifi_down(struct vm_esp *esp, bool urc) {
   esp->sntp_synced = false;
   uv_timer_stop(&esp->sntp_timer);
   if (urc) vm_at_urc(&esp->m->at, "WIFI DISCONNECT\r\n", 17);
+  vm_event_state(esp->m->name, "wifi", "disconnected");
   if (esp->on_wifi) esp->on_wifi(esp, false);
 }
 
-static int find_ap(const struct vm_esp *esp, const char *ssid) {
+/* The configured access point named ssid, or -1. */
+static int config_ap(const struct vm_esp *esp, const char *ssid) {
   for (int i = 0; i < esp->cfg->naps; i++)
     if (!strcmp(esp->cfg->aps[i].ssid, ssid)) return i;
   return -1;
+}
+
+/* The same when it is in range (a scan finds it), else -1. */
+static int find_ap(const struct vm_esp *esp, const char *ssid) {
+  return esp->ap_down ? -1 : config_ap(esp, ssid);
+}
+
+/* The station is associated and has its address (before the URCs). */
+static void wifi_up(struct vm_esp *esp, int ap) {
+  esp->connected = true;
+  esp->rejoin = false;
+  esp->ap = ap;
+  vm_esp_heap_wifi_up(esp);
+  vm_log_info(esp->m->name, "wifi: connected to \"%s\"", esp->join_ssid);
+  vm_event_state(esp->m->name, "wifi", "connected");
+}
+
+/* After the URCs (and the command's OK). */
+static void wifi_up_done(struct vm_esp *esp) {
+  sntp_schedule(esp);
+  if (esp->on_wifi) esp->on_wifi(esp, true);
 }
 
 static void join_done(uv_timer_t *t) {
@@ -99,18 +137,15 @@ static void join_done(uv_timer_t *t) {
   int ap = find_ap(esp, esp->join_ssid);
   int fail = ap < 0 ? CWJAP_NO_AP
                     : strcmp(esp->cfg->aps[ap].password, esp->join_pwd) ? CWJAP_WRONG_PASSWORD : 0;
-  if (!esp->join_from_cmd) { /* auto-connect at power-on: URCs on success only */
+  if (!esp->join_from_cmd) { /* auto-connect or a retry: URCs on success only */
     if (fail) {
       vm_log_info(esp->m->name, "wifi: auto-connect to \"%s\" failed (%d)", esp->join_ssid, fail);
+      esp->rejoin = esp->ap_down; /* retried until the access point is back */
       return;
     }
-    esp->connected = true;
-    esp->ap = ap;
-    vm_esp_heap_wifi_up(esp);
-    vm_log_info(esp->m->name, "wifi: connected to \"%s\"", esp->join_ssid);
+    wifi_up(esp, ap);
     vm_at_urc(at, "WIFI CONNECTED\r\nWIFI GOT IP\r\n", 29);
-    sntp_schedule(esp);
-    if (esp->on_wifi) esp->on_wifi(esp, true);
+    wifi_up_done(esp);
     return;
   }
   if (fail) {
@@ -119,23 +154,20 @@ static void join_done(uv_timer_t *t) {
     vm_at_complete(at, vm_at_fail(at, VM_AT_ERR_EXEC_FAIL(0)));
     return;
   }
-  esp->connected = true;
-  esp->ap = ap;
-  vm_esp_heap_wifi_up(esp);
+  wifi_up(esp, ap);
   strcpy(esp->stored_ssid, esp->join_ssid);
   strcpy(esp->stored_pwd, esp->join_pwd);
   wifi_save(esp);
-  vm_log_info(esp->m->name, "wifi: connected to \"%s\"", esp->join_ssid);
   vm_at_puts(at, "WIFI CONNECTED\r\nWIFI GOT IP\r\n");
   vm_at_complete(at, VM_AT_OK);
-  sntp_schedule(esp);
-  if (esp->on_wifi) esp->on_wifi(esp, true);
+  wifi_up_done(esp);
 }
 
 static void join_start(struct vm_esp *esp, const char *ssid, const char *pwd, bool from_cmd) {
-  snprintf(esp->join_ssid, sizeof esp->join_ssid, "%s", ssid);
-  snprintf(esp->join_pwd, sizeof esp->join_pwd, "%s", pwd);
+  if (ssid != esp->join_ssid) snprintf(esp->join_ssid, sizeof esp->join_ssid, "%s", ssid);
+  if (pwd != esp->join_pwd) snprintf(esp->join_pwd, sizeof esp->join_pwd, "%s", pwd);
   esp->joining = true;
+  esp->rejoin = false;
   esp->join_from_cmd = from_cmd;
   uv_timer_start(&esp->join_timer, join_done, esp->cfg->join_ms, 0);
 }
@@ -159,7 +191,10 @@ static enum vm_at_result cwmode_set(struct vm_at *at, const struct vm_at_args *a
   if (ac < 0 || ac > 1) return vm_at_fail(at, VM_AT_ERR_PARA_INVALID);
   esp->mode = (int)mode;
   vm_at_reply_ok(at);
-  if (!station_mode(esp)) wifi_down(esp, true);
+  if (!station_mode(esp)) {
+    esp->rejoin = false;
+    wifi_down(esp, true);
+  }
   wifi_save(esp);
   return VM_AT_DONE;
 }
@@ -216,8 +251,10 @@ static enum vm_at_result cwjap_exec(struct vm_at *at, const struct vm_at_args *a
 }
 
 static enum vm_at_result cwqap_exec(struct vm_at *at, const struct vm_at_args *a) {
+  struct vm_esp *esp = vm_esp_of(at);
   vm_at_reply_ok(at);
-  wifi_down(vm_esp_of(at), true);
+  esp->rejoin = false;
+  wifi_down(esp, true);
   return VM_AT_DONE;
 }
 
@@ -312,6 +349,70 @@ const struct vm_at_cmd vm_esp_wifi_cmds[] = {
 };
 const size_t vm_esp_wifi_ncmds = sizeof vm_esp_wifi_cmds / sizeof vm_esp_wifi_cmds[0];
 
+/* ---- the `wifi` fault and status ------------------------------------- */
+
+#define WIFI_USAGE "wifi: expected down or up"
+
+/* "wifi down" / "wifi up": 1 for down, 0 for up, -1 (err set) otherwise. */
+static int wifi_verb(int argc, char **argv, char *err, size_t errlen) {
+  if (argc == 2 && !strcmp(argv[1], "down")) return 1;
+  if (argc == 2 && !strcmp(argv[1], "up")) return 0;
+  snprintf(err, errlen, WIFI_USAGE);
+  return -1;
+}
+
+int vm_esp_fault_check(const void *conf, int argc, char **argv, char *err, size_t errlen) {
+  (void)conf;
+  if (argc < 1 || strcmp(argv[0], "wifi")) return VM_FAULT_UNSUPPORTED;
+  return wifi_verb(argc, argv, err, errlen) < 0 ? -1 : 0;
+}
+
+/* The access points go out of range: a joined station loses its link now. */
+static void ap_gone(struct vm_esp *esp) {
+  esp->ap_down = true;
+  vm_log_info(esp->m->name, "wifi: fault: the access points are out of range");
+  if (!esp->connected) return;
+  esp->rejoin = true;
+  wifi_down(esp, true);
+}
+
+/* They are back: a station retrying its AP finds it at its next attempt. */
+static void ap_back(struct vm_esp *esp) {
+  esp->ap_down = false;
+  vm_log_info(esp->m->name, "wifi: fault lifted: the access points are back");
+  if (!esp->rejoin || esp->joining || !esp->m->powered || !station_mode(esp)) return;
+  join_start(esp, esp->join_ssid, esp->join_pwd, false);
+}
+
+int vm_esp_fault(struct vm_module *m, int argc, char **argv, char *err, size_t errlen) {
+  struct vm_esp *esp = m->dialect_state;
+  if (argc < 1 || strcmp(argv[0], "wifi")) return VM_FAULT_UNSUPPORTED;
+  int down = wifi_verb(argc, argv, err, errlen);
+  if (down < 0) return -1;
+  if (down == esp->ap_down) {
+    snprintf(err, errlen, "wifi %s: the access point is already %s", argv[1], argv[1]);
+    return -1;
+  }
+  if (down) ap_gone(esp);
+  else ap_back(esp);
+  return 0;
+}
+
+/* "wifi": {"state", "ssid", "ip", "access_point"}; ssid is the AP joined or
+ * being joined (null when the station has none in view), ip null unless up. */
+void vm_esp_status(struct vm_esp *esp, cJSON *obj) {
+  cJSON *w = cJSON_AddObjectToObject(obj, "wifi");
+  if (!w) return;
+  const struct vm_wifi_ap *ap = esp->connected ? &esp->cfg->aps[esp->ap] : NULL;
+  bool trying = esp->joining || esp->rejoin;
+  cJSON_AddStringToObject(w, "state", ap ? "connected" : trying ? "connecting" : "disconnected");
+  if (ap || trying) cJSON_AddStringToObject(w, "ssid", ap ? ap->ssid : esp->join_ssid);
+  else cJSON_AddNullToObject(w, "ssid");
+  if (ap) cJSON_AddStringToObject(w, "ip", ap->ip);
+  else cJSON_AddNullToObject(w, "ip");
+  cJSON_AddStringToObject(w, "access_point", esp->ap_down ? "down" : "up");
+}
+
 /* ---- life cycle -------------------------------------------------------- */
 
 void vm_esp_init(struct vm_esp *esp, struct vm_module *m, const struct vm_esp_config *cfg,
@@ -332,7 +433,8 @@ void vm_esp_init(struct vm_esp *esp, struct vm_module *m, const struct vm_esp_co
 
 void vm_esp_power_on(struct vm_esp *esp) {
   esp->boot_ms = uv_now(esp->m->loop);
-  esp->connected = esp->joining = false;
+  esp->connected = esp->joining = esp->rejoin = false;
+  esp->mqtt_sessions = 0;
   esp->sntp_enabled = esp->sntp_synced = false;
   esp->sntp_tz = 0;
   esp->sntp_nservers = 0;
@@ -343,7 +445,7 @@ void vm_esp_power_on(struct vm_esp *esp) {
   if (esp->stored_ssid[0] && esp->auto_connect)
     join_start(esp, esp->stored_ssid, esp->stored_pwd, false);
   else if (!esp->stored_ssid[0] && esp->cfg->auto_join[0]) {
-    int i = find_ap(esp, esp->cfg->auto_join);
+    int i = config_ap(esp, esp->cfg->auto_join); /* checked by the config */
     join_start(esp, esp->cfg->aps[i].ssid, esp->cfg->aps[i].password, false);
   }
 }
@@ -351,7 +453,7 @@ void vm_esp_power_on(struct vm_esp *esp) {
 void vm_esp_power_off(struct vm_esp *esp) {
   uv_timer_stop(&esp->join_timer);
   uv_timer_stop(&esp->sntp_timer);
-  esp->joining = false;
+  esp->joining = esp->rejoin = false;
   wifi_down(esp, false);
   esp->mqtt_up = esp->tls_up = false;
   esp->uart_gen++;

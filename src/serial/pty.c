@@ -10,7 +10,14 @@
  * - uv_tty_t on a master falls back to blocking writes, so the master is a
  *   non-blocking fd driven by one uv_poll_t with our own read()/write().
  * The stable path is a symlink replaced atomically (temp link + rename) and
- * removed on close only while it still points to our slave. */
+ * removed on close only while it still points to our slave.
+ *
+ * Unplug and plug (serial faults) replace the PTY under a live poll handle: a
+ * uv_poll_t is bound to one fd number for life and cannot be initialised
+ * again before its close callback has run, so the handle is only stopped
+ * (which makes epoll forget the fd at once), the master's number is kept on
+ * /dev/null while unplugged (dup3 over the master releases it, which hangs up
+ * the slave), and plug moves the new master onto that same number. */
 #include "vmodule/pty.h"
 
 #include <errno.h>
@@ -614,7 +621,7 @@ int vm_pty_open(struct vm_pty *p, uv_loop_t *loop, const char *name, const char 
   p->name = name;
   p->on_input = on_input;
   p->data = data;
-  p->master = p->slave = p->wd = -1;
+  p->master = p->slave = p->wd = p->parked = -1;
   if (link && *link && !(p->link = strdup(link)))
     return -ENOMEM;
   r = pty_open_fds(p);
@@ -638,14 +645,77 @@ int vm_pty_open(struct vm_pty *p, uv_loop_t *loop, const char *name, const char 
 }
 
 void vm_pty_close(struct vm_pty *p) {
-  if (p->master < 0)
-    return; /* not open */
+  if (!p->loop || (p->master < 0 && p->parked < 0))
+    return; /* never opened, or not open */
   uv_close((uv_handle_t *)&p->poll, NULL);
   p->poll_events = 0;
-  pty_link_remove(p);
-  vm_log_info(pty_who(p), "serial port %s closed", pty_path(p));
+  if (p->parked >= 0) {
+    close(p->parked); /* after uv_close: the handle's fd number */
+    p->parked = -1;
+  } else {
+    pty_link_remove(p);
+    vm_log_info(pty_who(p), "serial port %s closed", pty_path(p));
+  }
   pty_close_fds(p);
   free(p->link);
   p->link = NULL;
   p->clients = 0;
+}
+
+/* ---- unplug / plug ----------------------------------------------------- */
+
+int vm_pty_unplug(struct vm_pty *p) {
+  int hold;
+
+  if (p->parked >= 0)
+    return -EALREADY;
+  if (p->master < 0)
+    return -EBADF;
+  hold = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (hold < 0) {
+    int err = errno;
+
+    vm_log_error(pty_who(p), "cannot unplug %s: /dev/null: %s", pty_path(p), strerror(err));
+    return -err;
+  }
+  pty_set_events(p, 0); /* uv_poll_stop: epoll forgets the master before it goes */
+  pty_link_remove(p);
+  pty_watch_release(p); /* before our slave close, which it must not see */
+  close(p->slave);
+  p->slave = -1;
+  /* Releases the master (the slave is hung up and /dev/pts/N removed) while
+   * the number stays ours; dup3 does not fail on two open descriptors. */
+  dup3(hold, p->master, O_CLOEXEC);
+  close(hold);
+  p->parked = p->master;
+  p->master = -1;
+  p->clients = 0;
+  vm_log_info(pty_who(p), "serial port %s unplugged (%s hung up)", pty_path(p), p->slave_path);
+  return 0;
+}
+
+/* Moves the new master onto the parked number, which the poll handle is bound to. */
+static void pty_adopt_parked(struct vm_pty *p) {
+  dup3(p->master, p->parked, O_CLOEXEC); /* closes the /dev/null placeholder */
+  close(p->master);
+  p->master = p->parked;
+  p->parked = -1;
+}
+
+int vm_pty_plug(struct vm_pty *p) {
+  int r;
+
+  if (p->parked < 0)
+    return -EALREADY;
+  r = pty_open_fds(p);
+  if (r == 0 && p->link)
+    r = pty_link_create(p);
+  if (r < 0) {
+    pty_close_fds(p); /* the new fds only: the parked number stays */
+    return r;
+  }
+  pty_adopt_parked(p);
+  pty_set_events(p, UV_READABLE);
+  vm_log_info(pty_who(p), "serial port plugged: pty %s linked at %s", p->slave_path, pty_path(p));
+  return 0;
 }

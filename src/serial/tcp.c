@@ -7,7 +7,12 @@
  * is told so in one line, sees EOF and is closed. While a client is connected
  * the module makes this endpoint its TX sink (on_presence); the sink keeps at
  * most one uv_write in flight, from wbuf, and answers -EAGAIN meanwhile, which
- * gives the TX queue the same backpressure as a full PTY. */
+ * gives the TX queue the same backpressure as a full PTY.
+ *
+ * `serial unplug` closes the client and the listener (new clients are then
+ * refused, as by a serial server whose device is gone); `plug` listens again
+ * on the same address and port. The listener is allocated, so that a new one
+ * can start while the old handle is still closing. */
 #include "vmodule/tcp.h"
 
 #include <errno.h>
@@ -42,26 +47,32 @@ struct tcp_reject {
 
 static const char *tcp_who(const struct vm_tcp *t) { return t->name ? t->name : "tcp"; }
 
-/* "1.2.3.4:5678" or "[::1]:5678"; "unknown" when the peer reset before accept. */
-static void tcp_peer_name(const uv_tcp_t *tcp, char *out, size_t cap) {
-  struct sockaddr_storage ss;
-  int len = sizeof ss;
+/* "1.2.3.4:5678" or "[::1]:5678" ("unknown" for another family). */
+static void tcp_addr_name(const struct sockaddr_storage *ss, char *out, size_t cap) {
   char ip[48];
 
   snprintf(out, cap, "unknown");
-  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) < 0)
-    return;
-  if (ss.ss_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
 
     if (uv_ip6_name(a, ip, sizeof ip) == 0)
       snprintf(out, cap, "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
-  } else if (ss.ss_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+  } else if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
 
     if (uv_ip4_name(a, ip, sizeof ip) == 0)
       snprintf(out, cap, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
   }
+}
+
+/* The peer's name; "unknown" when it reset before accept. */
+static void tcp_peer_name(const uv_tcp_t *tcp, char *out, size_t cap) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+
+  snprintf(out, cap, "unknown");
+  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0)
+    tcp_addr_name(&ss, out, cap);
 }
 
 /* ---- refusing a second client ------------------------------------------ */
@@ -133,7 +144,7 @@ static void tcp_reject(struct vm_tcp *t) {
     r->timer.data = r;
     r->open_handles++;
   }
-  if (r->open_handles < 2 || uv_accept((uv_stream_t *)&t->server, (uv_stream_t *)&r->tcp) < 0) {
+  if (r->open_handles < 2 || uv_accept((uv_stream_t *)t->server, (uv_stream_t *)&r->tcp) < 0) {
     if (r->open_handles == 2)
       uv_close((uv_handle_t *)&r->timer, tcp_reject_closed);
     r->closing = 1;
@@ -284,21 +295,50 @@ static int tcp_parse_addr(const char *host, int port, struct sockaddr_storage *s
   return -EINVAL;
 }
 
+/* Keeps the bound address (with the port chosen for port 0) for plug. */
 static int tcp_bound_port(struct vm_tcp *t) {
   struct sockaddr_storage ss;
   int len = sizeof ss;
-  int r = uv_tcp_getsockname(&t->server, (struct sockaddr *)&ss, &len);
+  int r = uv_tcp_getsockname(t->server, (struct sockaddr *)&ss, &len);
 
   if (r < 0)
     return r;
+  t->addr = ss;
   t->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                            : ((struct sockaddr_in *)&ss)->sin_port);
   return 0;
 }
 
+static void tcp_server_closed(uv_handle_t *handle) { free(handle); }
+
+/* A listener on t->addr, in t->server. Returns 0 or a libuv error. */
+static int tcp_server_open(struct vm_tcp *t, uv_loop_t *loop) {
+  uv_tcp_t *server = malloc(sizeof *server);
+  int r;
+
+  if (!server)
+    return UV_ENOMEM;
+  r = uv_tcp_init(loop, server);
+  if (r < 0) {
+    free(server);
+    return r;
+  }
+  server->data = t;
+  t->server = server;
+  r = uv_tcp_bind(server, (const struct sockaddr *)&t->addr, 0);
+  if (r == 0)
+    r = uv_listen((uv_stream_t *)server, TCP_BACKLOG, tcp_on_connection);
+  if (r == 0)
+    r = tcp_bound_port(t);
+  if (r < 0) {
+    uv_close((uv_handle_t *)server, tcp_server_closed);
+    t->server = NULL;
+  }
+  return r;
+}
+
 int vm_tcp_listen(struct vm_tcp *t, uv_loop_t *loop, const char *name, const char *host,
                   int port, vm_input_cb on_input, vm_tcp_presence_cb on_presence, void *data) {
-  struct sockaddr_storage ss;
   int r;
 
   memset(t, 0, sizeof *t);
@@ -309,24 +349,13 @@ int vm_tcp_listen(struct vm_tcp *t, uv_loop_t *loop, const char *name, const cha
   t->data = data;
   if (!host || !*host)
     host = "127.0.0.1";
-  if (port < 0 || port > 65535 || tcp_parse_addr(host, port, &ss) < 0) {
+  if (port < 0 || port > 65535 || tcp_parse_addr(host, port, &t->addr) < 0) {
     vm_log_error(tcp_who(t), "invalid TCP listen address %s:%d", host, port);
     return -EINVAL;
   }
-  r = uv_tcp_init(loop, &t->server);
-  if (r < 0) {
-    vm_log_error(tcp_who(t), "TCP endpoint: %s", uv_strerror(r));
-    return r;
-  }
-  t->server.data = t;
-  r = uv_tcp_bind(&t->server, (const struct sockaddr *)&ss, 0);
-  if (r == 0)
-    r = uv_listen((uv_stream_t *)&t->server, TCP_BACKLOG, tcp_on_connection);
-  if (r == 0)
-    r = tcp_bound_port(t);
+  r = tcp_server_open(t, loop);
   if (r < 0) {
     vm_log_error(tcp_who(t), "cannot listen on %s:%d: %s", host, port, uv_strerror(r));
-    uv_close((uv_handle_t *)&t->server, NULL); /* t must live until the loop runs it */
     return r;
   }
   t->loop = loop; /* also marks the endpoint open for vm_tcp_close */
@@ -344,6 +373,47 @@ void vm_tcp_close(struct vm_tcp *t) {
   if (t->client)
     tcp_drop_client(t, 0);
   t->want_writable = 0;
-  uv_close((uv_handle_t *)&t->server, NULL);
+  if (t->server)
+    uv_close((uv_handle_t *)t->server, tcp_server_closed);
+  t->server = NULL;
   t->loop = NULL;
+}
+
+/* ---- unplug / plug ----------------------------------------------------- */
+
+int vm_tcp_unplug(struct vm_tcp *t) {
+  char where[64];
+
+  if (!t->loop)
+    return -EBADF;
+  if (!t->server)
+    return -EALREADY;
+  if (t->client) {
+    vm_log_info(tcp_who(t), "client %s dropped: serial port unplugged",
+                ((struct tcp_conn *)t->client)->peer);
+    tcp_drop_client(t, 1);
+  }
+  uv_close((uv_handle_t *)t->server, tcp_server_closed);
+  t->server = NULL;
+  tcp_addr_name(&t->addr, where, sizeof where);
+  vm_log_info(tcp_who(t), "tcp serial endpoint on %s unplugged: refusing clients", where);
+  return 0;
+}
+
+int vm_tcp_plug(struct vm_tcp *t) {
+  char where[64];
+  int r;
+
+  if (!t->loop)
+    return -EBADF;
+  if (t->server)
+    return -EALREADY;
+  tcp_addr_name(&t->addr, where, sizeof where);
+  r = tcp_server_open(t, t->loop);
+  if (r < 0) {
+    vm_log_error(tcp_who(t), "cannot listen on %s again: %s", where, uv_strerror(r));
+    return r;
+  }
+  vm_log_info(tcp_who(t), "tcp serial endpoint on %s plugged: accepting clients", where);
+  return 0;
 }

@@ -17,7 +17,11 @@
  * A rate change (AT+UART_CUR) is a mark in the stream: queued_total - len is
  * the position of the oldest queued byte, and a drain never writes across the
  * next mark, so the bytes before it are timed at the old rate and the first
- * byte after it starts, at the new rate, when they have left the wire. */
+ * byte after it starts, at the new rate, when they have left the wire.
+ *
+ * A filter (the serial faults drop and corrupt) sees each chunk after pacing,
+ * just before the sink: a byte it drops has still taken its wire time, as a
+ * byte garbled on a real line has been sent all the same. */
 #include "vmodule/txq.h"
 
 #include <errno.h>
@@ -190,6 +194,19 @@ static void txq_wait_writable(struct vm_txq *q) {
   q->sink->ops->want_writable(q->sink, 1);
 }
 
+/* Hands the chunk of n bytes at the head to the filter; the bytes it drops
+ * leave the queue as sent. Returns how many bytes are left to write. */
+static size_t txq_filter(struct vm_txq *q, size_t n) {
+  size_t dropped = q->filter->apply(q->filter, txq_head_pos(q), q->buf + q->head, n);
+
+  if (dropped) {
+    txq_consume(q, dropped);
+    if (txq_paced(q))
+      q->wire_free_ns += txq_wire_ns(q, dropped);
+  }
+  return n - dropped;
+}
+
 static void txq_drain(struct vm_txq *q) {
   while (q->len > 0 && q->sink && !q->waiting_writable) {
     size_t n = q->cap - q->head < q->len ? q->cap - q->head : q->len;
@@ -209,6 +226,8 @@ static void txq_drain(struct vm_txq *q) {
       if (n > allowed)
         n = allowed;
     }
+    if (q->filter && (n = txq_filter(q, n)) == 0)
+      continue; /* all of it lost on the line */
     w = q->sink->ops->write(q->sink, q->buf + q->head, n);
     if (w == -EAGAIN || w == 0) {
       txq_wait_writable(q);

@@ -526,8 +526,22 @@ class Daemon:
 
     @property
     def ctl_path(self):
-        """The control socket (config control_socket, default <state_dir>/control.sock)."""
+        """The control socket (--control, config control_socket, default
+        <state_dir>/control.sock)."""
+        args = [str(a) for a in (self.argv if self.argv is not None else self.args)]
+        if "--control" in args[:-1]:
+            return Path(args[args.index("--control") + 1])
+        if self.argv is not None and "--state-dir" in args[:-1]:
+            return Path(args[args.index("--state-dir") + 1]) / "control.sock"
         return Path(self.config.get("control_socket") or self.state_dir / "control.sock")
+
+    def _ctl_listening(self):
+        import ctl
+        try:
+            ctl.connect(self.ctl_path).close()
+            return True
+        except OSError:  # not yet made, or left by a killed run: refused
+            return False
 
     def ctl(self, timeout=10.0):
         """A client of the control socket (ctl.Ctl); the caller closes it."""
@@ -600,6 +614,9 @@ class Daemon:
                 pat = re.compile(_TCP_RE % re.escape(name), re.M)
                 match = self.wait_log(pat, timeout)
                 self.tcp_ports[name] = int(match.group(2))
+        # the control socket is made once every module has started
+        wait_for(lambda: self._check_alive() and self._ctl_listening(), timeout,
+                 "vmoduled to listen on its control socket %s" % self.ctl_path)
 
     def _check_alive(self):
         if self.proc is not None and self.proc.poll() is not None:

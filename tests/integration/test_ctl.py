@@ -392,3 +392,22 @@ def test_vmodulectl_list_status_and_fault(daemon):
     r = subprocess.run([ctl.vmodulectl_bin(), "--json", "status", "w0"], capture_output=True,
                        env=env)
     assert r.returncode == 0 and json.loads(r.stdout)["result"]["name"] == "w0"
+
+
+@pytest.mark.parametrize("dialect", ["tencent", "w800", "me3630"])
+def test_power_reboot_urc_on_every_dialect(start_module, dialect):
+    banner = {"me3630": {"boot_urcs": ["ready"]}} if dialect == "me3630" else {}  # none by default
+    d, p = start_module(dialect, name="m", **banner)
+    with d.ctl() as c:
+        assert c.request("urc", "m", r"+VM:1\r\n")["ok"]
+        p.expect("+VM:1\r\n")
+        assert c.request("power", "m", "off")["ok"]
+        p.cmd("AT")
+        assert c.request("power", "m", "on")["ok"]
+        p.wait_ready()                                 # no echo of the AT sent without power
+        assert c.request("reboot", "m")["ok"]
+        p.wait_ready()
+        p.cmd("AT")
+        p.expect("AT\r\n\r\nOK\r\n")
+        st = c.request("status", "m")["result"]
+        assert (st["dialect"], st["power"], st["counters"]["faults_fired"]) == (dialect, "on", 4)

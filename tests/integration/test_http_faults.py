@@ -354,16 +354,25 @@ def test_tencent_without_wifi_a_named_url_fails_8_too(make_daemon, tmp_path, cer
 # ------------------------------------------------------------------ one multi handle per loop
 
 
-def http_fds(pid):
-    """How many socket descriptors the process holds (libcurl's multi
-    handle keeps a socketpair; PTYs and inotify are not sockets)."""
+def http_fds(daemon):
+    """How many socket descriptors the daemon holds besides its control
+    socket's listener (libcurl's multi handle keeps a socketpair; PTYs and
+    inotify are not sockets)."""
+    listener = None
+    with open("/proc/net/unix") as f:
+        for line in f.read().splitlines()[1:]:
+            cols = line.split()
+            if len(cols) >= 8 and cols[7] == str(daemon.ctl_path):
+                listener = "socket:[%s]" % cols[6]
     n = 0
+    pid = daemon.proc.pid
     for fd in os.listdir("/proc/%d/fd" % pid):
         try:
-            if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:"):
-                n += 1
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
         except FileNotFoundError:
-            pass
+            continue
+        n += target.startswith("socket:") and target != listener
+    assert listener is not None, "no control socket listener in /proc/net/unix"
     return n
 
 
@@ -374,7 +383,7 @@ def test_idle_modules_hold_no_http_descriptors(make_daemon, tmp_path, dialect):
     daemon = make_daemon(modules)
     for m in modules:
         daemon.port(m["name"])
-    assert http_fds(daemon.proc.pid) == 0
+    assert http_fds(daemon) == 0
 
 
 def test_modules_share_one_multi_and_keep_their_own_results(make_daemon, tmp_path, certs, peers):
@@ -392,7 +401,7 @@ def test_modules_share_one_multi_and_keep_their_own_results(make_daemon, tmp_pat
     ports = {n: daemon.port(n) for n in urls}
     for p in ports.values():
         Tencent.prepare(p)
-    assert http_fds(daemon.proc.pid) == 0
+    assert http_fds(daemon) == 0
     Tencent.send(ports["tc0"])
     ports["tc0"].expect(Tencent.accepted, AT_ONCE)
     wait_for(lambda: held.requests, 5, "the held request at its server")
@@ -407,7 +416,7 @@ def test_modules_share_one_multi_and_keep_their_own_results(make_daemon, tmp_pat
     for p in ports.values():
         p.expect_nothing_pending()
     # no connection is kept for later: only the shared socketpair remains
-    wait_for(lambda: http_fds(daemon.proc.pid) == 2, 5, "the connections to be closed")
+    wait_for(lambda: http_fds(daemon) == 2, 5, "the connections to be closed")
 
 
 # ------------------------------------------------------------------ out of descriptors

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -602,6 +603,61 @@ static void test_pty_queue_overflow_warns_once_and_makes_every_line_raw(void **s
   check_client_seen_by_its_port(f, &f->loop, 1);
 }
 
+/* unplug: the client's fd is hung up (POLLHUP, read returns 0) and the link
+ * and /dev/pts/N go; plug: a new /dev/pts/N behind the same link, on the same
+ * poll handle, with bytes flowing both ways; close while unplugged leaves no
+ * handle and no fd behind (teardown checks the loop). */
+static void test_pty_unplug_hangs_up_and_plug_brings_a_new_pty(void **state) {
+  struct fixture *fx = *state;
+  char old_path[sizeof fx->p.slave_path], target[PATH_MAX];
+  struct pollfd pfd;
+  char c;
+  ssize_t n;
+
+  assert_int_equal(vm_txq_init(&fx->q, &fx->loop, "test", 0, 4096), 0);
+  fx->q_open = 1;
+  vm_txq_set_sink(&fx->q, &fx->p.sink);
+  fx->client = open(fx->link, O_RDWR | O_NOCTTY | O_NONBLOCK);
+  assert_true(fx->client >= 0);
+  run_until(fx, one_client);
+  strcpy(old_path, fx->p.slave_path);
+
+  assert_int_equal(vm_pty_unplug(&fx->p), 0);
+  assert_true(vm_pty_unplugged(&fx->p));
+  assert_int_equal(vm_pty_unplug(&fx->p), -EALREADY);
+  pfd = (struct pollfd){.fd = fx->client, .events = POLLIN};
+  assert_int_equal(poll(&pfd, 1, 1000), 1);
+  assert_true(pfd.revents & POLLHUP);
+  assert_int_equal(read(fx->client, &c, 1), 0);
+  assert_int_equal(access(fx->link, F_OK), -1);
+  assert_int_equal(access(old_path, F_OK), -1);
+  assert_int_equal(fx->p.clients, 0);
+  assert_int_equal(vm_txq_write(&fx->q, "lost", 4), 4); /* the sink fails: dropped */
+  close(fx->client);
+  fx->client = -1;
+  uv_run(&fx->loop, UV_RUN_NOWAIT);
+
+  assert_int_equal(vm_pty_plug(&fx->p), 0);
+  assert_false(vm_pty_unplugged(&fx->p));
+  assert_int_equal(vm_pty_plug(&fx->p), -EALREADY);
+  n = readlink(fx->link, target, sizeof target - 1);
+  assert_true(n > 0);
+  target[n] = '\0';
+  assert_string_equal(target, fx->p.slave_path);
+  client_open(fx);
+  run_until(fx, one_client);
+  client_send(fx, "AT\r\n");
+  want_len = 4;
+  run_until(fx, input_has_want);
+  assert_memory_equal(fx->input, "AT\r\n", 4);
+  assert_int_equal(vm_txq_write(&fx->q, "OK\r\n", 4), 4);
+  want_len = 4;
+  run_until(fx, client_has_want);
+  assert_memory_equal(fx->at_client, "OK\r\n", 4);
+
+  assert_int_equal(vm_pty_unplug(&fx->p), 0); /* teardown closes it unplugged */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_pty_link_points_to_the_slave, setup_open, teardown),
@@ -611,6 +667,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_pty_counts_client_open_and_close, setup_open, teardown),
       cmocka_unit_test_setup_teardown(test_pty_reapplies_raw_on_client_open, setup_open, teardown),
       cmocka_unit_test_setup_teardown(test_pty_close_removes_the_link, setup_open, teardown),
+      cmocka_unit_test_setup_teardown(test_pty_unplug_hangs_up_and_plug_brings_a_new_pty,
+                                      setup_open, teardown),
       cmocka_unit_test_setup_teardown(test_pty_close_keeps_a_link_pointing_elsewhere, setup_open,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_pty_open_replaces_a_stale_link, setup_dir, teardown),

@@ -1,6 +1,7 @@
 /* test_txq.c - unit tests of the TX queue (src/serial/txq.c) on a real libuv
  * loop, draining into a fake sink that records every byte and can play a full
- * device (-EAGAIN, then writable a millisecond later) or a broken one. */
+ * device (-EAGAIN, then writable a millisecond later) or a broken one; and of
+ * the filter the serial faults (src/serial/serfault.c) put on a queue. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,8 @@
 #include "uvrun.h"
 #include <uv.h>
 
+#include "vmodule/module.h"
+#include "vmodule/serfault.h"
 #include "vmodule/txq.h"
 
 #define FAKE_CAP (64 * 1024)
@@ -445,6 +448,91 @@ static void test_txq_rate_changes_clear_and_overflow(void **state) {
   assert_int_equal(fx->q.baud, 4800);
 }
 
+/* ---- the serial faults' filter (serfault.c) ----------------------------- */
+
+/* The filter vm_serfault_apply() puts on a module's queue, moved onto the
+ * fixture's queue (the module is only its holder). */
+static void serfault_on_queue(struct fixture *fx, struct vm_module *m, const char *action,
+                              const char *ppm) {
+  char *argv[] = {"serial", (char *)action, (char *)ppm};
+  char err[128] = "";
+
+  m->name = "test";
+  assert_int_equal(vm_serfault_apply(m, 3, argv, err, sizeof err), 0);
+  fx->q.filter = m->txq.filter;
+}
+
+static double serfault_counter(struct vm_module *m, const char *key) {
+  cJSON *o = cJSON_CreateObject();
+  double v;
+
+  vm_serfault_status(m, o);
+  v = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "serial"), key)->valuedouble;
+  cJSON_Delete(o);
+  return v;
+}
+
+/* A sink taking 7 bytes at a time sees chunks again after partial writes:
+ * every byte is still flipped exactly once (twice would restore it). */
+static void test_txq_filter_corrupts_each_byte_once_across_partial_writes(void **state) {
+  struct fixture *fx = *state;
+  static struct vm_module m;
+  static unsigned char data[3000];
+
+  fill_pattern(data, sizeof data, 11);
+  serfault_on_queue(fx, &m, "corrupt", "1000000");
+  fx->f.room = fx->f.refill = 7;
+  vm_txq_set_sink(&fx->q, &fx->f.sink);
+  assert_int_equal(vm_txq_write(&fx->q, data, sizeof data), sizeof data);
+  run_until_drained(fx);
+  assert_int_equal(fx->f.got_len, sizeof data);
+  for (size_t i = 0; i < sizeof data; i++)
+    assert_int_equal(__builtin_popcount(fx->f.got[i] ^ data[i]), 1);
+  assert_true(serfault_counter(&m, "corrupted") == sizeof data);
+  vm_serfault_free(&m);
+}
+
+/* Half dropped, across partial writes: the kept bytes are the output in
+ * order, and kept + dropped is every byte once. */
+static void test_txq_filter_drops_each_byte_once_across_partial_writes(void **state) {
+  struct fixture *fx = *state;
+  static struct vm_module m;
+  static unsigned char data[3000];
+  size_t j = 0;
+  double dropped;
+
+  fill_pattern(data, sizeof data, 12);
+  serfault_on_queue(fx, &m, "drop", "500000");
+  fx->f.room = fx->f.refill = 7;
+  vm_txq_set_sink(&fx->q, &fx->f.sink);
+  assert_int_equal(vm_txq_write(&fx->q, data, sizeof data), sizeof data);
+  run_until_drained(fx);
+  dropped = serfault_counter(&m, "dropped");
+  assert_true(fx->f.got_len + dropped == sizeof data);
+  assert_true(dropped > 1200 && dropped < 1800);
+  for (size_t i = 0; i < fx->f.got_len; i++, j++) {
+    while (j < sizeof data && data[j] != fx->f.got[i])
+      j++;
+    assert_true(j < sizeof data); /* got[i] follows got[i-1] in data */
+  }
+  assert_int_equal(fx->q.sent_total, fx->f.got_len);
+  vm_serfault_free(&m);
+}
+
+/* clear takes the filter off the queue: the TX path is as without faults. */
+static void test_txq_filter_goes_with_clear(void **state) {
+  struct fixture *fx = *state;
+  static struct vm_module m;
+  char *argv[] = {"serial", "clear"};
+  char err[128];
+
+  serfault_on_queue(fx, &m, "drop", "10");
+  assert_non_null(m.txq.filter);
+  assert_int_equal(vm_serfault_apply(&m, 2, argv, err, sizeof err), 0);
+  assert_null(m.txq.filter);
+  vm_serfault_free(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_txq_unpaced_passes_everything_in_order,
@@ -469,6 +557,11 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_txq_rate_changes_clear_and_overflow, setup_unpaced_16,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_txq_filter_corrupts_each_byte_once_across_partial_writes,
+                                      setup_unpaced_4k, teardown),
+      cmocka_unit_test_setup_teardown(test_txq_filter_drops_each_byte_once_across_partial_writes,
+                                      setup_unpaced_4k, teardown),
+      cmocka_unit_test_setup_teardown(test_txq_filter_goes_with_clear, setup_unpaced_4k, teardown),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmodule/fault.h"
 #include "vmodule/json.h"
 #include "vmodule/module.h"
 #include "me3630.h"
@@ -442,6 +443,23 @@ static void me_destroy(struct vm_module *m) {
   me_cell_destroy(s); /* the module frees s once the loop has closed the handles */
 }
 
+/* ---- the control plane (dialect.h) ------------------------------------------ */
+
+static int me_fault(struct vm_module *m, int argc, char **argv, char *err, size_t errlen) {
+  if (argc < 1 || strcmp(argv[0], "cell")) return VM_FAULT_UNSUPPORTED;
+  return me_cell_fault(m->dialect_state, argc, argv, err, errlen);
+}
+
+static int me_fault_check(const void *conf, int argc, char **argv, char *err, size_t errlen) {
+  if (argc < 1 || strcmp(argv[0], "cell")) return VM_FAULT_UNSUPPORTED;
+  return me_cell_fault_check(argc, argv, err, errlen);
+}
+
+static void me_status(struct vm_module *m, cJSON *obj) {
+  me_cell_status(m->dialect_state, obj);
+  me_cloud_status(m->dialect_state, obj);
+}
+
 const struct vm_dialect vm_dialect_me3630 = {
     .name = "me3630",
     .parse_config = me_parse_config,
@@ -450,4 +468,7 @@ const struct vm_dialect vm_dialect_me3630 = {
     .power_on = me_power_on,
     .power_off = me_power_off,
     .destroy = me_destroy,
+    .fault = me_fault,
+    .fault_check = me_fault_check,
+    .status = me_status,
 };

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cjson/cJSON.h>
 
 #include "vmodule/aliyun_sign.h"
 #include "vmodule/at.h"
@@ -233,6 +234,10 @@ struct me_cloud {
   enum me_op op;
   int pub_mid, pub_qos;
   char pub_topic[ME_MAX_FIELD + 1];
+  /* for `status` and the counters */
+  char mqtt_host[256]; /* the broker of the current connection or attempt */
+  int mqtt_port;
+  unsigned sessions; /* established since power-on: the later ones are reconnects */
 };
 
 /* The data call: its values are the +ZIPCALL <state>s. */
@@ -251,6 +256,11 @@ struct me_state {
   struct vm_module *m;
   const struct me_config *cfg;
   unsigned gen; /* bumped at every power-off: stale callbacks check it */
+  /* the radio world (network.csq and sim.present, then the `cell` faults):
+   * not the module's RAM, so resets keep them */
+  bool net_gone;     /* `cell deregister`: no network to register with */
+  bool sim_inserted; /* `cell sim-out` / `sim-in` */
+  int csq;           /* `cell signal N`: the rssi AT+CSQ reports */
   int cmee, cfun;
   enum me_sim sim;
   enum me_reg reg;
@@ -290,6 +300,13 @@ int me_cell_data_ready(const struct me_state *s);
 bool me_cell_registered(const struct me_state *s);
 /* 0 when the SIM is present and unlocked, else its +CME code. */
 int me_cell_sim_error(const struct me_state *s);
+/* `cell deregister|register|signal N|sim-out|sim-in|datacall-drop`
+ * (fault.h; argv[0] is "cell"): 0, or -1 with one line in err. The check
+ * needs no module (the config's scheduled faults). */
+int me_cell_fault(struct me_state *s, int argc, char **argv, char *err, size_t errlen);
+int me_cell_fault_check(int argc, char **argv, char *err, size_t errlen);
+/* The "cell" member of `status`. */
+void me_cell_status(struct me_state *s, cJSON *obj);
 
 /* me_data.c */
 extern const struct vm_at_cmd me_data_cmds[];
@@ -299,6 +316,11 @@ void me_data_power_on(struct me_state *s);
 /* Radio off (CFUN=0/4) or the network gone: every context and the call end,
  * with their URCs. */
 void me_data_radio_off(struct me_state *s);
+/* The network drops the data call (`cell datacall-drop`): its URCs, the
+ * session over it ends. -1 when no call is up or being dialled. */
+int me_data_call_drop(struct me_state *s);
+/* "up", "connecting" or "down" (`status`). */
+const char *me_data_call_state(const struct me_state *s);
 void me_data_power_off(struct me_state *s);
 void me_data_destroy(struct me_state *s);
 
@@ -325,6 +347,8 @@ int me_cloud_init(struct me_state *s);
 /* The data call went down (ZIPCALL=0, ZECMCALL=0, CGACT=0, CGATT=0, CFUN=0):
  * the MQTT link goes with it. */
 void me_cloud_on_call_down(struct me_state *s);
+/* The "mqtt" member of `status`. */
+void me_cloud_status(struct me_state *s, cJSON *obj);
 void me_cloud_power_off(struct me_state *s);
 void me_cloud_destroy(struct me_state *s);
 

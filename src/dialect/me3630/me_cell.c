@@ -9,11 +9,27 @@
  * AT+CFUN=1 or a correct AT+CPIN=) a ready SIM starts a registration that
  * completes after network.registration_ms, as a real module camps and
  * attaches some seconds after boot. Registration changes are reported with
- * the 27.007 URCs when AT+CREG=1|2 (etc.) asked for them. */
+ * the 27.007 URCs when AT+CREG=1|2 (etc.) asked for them.
+ *
+ * The `cell` faults (fault.h) change that world: `deregister` takes the
+ * network away (registration falls to 2, "not registered, searching", as a
+ * module that lost coverage keeps searching; the data call ends with its
+ * URC and the CLOUD* session with it), `register` gives it back (camped
+ * again after registration_ms; the MCU re-dials, as nothing in the module
+ * redials a ZIPCALL or reconnects CLOUDCONN by itself), `signal N` sets the
+ * rssi of AT+CSQ, `sim-out` pulls the SIM (registration 0, "not searching";
+ * +CPIN? and the SIM reads answer +CME ERROR: 10), `sim-in` puts it back
+ * (locked again when sim.pin is set), `datacall-drop` is the network ending
+ * the PDP context (me_data.c). Where the reference names no URC for such an
+ * event (a SIM leaving, a signal change) none is printed: the 27.007
+ * registration URCs come first, then the data call's, as the module learns
+ * of the lost network before its stack reports the call down (inferred). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmodule/event.h"
+#include "vmodule/fault.h"
 #include "vmodule/log.h"
 #include "vmodule/module.h"
 #include "me3630.h"
@@ -62,16 +78,26 @@ static void reg_urcs(struct me_state *s) {
   }
 }
 
+static const char *reg_state_name(enum me_reg reg) {
+  switch (reg) {
+  case ME_REG_HOME: return "registered";
+  case ME_REG_ROAMING: return "roaming";
+  case ME_REG_SEARCHING: return "searching";
+  default: return "not registered";
+  }
+}
+
 static void reg_set(struct me_state *s, enum me_reg reg) {
   if (s->reg == reg) return;
   s->reg = reg;
   vm_log_debug(s->m->name, "network registration: %d", (int)reg);
+  vm_event_state(s->m->name, "registration", reg_state_name(reg));
   reg_urcs(s);
 }
 
 static void reg_done(uv_timer_t *t) {
   struct me_state *s = t->data;
-  if (!s->cfg->net_available) return; /* keeps searching */
+  if (!s->cfg->net_available || s->net_gone) return; /* keeps searching */
   reg_set(s, s->cfg->roaming ? ME_REG_ROAMING : ME_REG_HOME);
 }
 
@@ -198,10 +224,14 @@ static enum vm_at_result cpin_test(struct vm_at *at, const struct vm_at_args *a)
 
 /* ---- +CSQ, +COPS, +ZPAS, ^SYSINFO -------------------------------------------- */
 
+/* The rssi AT+CSQ shows: 99 (unknown) with the radio off, no SIM or not
+ * even searching. */
+static int csq_now(const struct me_state *s) {
+  return s->cfun == 1 && s->sim != ME_SIM_ABSENT && s->reg != ME_REG_NONE ? s->csq : 99;
+}
+
 static enum vm_at_result csq_exec(struct vm_at *at, const struct vm_at_args *a) {
-  struct me_state *s = me_state_of(at);
-  vm_at_printf(at, ME_CSQ_FMT, s->cfun == 1 && s->sim != ME_SIM_ABSENT && s->reg != ME_REG_NONE
-                                   ? s->cfg->csq : 99);
+  vm_at_printf(at, ME_CSQ_FMT, csq_now(me_state_of(at)));
   return VM_AT_OK;
 }
 
@@ -332,11 +362,122 @@ const struct vm_at_cmd me_cell_cmds[] = {
 };
 const size_t me_cell_ncmds = sizeof me_cell_cmds / sizeof me_cell_cmds[0];
 
+/* ---- `cell` faults and `status` ------------------------------------------------ */
+
+enum cell_verb { CV_DEREGISTER, CV_REGISTER, CV_SIGNAL, CV_SIM_OUT, CV_SIM_IN, CV_DATACALL_DROP, CV_N };
+static const char *const cell_verbs[CV_N] = {"deregister", "register", "signal",
+                                             "sim-out",    "sim-in",   "datacall-drop"};
+#define CELL_USAGE "cell: expected deregister, register, signal N, sim-out, sim-in or datacall-drop"
+#define CELL_SIGNAL_USAGE "cell signal: N must be 0..31 or 99"
+
+static int fail(char *err, size_t errlen, const char *msg) {
+  snprintf(err, errlen, "%s", msg);
+  return -1;
+}
+
+/* "cell <verb> [N]": the verb (and the rssi of `signal`), or -1 with err. */
+static int cell_parse(int argc, char **argv, int *csq, char *err, size_t errlen) {
+  int v = -1;
+  for (int i = 0; argc >= 2 && i < CV_N; i++)
+    if (!strcmp(argv[1], cell_verbs[i])) v = i;
+  if (v < 0 || argc > (v == CV_SIGNAL ? 3 : 2)) return fail(err, errlen, CELL_USAGE);
+  if (v != CV_SIGNAL) return v;
+  const char *n = argc == 3 ? argv[2] : "";
+  long rssi = *n && strlen(n) <= 2 && strspn(n, "0123456789") == strlen(n) ? strtol(n, NULL, 10) : -1;
+  if (rssi < 0 || (rssi > 31 && rssi != 99)) return fail(err, errlen, CELL_SIGNAL_USAGE);
+  *csq = (int)rssi;
+  return v;
+}
+
+int me_cell_fault_check(int argc, char **argv, char *err, size_t errlen) {
+  int csq;
+  return cell_parse(argc, argv, &csq, err, errlen) < 0 ? -1 : 0;
+}
+
+/* The network or the SIM went: registration falls to reg, then the data
+ * call and what runs over it end. */
+static void net_lost(struct me_state *s, enum me_reg reg) {
+  uv_timer_stop(&s->reg_timer);
+  reg_set(s, reg);
+  me_data_radio_off(s);
+}
+
+static int cell_deregister(struct me_state *s, char *err, size_t errlen) {
+  if (s->net_gone) return fail(err, errlen, "cell deregister: the network is already gone");
+  s->net_gone = true;
+  vm_log_info(s->m->name, "cell: fault: the network is gone");
+  if (s->reg != ME_REG_NONE) net_lost(s, ME_REG_SEARCHING);
+  return 0;
+}
+
+static int cell_register(struct me_state *s, char *err, size_t errlen) {
+  if (!s->net_gone) return fail(err, errlen, "cell register: the module is not deregistered");
+  s->net_gone = false;
+  vm_log_info(s->m->name, "cell: fault lifted: the network is back");
+  if (s->m->powered) reg_start(s);
+  return 0;
+}
+
+static int cell_sim_out(struct me_state *s, char *err, size_t errlen) {
+  if (!s->sim_inserted) return fail(err, errlen, "cell sim-out: there is no SIM in the module");
+  s->sim_inserted = false;
+  vm_log_info(s->m->name, "cell: fault: SIM removed");
+  vm_event_state(s->m->name, "sim", "absent");
+  if (!s->m->powered) return 0;
+  s->sim = ME_SIM_ABSENT;
+  net_lost(s, ME_REG_NONE);
+  return 0;
+}
+
+static int cell_sim_in(struct me_state *s, char *err, size_t errlen) {
+  if (s->sim_inserted) return fail(err, errlen, "cell sim-in: a SIM is already in the module");
+  s->sim_inserted = true;
+  vm_log_info(s->m->name, "cell: fault lifted: SIM inserted");
+  vm_event_state(s->m->name, "sim", s->cfg->pin[0] ? "locked" : "ready");
+  if (!s->m->powered) return 0;
+  s->sim = s->cfg->pin[0] ? ME_SIM_LOCKED : ME_SIM_READY;
+  reg_start(s);
+  return 0;
+}
+
+int me_cell_fault(struct me_state *s, int argc, char **argv, char *err, size_t errlen) {
+  int csq = 0;
+  switch (cell_parse(argc, argv, &csq, err, errlen)) {
+  case CV_DEREGISTER: return cell_deregister(s, err, errlen);
+  case CV_REGISTER: return cell_register(s, err, errlen);
+  case CV_SIGNAL:
+    s->csq = csq;
+    vm_log_info(s->m->name, "cell: fault: signal rssi %d", csq);
+    return 0;
+  case CV_SIM_OUT: return cell_sim_out(s, err, errlen);
+  case CV_SIM_IN: return cell_sim_in(s, err, errlen);
+  case CV_DATACALL_DROP:
+    if (me_data_call_drop(s) < 0) return fail(err, errlen, "cell datacall-drop: no data call is up");
+    return 0;
+  default: return -1;
+  }
+}
+
+/* "cell": {"registered", "stat" (of +CREG), "csq" (as AT+CSQ shows it),
+ * "sim": "ready"|"pin"|"absent", "datacall", "network": "up"|"gone"}. */
+void me_cell_status(struct me_state *s, cJSON *obj) {
+  cJSON *c = cJSON_AddObjectToObject(obj, "cell");
+  if (!c) return;
+  cJSON_AddBoolToObject(c, "registered", registered(s));
+  cJSON_AddNumberToObject(c, "stat", (int)s->reg);
+  cJSON_AddNumberToObject(c, "csq", csq_now(s));
+  cJSON_AddStringToObject(c, "sim", s->sim == ME_SIM_READY ? "ready" : s->sim == ME_SIM_LOCKED ? "pin" : "absent");
+  cJSON_AddStringToObject(c, "datacall", me_data_call_state(s));
+  cJSON_AddStringToObject(c, "network", s->net_gone ? "gone" : "up");
+}
+
 /* ---- life cycle ------------------------------------------------------------------ */
 
 int me_cell_init(struct me_state *s) {
   uv_timer_init(s->m->loop, &s->reg_timer);
   s->reg_timer.data = s;
+  s->sim_inserted = s->cfg->sim_present;
+  s->csq = s->cfg->csq;
   return 0;
 }
 
@@ -346,7 +487,7 @@ void me_cell_power_on(struct me_state *s) {
   s->cfun = 1;
   s->reg = ME_REG_NONE;
   memset(s->reg_n, 0, sizeof s->reg_n);
-  s->sim = !c->sim_present ? ME_SIM_ABSENT : c->pin[0] ? ME_SIM_LOCKED : ME_SIM_READY;
+  s->sim = !s->sim_inserted ? ME_SIM_ABSENT : c->pin[0] ? ME_SIM_LOCKED : ME_SIM_READY;
   for (int i = 0; i < c->n_boot_urcs; i++) vm_at_urcf(&s->m->at, ME_LINE_FMT, c->boot_urcs[i]);
   reg_start(s);
 }

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmodule/event.h"
 #include "vmodule/log.h"
 #include "vmodule/module.h"
 #include "vmodule/mqtt.h"
@@ -135,6 +136,7 @@ static void mq_closed(struct vm_mqtt *mq) { free(mq); }
  * batches end with "no MQTT handle" when report is set. */
 static void link_close(struct me_state *s, bool report) {
   struct me_cloud *c = &s->cloud;
+  if (c->connected) vm_event_state(who(s), "mqtt", "disconnected");
   if (c->mq) vm_mqtt_close(c->mq, mq_closed);
   c->mq = NULL;
   c->connected = false;
@@ -200,6 +202,8 @@ static int link_open(struct me_state *s) {
   if (rc == 0) rc = vm_mqtt_connect(mq, &o);
   if (rc == 0) {
     c->mq = mq;
+    snprintf(c->mqtt_host, sizeof c->mqtt_host, "%s", k.host);
+    c->mqtt_port = k.port;
     vm_log_info(who(s), "Aliyun MQTT: connecting to %s:%d as %s", k.host, k.port, k.client_id);
   } else if (mq && mq->loop) {
     vm_mqtt_close(mq, mq_closed);
@@ -430,6 +434,8 @@ static void on_connect(void *data, int rc) {
   if (rc == 0) {
     c->connected = true;
     vm_log_info(who(s), "Aliyun MQTT: connected");
+    vm_event_state(who(s), "mqtt", "connected");
+    if (c->sessions++ > 0) s->m->stats.reconnects++;
     if (c->op == ME_OP_CONN) {
       vm_at_reply_ok(at_of(s));
       op_done(s);
@@ -529,12 +535,21 @@ void me_cloud_on_call_down(struct me_state *s) {
   if (c->mq || c->op != ME_OP_NONE) link_lost(s, "the data call ended");
 }
 
+/* "mqtt": the session's state, its broker and the subscriptions made on it. */
+void me_cloud_status(struct me_state *s, cJSON *obj) {
+  struct me_cloud *c = &s->cloud;
+  const char *state = c->connected ? "connected" : c->mq ? "connecting" : "disconnected";
+  cJSON *subs = vm_dialect_mqtt_status(obj, state, c->mq ? c->mqtt_host : NULL, c->mqtt_port);
+  for (int i = 0; subs && i < c->n_subs; i++) cJSON_AddItemToArray(subs, cJSON_CreateString(c->subs[i]));
+}
+
 void me_cloud_power_off(struct me_state *s) {
   struct me_cloud *c = &s->cloud;
   me_auth_power_off(s);
   uv_timer_stop(&c->op_timer);
   link_close(s, false);
   c->op = ME_OP_NONE;
+  c->sessions = 0;
 }
 
 void me_cloud_destroy(struct me_state *s) {

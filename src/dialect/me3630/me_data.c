@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "vmodule/event.h"
 #include "vmodule/log.h"
 #include "vmodule/module.h"
 #include "me3630.h"
@@ -81,6 +82,7 @@ static void call_end(struct me_state *s, unsigned report) {
   s->call_users = 0;
   s->pdp[ME_CALL_CID].active = false;
   vm_log_info(s->m->name, "data call down");
+  if (was_up) vm_event_state(s->m->name, "datacall", "down");
   if (s->ecm_waiting) {
     s->ecm_waiting = false;
     me_cme(at, ME_E_NO_NETWORK);
@@ -101,6 +103,7 @@ static void call_connected(uv_timer_t *t) {
   s->call = ME_CALL_UP;
   s->pdp[ME_CALL_CID].active = true;
   vm_log_info(s->m->name, "data call up (%s)", s->cfg->ip);
+  vm_event_state(s->m->name, "datacall", "up");
   if (s->ecm_waiting) { /* the pending command's result, then the URC */
     s->ecm_waiting = false;
     vm_at_puts(at, ME_ZECMCALL_CONNECT);
@@ -128,6 +131,19 @@ static void pdp_deactivate(struct me_state *s, int cid) {
 
 static void pdp_deactivate_all(struct me_state *s) {
   for (int cid = 1; cid <= ME_MAX_CID; cid++) pdp_deactivate(s, cid);
+}
+
+/* The network ends the call's context (`cell datacall-drop`): both
+ * commands' users are told by their URC, as for any end they did not cause. */
+int me_data_call_drop(struct me_state *s) {
+  if (s->call == ME_CALL_DOWN) return -1;
+  vm_log_info(s->m->name, "cell: fault: the network drops the data call");
+  pdp_deactivate(s, ME_CALL_CID);
+  return 0;
+}
+
+const char *me_data_call_state(const struct me_state *s) {
+  return s->call == ME_CALL_UP ? "up" : s->call == ME_CALL_CONNECTING ? "connecting" : "down";
 }
 
 /* ---- AT+ZIPCALL ------------------------------------------------------------------- */

@@ -892,6 +892,20 @@ int tc_mqtt_svc_publish(struct tc_state *s, const char *topic, const char *paylo
   return publish_send(s->mqtt, topic, payload, strlen(payload), qos);
 }
 
+/* ---- `status` ------------------------------------------------------------------ */
+
+/* "mqtt": the task's state, its broker and the user's subscriptions (the SDK
+ * services' own are not the MCU's and stay out, as in AT+TCMQTTSUB?). */
+void tc_mqtt_status(struct tc_state *s, cJSON *obj) {
+  struct tc_mqtt *t = s->mqtt;
+  char host[256] = "";
+  if (t->running) broker_host(t, host, sizeof host);
+  const char *state = t->connected ? "connected" : t->running ? "connecting" : "disconnected";
+  cJSON *subs = vm_dialect_mqtt_status(obj, state, host, broker_port(s->cfg));
+  for (int i = 0; subs && i < TC_MAX_SUBS; i++)
+    if (t->subs[i].used) cJSON_AddItemToArray(subs, cJSON_CreateString(t->subs[i].filter));
+}
+
 /* ---- life cycle ------------------------------------------------------------------ */
 
 int tc_mqtt_init(struct tc_state *s) {

@@ -355,6 +355,13 @@ static void tc_destroy(struct vm_module *m) {
   vm_esp_destroy(&s->esp); /* the module frees s once the loop has closed the handles */
 }
 
+/* `status`: the station, then the MQTT task. */
+static void tc_status(struct vm_module *m, cJSON *obj) {
+  struct tc_state *s = m->dialect_state;
+  vm_esp_status(&s->esp, obj);
+  tc_mqtt_status(s, obj);
+}
+
 const struct vm_dialect vm_dialect_tencent = {
     .name = "tencent",
     .parse_config = tc_parse_config,
@@ -363,4 +370,7 @@ const struct vm_dialect vm_dialect_tencent = {
     .power_on = tc_power_on,
     .power_off = tc_power_off,
     .destroy = tc_destroy,
+    .fault = vm_esp_fault, /* `wifi down|up` (esp_wifi.c) */
+    .fault_check = vm_esp_fault_check,
+    .status = tc_status,
 };

@@ -423,6 +423,8 @@ int tc_mqtt_init(struct tc_state *s);
 /* mqtt_task_running of §2: set from TCMQTTCONN until the task exits. */
 bool tc_mqtt_task_running(const struct tc_state *s);
 void tc_mqtt_on_wifi(struct tc_state *s, bool up);
+/* The "mqtt" member of `status` (dialect.h). */
+void tc_mqtt_status(struct tc_state *s, cJSON *obj);
 void tc_mqtt_power_off(struct tc_state *s);
 void tc_mqtt_destroy(struct tc_state *s);
 /* For SDK services (the gateway, OTA): connected now; the task's device

@@ -230,6 +230,13 @@ static void w8_destroy(struct vm_module *m) {
   vm_esp_destroy(&s->esp);
 }
 
+/* `status`: the station, then link 0. */
+static void w8_status(struct vm_module *m, cJSON *obj) {
+  struct w8_state *s = m->dialect_state;
+  vm_esp_status(&s->esp, obj);
+  w8_mqtt_status(s, obj);
+}
+
 const struct vm_dialect vm_dialect_w800 = {
     .name = "w800",
     .parse_config = w8_parse_config,
@@ -238,4 +245,7 @@ const struct vm_dialect vm_dialect_w800 = {
     .power_on = w8_power_on,
     .power_off = w8_power_off,
     .destroy = w8_destroy,
+    .fault = vm_esp_fault, /* `wifi down|up` (esp_wifi.c) */
+    .fault_check = vm_esp_fault_check,
+    .status = w8_status,
 };

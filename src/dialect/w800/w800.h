@@ -290,6 +290,8 @@ extern const size_t w8_mqtt_ncmds;
  * vm_ws) and URCs. */
 int w8_mqtt_init(struct w8_state *s);
 void w8_mqtt_on_wifi(struct w8_state *s, bool up);
+/* The "mqtt" member of `status` (dialect.h). */
+void w8_mqtt_status(struct w8_state *s, cJSON *obj);
 void w8_mqtt_power_off(struct w8_state *s);
 void w8_mqtt_destroy(struct w8_state *s);
 /* Forgets link 0 entirely (MQTTCLEAN, power-off): state 0. */

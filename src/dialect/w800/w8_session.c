@@ -583,6 +583,19 @@ enum vm_at_result w8_clean(struct vm_at *at, struct w8_mqtt *t) {
   return VM_AT_OK;
 }
 
+/* ---- `status` ----------------------------------------------------------------------- */
+
+/* "mqtt": link 0's state, its broker and the tracked topics. An attempt,
+ * MQTTCONN waiting, or state 3 with auto-reconnect on are "connecting". */
+void w8_mqtt_status(struct w8_state *s, cJSON *obj) {
+  struct w8_mqtt *t = s->mqtt;
+  bool trying = t->attempting || t->op == W8_OP_CONN || (t->state == 3 && t->reconnect);
+  const char *state = t->connected ? "connected" : trying ? "connecting" : "disconnected";
+  cJSON *subs = vm_dialect_mqtt_status(obj, state, t->host, t->port);
+  for (int i = 0; subs && i < W8_MAX_SUBS; i++)
+    if (t->subs[i].used) cJSON_AddItemToArray(subs, cJSON_CreateString(t->subs[i].topic));
+}
+
 /* ---- life cycle ----------------------------------------------------------------------- */
 
 void w8_mqtt_reset(struct w8_mqtt *t) {
