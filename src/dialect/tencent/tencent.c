@@ -121,6 +121,15 @@ static int cfg_sign(const cJSON *v, struct tc_config *c, const char *where, char
   return 0;
 }
 
+static int cfg_dynreg_api(const cJSON *v, struct tc_config *c, const char *where, char *err,
+                          size_t errlen) {
+  const char *s = cJSON_IsString(v) ? v->valuestring : "";
+  if (!strcmp(s, "v1")) c->dynreg_api = TC_DYNREG_V1;
+  else if (!strcmp(s, "v2")) c->dynreg_api = TC_DYNREG_V2;
+  else return ERR("%s.%s: must be \"v1\" or \"v2\"", where, v->string);
+  return 0;
+}
+
 static int cfg_dup(const cJSON *v, char **dst, const char *where, char *err, size_t errlen) {
   if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) > 255)
     return ERR("%s.%s: must be a string of 1 to 255 characters", where, v->string);
@@ -246,6 +255,7 @@ static int cfg_key(struct tc_config *c, const cJSON *it, const char *where, char
     return 0;
   }
   if (!strcmp(k, "dynreg_ca_file")) return cfg_dup(it, &c->dynreg_ca_file, where, err, errlen);
+  if (!strcmp(k, "dynreg_api")) return cfg_dynreg_api(it, c, where, err, errlen);
   if (!strcmp(k, "ota_ca_file")) return cfg_dup(it, &c->ota_ca_file, where, err, errlen);
   if (!strcmp(k, "ota_read_timeout_ms")) {
     if (cfg_int(it, 1000, 120000, &v, where, err, errlen)) return -1;

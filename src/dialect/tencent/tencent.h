@@ -268,6 +268,14 @@
 /* dynamic registration v1 endpoint (§7.2); na-ashburn uses the us-east host */
 #define TC_DYNREG_URL "https://gateway.tencentdevices.com/register/dev"
 #define TC_DYNREG_URL_US "https://us-east.gateway.tencentdevices.com/register/dev"
+#define TC_DYNREG_V1_ACCEPT "Accept: text/xml,application/json;*/*"
+#define TC_DYNREG_V1_CONTENT_TYPE "Content-Type: application/x-www-form-urlencoded" /* sic */
+/* v2 (§7.3, seed 003): the only host the references give, for every region */
+#define TC_DYNREG_V2_URL "https://ap-guangzhou.gateway.tencentdevices.com/device/register"
+#define TC_DYNREG_V2_ACCEPT "Accept: application/json;*/*"
+#define TC_DYNREG_V2_CONTENT_TYPE "Content-Type: application/json; charset=utf-8"
+#define TC_DYNREG_V2_ALGORITHM "hmacsha256"
+#define TC_DYNREG_V2_BODY_FMT "{\"ProductId\":\"%s\",\"DeviceName\":\"%s\"}"
 #define TC_DEFAULT_MODULE_NAME "ESP-DEFAULT-2MB"      /* v2.1.1: a literal */
 #define TC_DEFAULT_MODULE_NAME_FMT "ESP-DEFAULT-%dMB" /* v2.2+: of the flash size */
 
@@ -283,6 +291,11 @@ enum tc_transport {
   TC_TRANSPORT_TLS_PSK, /* what the firmware does: TLS-PSK on 8883 */
   TC_TRANSPORT_TCP,     /* plain TCP on 1883 with the signed username/password */
   TC_TRANSPORT_TLS,     /* TLS verified against ca_file, signed username/password */
+};
+
+enum tc_dynreg_api {
+  TC_DYNREG_V1, /* POST /register/dev, what the firmware speaks (§7.2) */
+  TC_DYNREG_V2, /* POST /device/register with the X-TC-* headers (§7.3) */
 };
 
 /* ---- firmware variants (tc_variant.c): one per chip x firmware ---------- */
@@ -339,6 +352,7 @@ struct tc_config {
   char *dynreg_url;          /* NULL: TC_DYNREG_URL(_US) by region */
   char *dynreg_ca_file;      /* NULL: the system store */
   unsigned dynreg_timeout_ms; /* the firmware's 10 s registration budget */
+  enum tc_dynreg_api dynreg_api;
   unsigned gateway_timeout_ms; /* the SDK polls for a reply 100 x 200 ms */
   char *ota_ca_file;           /* OTA download CA bundle; NULL: the system store */
   unsigned ota_read_timeout_ms; /* the SDK's fetch timeout: 20 s without a byte */
@@ -409,9 +423,21 @@ void tc_diag_power_on(struct tc_state *s);
 void tc_diag_power_off(struct tc_state *s);
 void tc_diag_destroy(struct tc_state *s);
 
-/* tc_dynreg.c */
+/* tc_dynreg.c: the module's one dynamic-registration client, and AT+TCDEVREG */
 extern const struct vm_at_cmd tc_dynreg_cmds[];
 extern const size_t tc_dynreg_ncmds;
+/* The end of a registration: code 0 with the device secret in psk, or the
+ * failure code as §6.1 gives it (psk NULL); p is the product info it was
+ * started with (valid during the call only). */
+typedef void (*tc_dynreg_cb)(struct tc_state *s, const struct tc_prdinfo *p, int code,
+                             const char *psk, void *data);
+/* Registers device p->dn of product p->pid (secret, region) over the API of
+ * tencent.dynreg_api. Returns 0 when the request is on its way (done runs
+ * later, never inside this call, unless a power-off abandons it), or the
+ * code to fail with now: -1001 for a product secret under 16 characters (or
+ * a registration already in flight), -8 without Wi-Fi. */
+int tc_dynreg_request(struct tc_state *s, const struct tc_prdinfo *p, tc_dynreg_cb done,
+                      void *data);
 int tc_dynreg_init(struct tc_state *s);
 void tc_dynreg_power_off(struct tc_state *s); /* abandons a registration in flight */
 void tc_dynreg_destroy(struct tc_state *s);
