@@ -4,8 +4,8 @@
  * esp-at v2 core of that firmware prints an `ERR CODE:` line before every
  * ERROR), its configuration and its power hooks; the TC command families
  * live beside it (tc_info.c: identity and module information, tc_mqtt.c: MQTT,
- * tc_dynreg.c: dynamic registration, tc_gateway.c: sub-devices, tc_diag.c:
- * AT+TCLOG and AT+NTP).
+ * tc_dynreg.c: dynamic registration, tc_gateway.c: the gateway, tc_subdev.c:
+ * the sub-device lists of v2.2.0, tc_diag.c: AT+TCLOG and AT+NTP).
  * Ground truth: shared/reference/tencent-at.md, tencent-variants.md. */
 #include <ctype.h>
 #include <stdio.h>
@@ -323,6 +323,7 @@ static int tc_init(struct vm_module *m) {
   vm_at_add_table(&m->at, tc_dynreg_cmds, tc_dynreg_ncmds);
   vm_at_add_table(&m->at, tc_diag_cmds, tc_diag_ncmds);
   vm_at_add_table(&m->at, tc_gateway_cmds, tc_gateway_ncmds);
+  vm_at_add_table(&m->at, tc_subdev_cmds, tc_subdev_ncmds); /* v2.2.0+: tc_power_on() */
   vm_at_add_table(&m->at, tc_ota_cmds, tc_ota_ncmds);
   vm_esp_init(&s->esp, m, &s->cfg->esp, v->gmr, tc_on_wifi);
   s->esp.chip = v->chip;
@@ -337,6 +338,7 @@ static void tc_power_on(struct vm_module *m) {
   tc_diag_power_on(s);
   const struct tc_variant *iv = tc_fw_variant(s); /* a self-update may have installed another */
   s->esp.gmr_default = (iv ? iv : s->cfg->variant)->gmr;
+  vm_at_enable_table(&m->at, tc_subdev_cmds, tc_subdev_supported(s));
   vm_esp_power_on(&s->esp);
 }
 
