@@ -225,6 +225,27 @@ def test_v211_answers_the_unknown_command_error(make_daemon, tmp_path):
     assert SSECRET not in trace and SPRD_SECRET not in trace
 
 
+def test_a_self_update_to_220_brings_the_commands(make_daemon, tmp_path):
+    """The command set is the running build's: a 2.1.1 module whose flash
+    holds a self-updated QCloud_AT_ESP8266_v2.2.0 (what tc_ota.c stores
+    after UPDATERESET) has the sub-device commands after its boot."""
+    daemon, port = start(make_daemon, tmp_path, firmware=None)
+    port.cmd("AT+TCSUBDEVREG=?")
+    port.expect(UNKNOWN)
+    daemon.stop()
+    path = daemon.state_path()
+    doc = json.loads(path.read_text()) if path.exists() else {}
+    doc["tc_selfota"] = {"version": "QCloud_AT_ESP8266_v2.2.0"}
+    path.write_text(json.dumps(doc))
+    daemon.start()
+    port = daemon.port()
+    port.expect(JOINED)
+    port.cmd("AT+TCSUBDEVREG=?")
+    port.expect(REG_TEST)
+    info_set(port, 0, SPID, SDN, SSECRET)
+    query_info(port, [(SPID, SDN, SSECRET)])
+
+
 @pytest.mark.parametrize("chip,firmware", [("esp8266", "2.2.0"), ("esp32", "2.2.0"),
                                            ("esp32c3", "2.4.0")])
 def test_test_forms_and_empty_queries(make_daemon, tmp_path, chip, firmware):

@@ -60,6 +60,10 @@ static bool match_names(const struct subdev_rec *a, const struct subdev_rec *b) 
   return !strcmp(a->pid, b->pid) && !strcmp(a->dn, b->dn);
 }
 
+static bool rec_equal(const struct subdev_rec *a, const struct subdev_rec *b) {
+  return match_names(a, b) && !strcmp(a->secret, b->secret) && !strcmp(a->region, b->region);
+}
+
 /* ---- the lists in the store ------------------------------------------------------ */
 
 static int rec_load(const cJSON *o, struct subdev_rec *r) {
@@ -133,7 +137,8 @@ static cJSON *list_copy(struct tc_state *s, const char *key) {
   const cJSON *v = vm_store_get(&s->m->store, key);
   cJSON *list = cJSON_IsArray(v) ? cJSON_Duplicate(v, 1) : cJSON_CreateArray();
   if (!list) return NULL;
-  while (cJSON_GetArraySize(list) < TC_SUBDEV_SECTORS) cJSON_AddItemToArray(list, cJSON_CreateArray());
+  while (cJSON_GetArraySize(list) < TC_SUBDEV_SECTORS)
+    cJSON_AddItemToArray(list, cJSON_CreateArray());
   return list;
 }
 
@@ -144,7 +149,7 @@ static cJSON *list_add(struct tc_state *s, const char *key, const struct subdev_
                        bool *same) {
   struct subdev_rec old;
   int index, sector = rec_find(s, key, r, match_names, &old, &index);
-  *same = sector >= 0 && !memcmp(&old, r, sizeof old);
+  *same = sector >= 0 && rec_equal(&old, r);
   OPENSSL_cleanse(&old, sizeof old);
   if (*same) return NULL;
   cJSON *list = list_copy(s, key);
@@ -292,8 +297,9 @@ static int info_params(const struct vm_at_args *a, long mode, struct subdev_rec 
 }
 
 /* =<mode>,"<pid>","<product_secret>","<dn>"[,"<region>"], for either mode. */
-static int prd_params(const struct vm_at_args *a, struct subdev_rec *r) {
+static int prd_params(const struct vm_at_args *a, long mode, struct subdev_rec *r) {
   int need;
+  (void)mode;
   if (copy_param(a, 1, TC_MAX_PID, r->pid) || copy_param(a, 2, TC_MAX_PRD_SECRET, r->secret) ||
       copy_param(a, 3, TC_MAX_DN, r->dn) || region_param(a, 4, r->region, &need))
     return -1;
@@ -302,34 +308,41 @@ static int prd_params(const struct vm_at_args *a, struct subdev_rec *r) {
 
 /* ---- AT+TCSUBDEVINFOSET / AT+TCSUBDEVPRDSET ---------------------------------------- */
 
-static enum vm_at_result info_set(struct vm_at *at, const struct vm_at_args *a) {
+/* What tells the two setters apart. */
+struct list_kind {
+  const char *key; /* in the store */
+  int (*params)(const struct vm_at_args *a, long mode, struct subdev_rec *r);
+  bool (*del_match)(const struct subdev_rec *stored, const struct subdev_rec *given);
+  const char *ok, *fail_fmt;
+};
+
+static const struct list_kind info_kind = {TC_STORE_SUBDEV, info_params, match_info_del,
+                                           TC_SUBDEVINFO_OK, TC_SUBDEVINFO_FAIL_FMT};
+static const struct list_kind prd_kind = {TC_STORE_SUBPRD, prd_params, match_prd_del,
+                                          TC_SUBDEVPRD_OK, TC_SUBDEVPRD_FAIL_FMT};
+
+static enum vm_at_result kind_set(struct vm_at *at, const struct vm_at_args *a,
+                                  const struct list_kind *k) {
   struct subdev_rec r = {0};
   enum vm_at_result res;
   long mode;
   if (mode_param(at, a, &mode, &res)) return res;
-  if (info_params(a, mode, &r)) res = tc_cme(at, TC_E_PARA);
-  else {
+  if (k->params(a, mode, &r)) {
+    res = tc_cme(at, TC_E_PARA);
+  } else {
     vm_at_puts(at, TC_HANDLER_OK);
-    res = list_set(at, TC_STORE_SUBDEV, mode, &r, match_info_del, TC_SUBDEVINFO_OK,
-                   TC_SUBDEVINFO_FAIL_FMT);
+    res = list_set(at, k->key, mode, &r, k->del_match, k->ok, k->fail_fmt);
   }
   OPENSSL_cleanse(&r, sizeof r);
   return res;
 }
 
+static enum vm_at_result info_set(struct vm_at *at, const struct vm_at_args *a) {
+  return kind_set(at, a, &info_kind);
+}
+
 static enum vm_at_result prd_set(struct vm_at *at, const struct vm_at_args *a) {
-  struct subdev_rec r = {0};
-  enum vm_at_result res;
-  long mode;
-  if (mode_param(at, a, &mode, &res)) return res;
-  if (prd_params(a, &r)) res = tc_cme(at, TC_E_PARA);
-  else {
-    vm_at_puts(at, TC_HANDLER_OK);
-    res = list_set(at, TC_STORE_SUBPRD, mode, &r, match_prd_del, TC_SUBDEVPRD_OK,
-                   TC_SUBDEVPRD_FAIL_FMT);
-  }
-  OPENSSL_cleanse(&r, sizeof r);
-  return res;
+  return kind_set(at, a, &prd_kind);
 }
 
 /* ---- AT+TCSUBDEVREG ------------------------------------------------------------------ */
