@@ -66,6 +66,7 @@ struct vm_at_cmd {
 struct vm_at_table {
   const struct vm_at_cmd *cmds;
   size_t n;
+  bool off; /* vm_at_enable_table(): its names are unknown commands */
 };
 
 /* How command lines are framed (one vm_at_input() call is one "read"). */
@@ -193,6 +194,10 @@ void vm_at_init(struct vm_at *at, uv_loop_t *loop, const char *name,
                 const struct vm_at_style *style, const struct vm_at_io *io, void *data);
 /* Adds a command table; earlier tables win on duplicate names. */
 int vm_at_add_table(struct vm_at *at, const struct vm_at_cmd *cmds, size_t n);
+/* Turns the table added with cmds on or off (a firmware build without those
+ * commands): an off table's names are unknown commands, yet the secret
+ * parameters of its rows are still redacted in traces. Tables start on. */
+void vm_at_enable_table(struct vm_at *at, const struct vm_at_cmd *cmds, bool on);
 void vm_at_close(struct vm_at *at);
 
 /* Power state: OFF ignores input (booting), COMMAND accepts it. */

@@ -58,6 +58,16 @@ int vm_tencent_psk(char *identity, size_t identity_cap, char *key_hex, size_t ke
 int vm_tencent_dynreg_sign(char *out, size_t cap, const char *product_secret, const char *pid,
                            const char *dn, long nonce, long long timestamp);
 
+/* Dynamic registration v2 (§7.3): X-TC-Signature, base64 of the raw
+ * HMAC-SHA256 (or SHA1) keyed with the product secret's bytes of
+ * "POST\n<host>\n<path>\n\n<hmacsha256|hmacsha1>\n<timestamp>\n<nonce>\n
+ * <lower-hex SHA256 (or SHA1) of the body>". host is the Host header as sent
+ * (with its ":port" when there is one), path the request's ("/device/register"). */
+int vm_tencent_dynreg_v2_sign(char *out, size_t cap, const char *product_secret,
+                              enum vm_tencent_hmac alg, const char *host, const char *path,
+                              long long timestamp, long nonce, const void *body,
+                              size_t body_len);
+
 /* The registration reply's payload (§7.4): base64, AES-128-CBC with the first
  * 16 bytes of the product secret as key and 16 ASCII '0' as IV, zero padding
  * (stripped here). Returns the plaintext length; -EINVAL for a product secret

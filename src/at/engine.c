@@ -42,10 +42,14 @@ int vm_at_add_table(struct vm_at *at, const struct vm_at_cmd *cmds, size_t n) {
     vm_log_error(at->name, "too many command tables (VM_AT_MAX_TABLES %d)", VM_AT_MAX_TABLES);
     return -1;
   }
-  at->tables[at->ntables].cmds = cmds;
-  at->tables[at->ntables].n = n;
+  at->tables[at->ntables] = (struct vm_at_table){.cmds = cmds, .n = n};
   at->ntables++;
   return 0;
+}
+
+void vm_at_enable_table(struct vm_at *at, const struct vm_at_cmd *cmds, bool on) {
+  for (int t = 0; t < at->ntables; t++)
+    if (at->tables[t].cmds == cmds) at->tables[t].off = !on;
 }
 
 void vm_at_close(struct vm_at *at) {
@@ -278,9 +282,11 @@ static size_t at_max_line(const struct vm_at *at) {
   return n > VM_AT_LINE_CAP ? VM_AT_LINE_CAP : n;
 }
 
+/* The row named name; with all, also in the tables that are off. */
 static const struct vm_at_cmd *at_lookup(const struct vm_at *at, const char *name, size_t len,
-                                         bool nocase) {
+                                         bool nocase, bool all) {
   for (int t = 0; t < at->ntables; t++) {
+    if (at->tables[t].off && !all) continue;
     for (size_t i = 0; i < at->tables[t].n; i++) {
       const struct vm_at_cmd *c = &at->tables[t].cmds[i];
       if (strlen(c->name) != len) continue;
@@ -424,7 +430,8 @@ struct at_line {
   size_t params_off;           /* where the parameters start in the line */
   bool params_ok;
   /* the row's secret_mask; for an unknown name, that of the row it matches
-   * ignoring case (at+cwjap="ap","pw" is refused but still redacted) */
+   * ignoring case, in any table, off ones too (at+cwjap="ap","pw" is refused
+   * but still redacted) */
   unsigned secret_mask;
 };
 
@@ -464,8 +471,9 @@ static void at_split(struct vm_at *at, const char *line, size_t len, struct vm_a
     if (!l->error) l->error = VM_AT_ERR_PARA_PARSE;
     l->params_off = name_end + 1;
   }
-  l->cmd = at_lookup(at, line + 2, name_end - 2, st->case_insensitive);
-  const struct vm_at_cmd *like = l->cmd ? l->cmd : at_lookup(at, line + 2, name_end - 2, true);
+  l->cmd = at_lookup(at, line + 2, name_end - 2, st->case_insensitive, false);
+  const struct vm_at_cmd *like =
+      l->cmd ? l->cmd : at_lookup(at, line + 2, name_end - 2, true, true);
   l->secret_mask = like ? like->secret_mask : 0;
   if (l->error) return;
   memset(args, 0, sizeof *args);

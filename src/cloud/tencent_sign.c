@@ -1,8 +1,9 @@
 /* tencent_sign.c - Tencent Cloud IoT device credentials (tencent-at.md §7.1,
  * §7.2, §7.4): signed username/password for key auth and the TLS-PSK pair of
  * TLS mode 1 for MQTT, the signature of a dynamic registration request and
- * the decryption of its reply, the gateway's sub-device bind signature, plus the base64/hex codecs they need. HMAC and
- * AES come from OpenSSL. Nothing here logs: every input except pid/dn is a
+ * the decryption of its reply (both registration APIs, §7.3 for v2), the
+ * gateway's sub-device bind signature, plus the base64/hex codecs they need.
+ * HMAC and AES come from OpenSSL. Nothing here logs: every input except pid/dn is a
  * secret. */
 #include "vmodule/tencent_sign.h"
 
@@ -201,6 +202,47 @@ int vm_tencent_dynreg_sign(char *out, size_t cap, const char *product_secret, co
     rc = vm_base64_encode(out, cap, (const unsigned char *)hex, strlen(hex));
   OPENSSL_cleanse(mac, sizeof mac);
   OPENSSL_cleanse(hex, sizeof hex);
+  return rc;
+}
+
+/* The v2 string to sign (§7.3): method, host, path, an empty query line,
+ * the algorithm, timestamp, nonce and the lower-case hex digest of the body
+ * with the algorithm's hash. Returns its length, or -1. */
+static int v2_string_to_sign(char *out, size_t cap, const EVP_MD *md, const char *host,
+                             const char *path, const char *algo, long long timestamp,
+                             long nonce, const void *body, size_t body_len) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned digest_len = 0;
+  char hex[2 * EVP_MAX_MD_SIZE + 1];
+  if (!EVP_Digest(body, body_len, digest, &digest_len, md, NULL) ||
+      vm_hex_encode(hex, sizeof hex, digest, digest_len) < 0)
+    return -1;
+  int n = snprintf(out, cap, "POST\n%s\n%s\n\n%s\n%lld\n%ld\n%s", host, path, algo,
+                   timestamp, nonce, hex);
+  return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+int vm_tencent_dynreg_v2_sign(char *out, size_t cap, const char *product_secret,
+                              enum vm_tencent_hmac alg, const char *host, const char *path,
+                              long long timestamp, long nonce, const void *body,
+                              size_t body_len) {
+  const EVP_MD *md = alg == VM_TENCENT_HMAC_SHA1 ? EVP_sha1() : EVP_sha256();
+  const char *algo = alg == VM_TENCENT_HMAC_SHA1 ? "hmacsha1" : "hmacsha256";
+  char text[512];
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned mac_len = 0;
+
+  if (!out || !product_secret || !*product_secret || !host || !path || (!body && body_len))
+    return -EINVAL;
+  int n = v2_string_to_sign(text, sizeof text, md, host, path, algo, timestamp, nonce, body,
+                            body_len);
+  if (n < 0)
+    return -EINVAL;
+  int rc = HMAC(md, product_secret, (int)strlen(product_secret), (const unsigned char *)text,
+                (size_t)n, mac, &mac_len)
+               ? vm_base64_encode(out, cap, mac, mac_len) /* the raw digest, not its hex */
+               : -EIO;
+  OPENSSL_cleanse(mac, sizeof mac);
   return rc;
 }
 

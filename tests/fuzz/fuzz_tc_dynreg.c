@@ -1,8 +1,9 @@
 /* fuzz_tc_dynreg.c - libFuzzer target: the tencent dynamic-registration
- * answer (tc_parse_dynreg_reply, tc_dynreg.c: JSON, then the base64 AES
- * payload decrypted with the product secret, then the JSON inside). The
- * input is the HTTP body; the product secret is the reference's (§7.4), so
- * the seed with its payload decrypts. */
+ * answers of both APIs (tc_parse_dynreg_reply and tc_parse_dynreg_v2_reply,
+ * tc_dynreg.c: JSON, then the base64 AES payload decrypted with the product
+ * secret, then the JSON inside). The input is the HTTP body, given to both;
+ * the product secret is the reference's (§7.4), so the seeds with its
+ * payload decrypt. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +21,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!body) return 0;
   memcpy(body, data, size);
   body[size] = '\0';
-  memset(psk, 0x55, sizeof psk);
-  if (tc_parse_dynreg_reply("hzvf5LF9S0isvBhDSauWMaIk", body, psk, sizeof psk) == 0 &&
-      (!memchr(psk, '\0', sizeof psk) || !psk[0]))
-    abort();
+  int (*const parse[])(const char *, const char *, char *, size_t) = {tc_parse_dynreg_reply,
+                                                                       tc_parse_dynreg_v2_reply};
+  for (size_t i = 0; i < sizeof parse / sizeof parse[0]; i++) {
+    memset(psk, 0x55, sizeof psk);
+    if (parse[i]("hzvf5LF9S0isvBhDSauWMaIk", body, psk, sizeof psk) == 0 &&
+        (!memchr(psk, '\0', sizeof psk) || !psk[0]))
+      abort();
+  }
   free(body);
   return 0;
 }

@@ -526,6 +526,23 @@ static void test_trace_redacts_secrets_in_busy_lines(void **state) {
   assert_non_null(strstr(trace_buf, ">AT+SECRET=3,\"***\"\r\n|><20 bytes discarded, no CR LF>|"));
 }
 
+/* A table turned off: its names are unknown commands (a build without
+ * them), still redacted; on again, they answer. */
+static void test_table_off_is_unknown_but_redacted(void **state) {
+  vm_at_enable_table(&at, cmds, false);
+  at.echo = true;
+  feed("AT+SECRET=1,\"hunter2\"\r\n");
+  expect_out("AT+SECRET=1,\"hunter2\"\r\nE01090000\r\n");
+  assert_null(strstr(trace_buf, "hunter2"));
+  assert_non_null(strstr(trace_buf, ">AT+SECRET=1,\"***\"\r\n|"));
+  at.echo = false;
+  feed("AT+X?\r\n");
+  expect_out("E01090000\r\n");
+  vm_at_enable_table(&at, cmds, true);
+  feed("AT+X?\r\n");
+  expect_out("+X:1\r\n\r\nOK\r\n");
+}
+
 /* ---- redaction with the dialects' real command rows ---- */
 
 enum { D_TENCENT, D_W800, D_ME3630 };
@@ -677,6 +694,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_four_forms, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unregistered_form_and_unknown, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_table_off_is_unknown_but_redacted, setup, teardown),
       cmocka_unit_test_setup_teardown(test_esp_only_crlf_ends_a_line, setup, teardown),
       cmocka_unit_test_setup_teardown(test_esp_lone_cr_lf_kept_in_parameters, setup, teardown),
       cmocka_unit_test_setup_teardown(test_esp_bare_crlf_and_leftover_lf, setup, teardown),

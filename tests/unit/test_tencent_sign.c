@@ -232,6 +232,34 @@ static void test_dynreg_decrypt_rejects(void **state) {
   assert_true(n < 0 || strcmp(out, REG_PLAIN) != 0);
 }
 
+/* §7.3 verified vector [SIGN readme] (hmacsha1), and the hmacsha256 form
+ * of the same request as Python's hmac computes it (vmcloud/tccrypto.py). */
+#define V2_BODY "{\"ProductId\":\"PRODUCT_ID1\",\"DeviceName\":\"DEVICENAME1\"}"
+#define V2_HOST "ap-guangzhou.gateway.tencentdevices.com"
+
+static void test_dynreg_v2_sign_matches_reference(void **state) {
+  char out[64];
+  (void)state;
+  assert_int_equal(strlen(V2_BODY), 54);
+  assert_int_equal(vm_tencent_dynreg_v2_sign(out, sizeof out, "PRODUCT_SECRETKEY",
+                                             VM_TENCENT_HMAC_SHA1, V2_HOST, "/device/register",
+                                             1629362589, 333464802, V2_BODY, strlen(V2_BODY)),
+                   28);
+  assert_string_equal(out, "7u3+tAPlt8O4mPpBm3lambv23sw=");
+  assert_int_equal(vm_tencent_dynreg_v2_sign(out, sizeof out, "PRODUCT_SECRETKEY",
+                                             VM_TENCENT_HMAC_SHA256, V2_HOST, "/device/register",
+                                             1629362589, 333464802, V2_BODY, strlen(V2_BODY)),
+                   44);
+  assert_string_equal(out, "69kjTTAAkL07xH0GQoEn44Zmp0BusuM7TepzEwuTXNM=");
+  assert_int_equal(vm_tencent_dynreg_v2_sign(out, 44, "PRODUCT_SECRETKEY", VM_TENCENT_HMAC_SHA256,
+                                             V2_HOST, "/device/register", 1, 1, V2_BODY,
+                                             strlen(V2_BODY)),
+                   -ENOSPC);
+  assert_int_equal(vm_tencent_dynreg_v2_sign(out, sizeof out, "", VM_TENCENT_HMAC_SHA1, V2_HOST,
+                                             "/device/register", 1, 1, V2_BODY, 1),
+                   -EINVAL);
+}
+
 static void test_gw_bind_sign_matches_reference(void **state) {
   char out[64];
   (void)state;
@@ -275,6 +303,7 @@ int main(void) {
       cmocka_unit_test(test_dynreg_sign_matches_reference),
       cmocka_unit_test(test_dynreg_decrypt_matches_reference),
       cmocka_unit_test(test_dynreg_decrypt_rejects),
+      cmocka_unit_test(test_dynreg_v2_sign_matches_reference),
       cmocka_unit_test(test_gw_bind_sign_matches_reference),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

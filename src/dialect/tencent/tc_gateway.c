@@ -11,7 +11,8 @@
  * 200 ms), after which it fails with -223. Sessions - the SDK's record of
  * which sub-devices are online - live as long as the MQTT client.
  *
- * The sub-device secret is used only for the signature and wiped at once. */
+ * The sub-device secret (given, or on v2.2.0+ the one tc_subdev.c stored) is
+ * used only for the signature and wiped at once. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,18 +252,34 @@ static int str_param(const struct vm_at_args *a, int i, size_t max, char *out) {
   return 0;
 }
 
-/* <mode 0|1>,"<pid>","<dn>" then, with secret_for_mode0, "<secret>" for mode
- * 0 only. Returns 0, or -1 with *r the reply (ERROR or +CME ERROR:204). */
+/* The sub-device secret of a bind into g->secret: parameter 3; from v2.2.0
+ * on, when that is absent or empty, the one AT+TCSUBDEVINFOSET stored for
+ * the sub-device [LIB220 at_gw_bind_setup]. *need is the parameter count the
+ * command must have. Returns 0, or -1 (204: none, or a bad one). */
+static int bind_secret(struct tc_gateway *g, const struct vm_at_args *a, int *need) {
+  bool stored = tc_subdev_supported(g->s);
+  const char *v = "";
+  size_t n = 0;
+  *need = stored && a->count == 3 ? 3 : 4;
+  if (*need == 4 && vm_at_arg_str(a, 3, &v, &n) != VM_AT_ARG_OK) return -1;
+  if (stored && n == 0) return tc_subdev_secret(g->s, g->pid, g->dn, g->secret, sizeof g->secret);
+  if (n == 0 || n > TC_MAX_DEV_SECRET) return -1;
+  memcpy(g->secret, v, n + 1);
+  return 0;
+}
+
+/* <mode 0|1>,"<pid>","<dn>" then, for a bind (mode 0 of AT+TCGWBIND), its
+ * secret. Returns 0, or -1 with *r the reply (ERROR or +CME ERROR:204). */
 static int gw_params(struct vm_at *at, const struct vm_at_args *a, struct tc_gateway *g,
-                     bool secret_for_mode0, long *mode, enum vm_at_result *r) {
+                     bool bind, long *mode, enum vm_at_result *r) {
   if (vm_at_arg_int(a, 0, mode) != VM_AT_ARG_OK) {
     *r = vm_at_fail(at, TC_ERR_TYPE);
     return -1;
   }
-  int need = 3 + (secret_for_mode0 && *mode == 0);
+  int need = 3;
   if ((*mode != 0 && *mode != 1) || str_param(a, 1, TC_MAX_PID, g->pid) ||
-      str_param(a, 2, TC_MAX_DN, g->dn) ||
-      (need == 4 && str_param(a, 3, TC_MAX_DEV_SECRET, g->secret)) || a->count != need) {
+      str_param(a, 2, TC_MAX_DN, g->dn) || (bind && *mode == 0 && bind_secret(g, a, &need)) ||
+      a->count != need) {
     OPENSSL_cleanse(g->secret, sizeof g->secret);
     *r = tc_cme(at, TC_E_PARA);
     return -1;
@@ -333,7 +350,8 @@ static enum vm_at_result bind_test(struct vm_at *at, const struct vm_at_args *a)
   return VM_AT_OK;
 }
 
-/* AT+TCGWBIND=0,"<pid>","<dn>","<secret>" (bind) / =1,"<pid>","<dn>" (unbind) */
+/* AT+TCGWBIND=0,"<pid>","<dn>","<secret>" (bind) / =1,"<pid>","<dn>" (unbind);
+ * v2.2.0+ also =0,"<pid>","<dn>"[,""] with the stored secret. */
 static enum vm_at_result bind_set(struct vm_at *at, const struct vm_at_args *a) {
   struct tc_gateway *g = gw_of(at);
   enum vm_at_result r;

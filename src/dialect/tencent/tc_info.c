@@ -386,8 +386,8 @@ static void restore_written(void *data, int status) {
   free(r);
 }
 
-/* Erases device info, product info and the OTA firmware record, then
- * reboots. Module info and the Wi-Fi NVS stay (§3.4). */
+/* Erases device info, product info, the OTA firmware record and the
+ * sub-device lists, then reboots. Module info and the Wi-Fi NVS stay (§3.4). */
 static enum vm_at_result restore_exec(struct vm_at *at, const struct vm_at_args *a) {
   struct tc_state *s = tc_state_of(at);
   int gate = tc_setter_gate(at);
@@ -400,6 +400,7 @@ static enum vm_at_result restore_exec(struct vm_at *at, const struct vm_at_args 
   vm_store_put(&s->m->store, TC_STORE_DEVINFO, NULL);
   vm_store_put(&s->m->store, TC_STORE_PRDINFO, NULL);
   vm_store_put(&s->m->store, TC_STORE_FWINFO, NULL);
+  tc_subdev_erase(s); /* v2.2.0: the sub-device lists too */
   vm_store_commit(&s->m->store, restore_written, r);
   return VM_AT_PENDING;
 }
@@ -448,3 +449,18 @@ const struct vm_at_cmd tc_info_cmds[] = {
      .secret_mask = 1u << 3},
 };
 const size_t tc_info_ncmds = sizeof tc_info_cmds / sizeof tc_info_cmds[0];
+
+/* ---- for the other command files (tencent.h) -------------------------------- */
+
+int tc_load_str(const cJSON *o, const char *key, char *dst, size_t cap) {
+  return load_str(o, key, dst, cap);
+}
+
+int tc_str_param(const struct vm_at_args *a, int i, size_t max, const char **out) {
+  return str_param(a, i, max, out);
+}
+
+enum vm_at_result tc_persist(struct vm_at *at, const char *key, cJSON *val, const char *ok,
+                             const char *fail_fmt) {
+  return persist(at, key, val, ok, fail_fmt);
+}

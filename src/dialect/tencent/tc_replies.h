@@ -34,6 +34,12 @@ int tc_parse_gw_reply(const void *payload, size_t len, const char *kind, const c
  * unusable answer (no code, a code that is not a whole number in the int
  * range, a payload that does not decrypt, a certificate device, no key). */
 int tc_parse_dynreg_reply(const char *product_secret, const char *body, char *psk, size_t cap);
+/* The same for the v2 API (§7.3): {"Response":{"Len":..,"Payload":"..",
+ * "RequestId":..}}, or {"Response":{"Error":{"Code":<n>,"Message":..},..}},
+ * which returns n (a Code that is not a nonzero whole number in the int
+ * range is TC_RC_FAILURE, as is anything without a Response object). Len is
+ * not checked: the SDKs do not use it. */
+int tc_parse_dynreg_v2_reply(const char *product_secret, const char *body, char *psk, size_t cap);
 
 /* A message on $ota/update/<pid>/<dn> (§7.5). */
 #define TC_OTA_MAX_VERSION 32 /* MAX_SIZE_OF_FW_VERSION */

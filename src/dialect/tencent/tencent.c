@@ -4,8 +4,8 @@
  * esp-at v2 core of that firmware prints an `ERR CODE:` line before every
  * ERROR), its configuration and its power hooks; the TC command families
  * live beside it (tc_info.c: identity and module information, tc_mqtt.c: MQTT,
- * tc_dynreg.c: dynamic registration, tc_gateway.c: sub-devices, tc_diag.c:
- * AT+TCLOG and AT+NTP).
+ * tc_dynreg.c: dynamic registration, tc_gateway.c: the gateway, tc_subdev.c:
+ * the sub-device lists of v2.2.0, tc_diag.c: AT+TCLOG and AT+NTP).
  * Ground truth: shared/reference/tencent-at.md, tencent-variants.md. */
 #include <ctype.h>
 #include <stdio.h>
@@ -118,6 +118,15 @@ static int cfg_sign(const cJSON *v, struct tc_config *c, const char *where, char
   if (!strcmp(s, "hmacsha256")) c->sign = VM_TENCENT_HMAC_SHA256;
   else if (!strcmp(s, "hmacsha1")) c->sign = VM_TENCENT_HMAC_SHA1;
   else return ERR("%s.%s: must be \"hmacsha256\" or \"hmacsha1\"", where, v->string);
+  return 0;
+}
+
+static int cfg_dynreg_api(const cJSON *v, struct tc_config *c, const char *where, char *err,
+                          size_t errlen) {
+  const char *s = cJSON_IsString(v) ? v->valuestring : "";
+  if (!strcmp(s, "v1")) c->dynreg_api = TC_DYNREG_V1;
+  else if (!strcmp(s, "v2")) c->dynreg_api = TC_DYNREG_V2;
+  else return ERR("%s.%s: must be \"v1\" or \"v2\"", where, v->string);
   return 0;
 }
 
@@ -246,6 +255,7 @@ static int cfg_key(struct tc_config *c, const cJSON *it, const char *where, char
     return 0;
   }
   if (!strcmp(k, "dynreg_ca_file")) return cfg_dup(it, &c->dynreg_ca_file, where, err, errlen);
+  if (!strcmp(k, "dynreg_api")) return cfg_dynreg_api(it, c, where, err, errlen);
   if (!strcmp(k, "ota_ca_file")) return cfg_dup(it, &c->ota_ca_file, where, err, errlen);
   if (!strcmp(k, "ota_read_timeout_ms")) {
     if (cfg_int(it, 1000, 120000, &v, where, err, errlen)) return -1;
@@ -313,6 +323,7 @@ static int tc_init(struct vm_module *m) {
   vm_at_add_table(&m->at, tc_dynreg_cmds, tc_dynreg_ncmds);
   vm_at_add_table(&m->at, tc_diag_cmds, tc_diag_ncmds);
   vm_at_add_table(&m->at, tc_gateway_cmds, tc_gateway_ncmds);
+  vm_at_add_table(&m->at, tc_subdev_cmds, tc_subdev_ncmds); /* v2.2.0+: tc_power_on() */
   vm_at_add_table(&m->at, tc_ota_cmds, tc_ota_ncmds);
   vm_esp_init(&s->esp, m, &s->cfg->esp, v->gmr, tc_on_wifi);
   s->esp.chip = v->chip;
@@ -327,6 +338,7 @@ static void tc_power_on(struct vm_module *m) {
   tc_diag_power_on(s);
   const struct tc_variant *iv = tc_fw_variant(s); /* a self-update may have installed another */
   s->esp.gmr_default = (iv ? iv : s->cfg->variant)->gmr;
+  vm_at_enable_table(&m->at, tc_subdev_cmds, tc_subdev_supported(s));
   vm_esp_power_on(&s->esp);
 }
 

@@ -81,6 +81,31 @@
 #define TC_GWONLINE "+TCGWONLINE" /* also the head of its result lines */
 #define TC_GWBIND "+TCGWBIND"
 
+/* sub-devices (tc_subdev.c, §3.12; v2.2.0 and later). Formats and limits
+ * read from the v2.2.0 objects [LIB220 qcloud_at_cmd.c, qcloud_at_flash.c]. */
+#define TC_SUBDEVINFO_TEST                                                                      \
+  "+TCSUBDEVINFOSET:\"MODE\",\"PRODUCT_ID\",\"DEVICE_NAME\",\"DEVICE_SECRET_BCC\","         \
+  "\"PRODUCT_REGION\"\r\n"
+#define TC_SUBDEVINFO_LIST_FMT "+TCSUBDEVINFOSET:\"%s\",\"%s\",%d,\"%s\"\r\n"
+#define TC_SUBDEVINFO_OK "+TCSUBDEVINFOSET:OK\r\n"
+#define TC_SUBDEVINFO_FAIL_FMT "+TCSUBDEVINFOSET:FAIL,%d\r\n"
+#define TC_SUBDEVPRD_TEST                                                                       \
+  "+TCSUBDEVPRDSET:\"MODE\",\"PRODUCT_ID\",\"PRODUCT_SECRET_BCC\",\"DEVICE_NAME\","          \
+  "\"PRODUCT_REGION\"\r\n"
+/* "%u" of a word of the flash record that no handler writes: always 0 */
+#define TC_SUBDEVPRD_LIST_FMT "+TCSUBDEVPRDSET:0,\"%s\",%d,\"%s\",\"%s\"\r\n"
+#define TC_SUBDEVPRD_OK "+TCSUBDEVPRDSET:OK\r\n"
+#define TC_SUBDEVPRD_FAIL_FMT "+TCSUBDEVPRDSET:FAIL,%d\r\n"
+#define TC_SUBDEVREG_TEST "+TCSUBDEVREG:\"PRODUCT_ID\",\"DEVICE_NAME\"\r\n"
+#define TC_SUBDEVREG_LIST_FMT "+TCSUBDEVREG:\"%s\",\"%s\"\r\n" /* the sub-device info list */
+#define TC_SUBDEVREG_OK "+TCSUBDEVREG:OK\r\n"
+#define TC_SUBDEVREG_FAIL_FMT "+TCSUBDEVREG:FAIL,%d\r\n"
+/* the handler keeps the registration's result in a uint8_t: 1021 prints 253 */
+#define TC_SUBDEVREG_CODE(c) ((int)(unsigned char)(c))
+#define TC_SUBDEV_SECTORS 5      /* qcloud_subdev / qcloud_subprd: 20 KiB partitions */
+#define TC_SUBDEV_PER_SECTOR 16  /* 244-byte records after a 4-byte header */
+#define TC_SUBDEV_DEL_DN_MATCH 12 /* save_subdev_info_del compares 12 chars of the name */
+
 /* AT+TCDEVREG (tc_dynreg.c); its test form is the core OK alone */
 #define TC_DEVREG_OK "+TCDEVREG:OK\r\n"
 #define TC_DEVREG_FAIL_FMT "+TCDEVREG:FAIL,%d\r\n"
@@ -268,6 +293,14 @@
 /* dynamic registration v1 endpoint (§7.2); na-ashburn uses the us-east host */
 #define TC_DYNREG_URL "https://gateway.tencentdevices.com/register/dev"
 #define TC_DYNREG_URL_US "https://us-east.gateway.tencentdevices.com/register/dev"
+#define TC_DYNREG_V1_ACCEPT "Accept: text/xml,application/json;*/*"
+#define TC_DYNREG_V1_CONTENT_TYPE "Content-Type: application/x-www-form-urlencoded" /* sic */
+/* v2 (§7.3, seed 003): the only host the references give, for every region */
+#define TC_DYNREG_V2_URL "https://ap-guangzhou.gateway.tencentdevices.com/device/register"
+#define TC_DYNREG_V2_ACCEPT "Accept: application/json;*/*"
+#define TC_DYNREG_V2_CONTENT_TYPE "Content-Type: application/json; charset=utf-8"
+#define TC_DYNREG_V2_ALGORITHM "hmacsha256"
+#define TC_DYNREG_V2_BODY_FMT "{\"ProductId\":\"%s\",\"DeviceName\":\"%s\"}"
 #define TC_DEFAULT_MODULE_NAME "ESP-DEFAULT-2MB"      /* v2.1.1: a literal */
 #define TC_DEFAULT_MODULE_NAME_FMT "ESP-DEFAULT-%dMB" /* v2.2+: of the flash size */
 
@@ -277,12 +310,19 @@
 #define TC_STORE_MODINFO "tc_modinfo"
 #define TC_STORE_FWINFO "tc_fwinfo" /* the OTA firmware record; TCRESTORE erases it */
 #define TC_STORE_SELFOTA "tc_selfota" /* the AT firmware version a self-update installed */
+#define TC_STORE_SUBDEV "tc_subdev" /* sub-device info: sectors of {pid, dn, secret, region} */
+#define TC_STORE_SUBPRD "tc_subprd" /* sub-device product info: sectors of the same shape */
 
 /* ---- configuration (the module's "tencent" object) ---------------------- */
 enum tc_transport {
   TC_TRANSPORT_TLS_PSK, /* what the firmware does: TLS-PSK on 8883 */
   TC_TRANSPORT_TCP,     /* plain TCP on 1883 with the signed username/password */
   TC_TRANSPORT_TLS,     /* TLS verified against ca_file, signed username/password */
+};
+
+enum tc_dynreg_api {
+  TC_DYNREG_V1, /* POST /register/dev, what the firmware speaks (§7.2) */
+  TC_DYNREG_V2, /* POST /device/register with the X-TC-* headers (§7.3) */
 };
 
 /* ---- firmware variants (tc_variant.c): one per chip x firmware ---------- */
@@ -306,6 +346,7 @@ struct tc_variant {
   bool self_ota_report;      /* ... and reports fw_version as a resource */
   bool ota_md5_msg;          /* SDK 3.2.1: "MD5_not_match" in the -4 report, else "time_out" */
   bool comma_splits_quotes;  /* the ESP8266 core's parser (VM_AT_PARSE_COMMA_SPLITS_QUOTES) */
+  bool subdev;               /* v2.2.0+: AT+TCSUBDEV*, and TCGWBIND's stored secrets */
 };
 
 /* The variant of chip with firmware (NULL: the chip's default), or NULL. */
@@ -339,6 +380,7 @@ struct tc_config {
   char *dynreg_url;          /* NULL: TC_DYNREG_URL(_US) by region */
   char *dynreg_ca_file;      /* NULL: the system store */
   unsigned dynreg_timeout_ms; /* the firmware's 10 s registration budget */
+  enum tc_dynreg_api dynreg_api;
   unsigned gateway_timeout_ms; /* the SDK polls for a reply 100 x 200 ms */
   char *ota_ca_file;           /* OTA download CA bundle; NULL: the system store */
   unsigned ota_read_timeout_ms; /* the SDK's fetch timeout: 20 s without a byte */
@@ -400,6 +442,15 @@ enum vm_at_result tc_devinfo_store(struct vm_at *at, const struct tc_devinfo *d,
 /* The state gate of the setters: the MQTT task running gives 208, a firmware
  * download 200; 0 when the command may go on. */
 int tc_setter_gate(struct vm_at *at);
+/* The helpers of tc_info.c for the other command files: string member key
+ * of o (1..cap-1 chars) into dst, 0 or -1; string parameter i of 1..max
+ * bytes, 0 or -1 (the firmware's 204); stores val under key (NULL: nothing
+ * to write) and finishes the command with ok, or fail_fmt with 207 when the
+ * flash write fails (VM_AT_PENDING while the write runs, else VM_AT_DONE). */
+int tc_load_str(const cJSON *o, const char *key, char *dst, size_t cap);
+int tc_str_param(const struct vm_at_args *a, int i, size_t max, const char **out);
+enum vm_at_result tc_persist(struct vm_at *at, const char *key, cJSON *val, const char *ok,
+                             const char *fail_fmt);
 
 /* tc_diag.c */
 extern const struct vm_at_cmd tc_diag_cmds[];
@@ -409,9 +460,21 @@ void tc_diag_power_on(struct tc_state *s);
 void tc_diag_power_off(struct tc_state *s);
 void tc_diag_destroy(struct tc_state *s);
 
-/* tc_dynreg.c */
+/* tc_dynreg.c: the module's one dynamic-registration client, and AT+TCDEVREG */
 extern const struct vm_at_cmd tc_dynreg_cmds[];
 extern const size_t tc_dynreg_ncmds;
+/* The end of a registration: code 0 with the device secret in psk, or the
+ * failure code as §6.1 gives it (psk NULL); p is the product info it was
+ * started with (valid during the call only). */
+typedef void (*tc_dynreg_cb)(struct tc_state *s, const struct tc_prdinfo *p, int code,
+                             const char *psk, void *data);
+/* Registers device p->dn of product p->pid (secret, region) over the API of
+ * tencent.dynreg_api. Returns 0 when the request is on its way (done runs
+ * later, never inside this call, unless a power-off abandons it), or the
+ * code to fail with now: -1001 for a product secret under 16 characters (or
+ * a registration already in flight), -8 without Wi-Fi. */
+int tc_dynreg_request(struct tc_state *s, const struct tc_prdinfo *p, tc_dynreg_cb done,
+                      void *data);
 int tc_dynreg_init(struct tc_state *s);
 void tc_dynreg_power_off(struct tc_state *s); /* abandons a registration in flight */
 void tc_dynreg_destroy(struct tc_state *s);
@@ -456,6 +519,18 @@ const char *tc_fw_version(struct tc_state *s);
 const struct tc_variant *tc_fw_variant(struct tc_state *s);
 /* tc_info.c: the MCU OTA area's size (AT+TCMODINFOSET, else the variant's) */
 long tc_ota_area_max(struct tc_state *s);
+
+/* tc_subdev.c (v2.2.0 and later) */
+extern const struct vm_at_cmd tc_subdev_cmds[];
+extern const size_t tc_subdev_ncmds;
+/* Whether the running firmware has the sub-device commands (the configured
+ * build, or the one a self-update installed). */
+bool tc_subdev_supported(struct tc_state *s);
+/* The secret AT+TCSUBDEVINFOSET / AT+TCSUBDEVREG stored for pid/dn into out
+ * (cap >= TC_MAX_DEV_SECRET + 1): 0, or -1 when none is stored. */
+int tc_subdev_secret(struct tc_state *s, const char *pid, const char *dn, char *out, size_t cap);
+/* AT+TCRESTORE: drops both lists from the store (the caller commits). */
+void tc_subdev_erase(struct tc_state *s);
 
 /* tc_gateway.c */
 extern const struct vm_at_cmd tc_gateway_cmds[];
