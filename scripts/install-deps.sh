@@ -20,12 +20,15 @@ BUILD_PKGS=(
 )
 # Tests: cmocka for the C unit tests; a real broker, real clients and Python
 # peers for the integration tests; socat for PTY/TCP plumbing; openssl to make
-# throw-away certificates; iproute2 (ss) and procps (pgrep, ps) for diagnosis.
+# throw-away certificates; iproute2 (ss) and procps (pgrep, ps) for diagnosis;
+# systemd for systemd-analyze / systemd-sysusers (test_deploy.py rates and
+# verifies the installed unit offline) and python3-yaml for the Kubernetes
+# files (test_k8s.py).
 TEST_PKGS=(
   libcmocka-dev
   mosquitto mosquitto-clients
-  python3 python3-pytest python3-serial python3-paho-mqtt
-  socat openssl ca-certificates iproute2 procps
+  python3 python3-pytest python3-serial python3-paho-mqtt python3-yaml
+  socat openssl ca-certificates iproute2 procps systemd
 )
 # Fuzzing (make fuzz): clang and its libFuzzer / sanitizer runtimes
 # (Debian 12 has clang 14); util-linux's unshare is essential already.
