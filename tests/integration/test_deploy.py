@@ -12,22 +12,32 @@ measured: `systemd-analyze security --offline=true` must rate it 3.0 or
 lower, and `systemd-analyze verify` must accept it (with ExecStart pointed
 into the DESTDIR, since verify checks that the binary exists).
 systemd-sysusers --dry-run --root=DESTDIR must find the vmodule user there.
+
+The unit's SystemCallFilter is an allow-list: a system call outside it
+fails with EPERM. With strace, a daemon runs a tencent module through a
+Wi-Fi join, TLS-PSK to a real mosquitto, a subscription, a publish, a
+trace, the control socket and a stop, and every system call it made (all
+threads) must be in the unit's allowed set, expanded by systemd-analyze.
 """
 
+import base64
 import json
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, VMODULED
+import ctl
+from conftest import REPO, VMODULED, Daemon, module_config, wait_for
 
 ANALYZE = shutil.which("systemd-analyze")
 SYSUSERS = shutil.which("systemd-sysusers")
+STRACE = shutil.which("strace")
 EXPOSURE_MAX = 3.0
 
 # PREFIX -> (bin dir, config dir, unit dir, sysusers dir), as README
@@ -229,3 +239,96 @@ def test_sysusers_creates_the_vmodule_user_from_the_installed_file(tmp_path, pre
     assert cp.returncode == 0, cp.stdout
     assert "Creating group 'vmodule'" in cp.stdout, cp.stdout
     assert re.search(r"Creating user 'vmodule' \(vmodule virtual IoT modules\)", cp.stdout), cp.stdout
+
+
+# ------------------------------------------------------- the system call filter
+
+
+def syscall_set(group_or_name, cache={}):
+    """The system calls of a systemd-analyze syscall-filter group (nested
+    groups expanded) or of one name."""
+    if not group_or_name.startswith("@"):
+        return {group_or_name}
+    if group_or_name not in cache:
+        out = subprocess.run([ANALYZE, "syscall-filter", "--no-pager", group_or_name],
+                             stdout=subprocess.PIPE, text=True, check=True, timeout=30).stdout
+        names = set()
+        for line in out.splitlines()[1:]:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                names |= syscall_set(line)
+        cache[group_or_name] = names
+    return cache[group_or_name]
+
+
+def unit_allowed_syscalls():
+    """The unit's SystemCallFilter= lines: an allow-list, then ~deny lines."""
+    lines = unit_settings(REPO / "conf" / "vmoduled.service")["Service"]["SystemCallFilter"]
+    assert not lines[0].startswith("~"), "the first SystemCallFilter= must be an allow-list"
+    allowed = set()
+    for line in lines:
+        names = set().union(*(syscall_set(w) for w in line.lstrip("~").split()))
+        allowed = allowed - names if line.startswith("~") else allowed | names
+    return allowed
+
+
+PID, DN, SECRET = "CTQS08Y5LG", "Dev01", "ZHNkIGRzZCA="
+
+
+def exercise_under_strace(daemon):
+    """The module's life under strace: Wi-Fi, TLS-PSK MQTT, sub/pub, the
+    control socket, then SIGTERM to vmoduled (strace's child), as systemd
+    sends it."""
+    daemon.start()
+    port = daemon.port()
+    port.expect(b"WIFI CONNECTED\r\nWIFI GOT IP\r\n")
+    port.cmd('AT+TCDEVINFOSET=1,"%s","%s","%s"' % (PID, DN, SECRET))
+    port.expect(b"OK\r\n+TCDEVINFOSET:OK\r\n")
+    port.cmd("AT+TCMQTTCONN=1,5000,240,1,1")
+    port.expect(b"OK\r\n+TCMQTTCONN:OK\r\n", 10)
+    topic = "%s/%s/data" % (PID, DN)
+    port.cmd('AT+TCMQTTSUB="%s",0' % topic)
+    port.expect(b"OK\r\n+TCMQTTSUB:OK\r\n")
+    port.cmd('AT+TCMQTTPUB="%s",1,"hi"' % topic)
+    port.expect(b'OK\r\n+TCMQTTRCVPUB:"%s",2,"hi"\r\n+TCMQTTPUB:OK\r\n' % topic.encode())
+    wait_for(daemon._ctl_listening, what="the control socket")
+    c = daemon.ctl()
+    assert c.request("list")["ok"]
+    c.close()
+    children = Path("/proc/%d/task/%d/children" % (daemon.proc.pid, daemon.proc.pid))
+    (child,) = children.read_text().split()
+    daemon.close_ports()
+    os.kill(int(child), signal.SIGTERM)
+    assert daemon.proc.wait(timeout=10) == 0, daemon.log_text()
+
+
+@pytest.mark.skipif(not (ANALYZE and STRACE), reason="needs systemd-analyze and strace")
+def test_daemon_system_calls_are_inside_the_unit_filter(tmp_path, mosquitto):
+    psk = tmp_path / "psk.txt"
+    psk.write_text("%s%s:%s\n" % (PID, DN, base64.b64decode(SECRET).hex()))
+    broker = mosquitto(listeners=[{"psk_hint": "vmodule"}], options={"psk_file": str(psk)})
+    straces = tmp_path / "strace"
+    straces.mkdir()
+    wrapper = tmp_path / "vmoduled-strace"
+    wrapper.write_text("#!/bin/sh\nexec %s -f -qq -o %s/trace %s \"$@\"\n"
+                       % (STRACE, straces, Path(VMODULED).resolve()))
+    wrapper.chmod(0o755)
+    m = module_config(tmp_path, "tc0", "tencent", echo=False, trace=str(tmp_path / "tc0.trace"),
+                      tcp_listen="127.0.0.1:0", tencent={
+                          "mqtt_transport": "tls-psk", "mqtt_host": "127.0.0.1",
+                          "mqtt_port": broker.port, "wifi": {
+                              "access_points": [{"ssid": "lab", "password": "labpass123"}],
+                              "auto_join": "lab", "join_ms": 0}})
+    daemon = Daemon(tmp_path / "daemon", [m], binary=str(wrapper))
+    try:
+        exercise_under_strace(daemon)
+    finally:
+        daemon.cleanup()
+    used = set()
+    for line in (straces / "trace").read_text(errors="replace").splitlines():
+        call = re.match(r"\d+\s+(?:<\.\.\. )?([a-z0-9_]+)(?:\(| resumed>)", line)
+        if call:
+            used.add(call.group(1))
+    assert {"openat", "ioctl", "connect", "fsync", "prlimit64"} <= used, sorted(used)
+    denied = sorted(used - unit_allowed_syscalls())
+    assert not denied, "system calls the unit's SystemCallFilter refuses: %s" % denied
