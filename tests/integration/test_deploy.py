@@ -275,11 +275,30 @@ def unit_allowed_syscalls():
 PID, DN, SECRET = "CTQS08Y5LG", "Dev01", "ZHNkIGRzZCA="
 
 
-def exercise_under_strace(daemon):
+def traced_daemon_pid(daemon):
+    """vmoduled's pid, among the descendants of the process the Daemon
+    started (strace, under an unshare when the suite runs with a hosts file)."""
+    exe = str(Path(VMODULED).resolve())
+
+    def find():
+        todo = [daemon.proc.pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                if os.readlink("/proc/%d/exe" % pid) == exe:
+                    return pid
+                todo += [int(c) for c in Path("/proc/%d/task/%d/children" % (pid, pid))
+                         .read_text().split()]
+            except OSError:
+                pass
+        return None
+    wait_for(find, what="strace to start vmoduled")
+    return find()
+
+
+def exercise_under_strace(daemon, pid):
     """The module's life under strace: Wi-Fi, TLS-PSK MQTT, sub/pub, the
-    control socket, then SIGTERM to vmoduled (strace's child), as systemd
-    sends it."""
-    daemon.start()
+    control socket, then SIGTERM to vmoduled itself, as systemd sends it."""
     port = daemon.port()
     port.expect(b"WIFI CONNECTED\r\nWIFI GOT IP\r\n")
     port.cmd('AT+TCDEVINFOSET=1,"%s","%s","%s"' % (PID, DN, SECRET))
@@ -295,10 +314,8 @@ def exercise_under_strace(daemon):
     c = daemon.ctl()
     assert c.request("list")["ok"]
     c.close()
-    children = Path("/proc/%d/task/%d/children" % (daemon.proc.pid, daemon.proc.pid))
-    (child,) = children.read_text().split()
     daemon.close_ports()
-    os.kill(int(child), signal.SIGTERM)
+    os.kill(pid, signal.SIGTERM)
     assert daemon.proc.wait(timeout=10) == 0, daemon.log_text()
 
 
@@ -320,9 +337,16 @@ def test_daemon_system_calls_are_inside_the_unit_filter(tmp_path, mosquitto):
                               "access_points": [{"ssid": "lab", "password": "labpass123"}],
                               "auto_join": "lab", "join_ms": 0}})
     daemon = Daemon(tmp_path / "daemon", [m], binary=str(wrapper))
+    pid = None
     try:
-        exercise_under_strace(daemon)
+        daemon.start(wait=False)
+        pid = traced_daemon_pid(daemon)
+        daemon.wait_started()
+        exercise_under_strace(daemon, pid)
     finally:
+        # strace detaches (and leaves vmoduled running) when it is killed
+        if pid is not None and Path("/proc/%d" % pid).exists():
+            os.kill(pid, signal.SIGKILL)
         daemon.cleanup()
     used = set()
     for line in (straces / "trace").read_text(errors="replace").splitlines():
