@@ -37,13 +37,15 @@ COPY src ./src
 RUN make -j"$(nproc)" CI=true all && strip build/vmoduled build/vmodulectl
 
 # The cloud side: no compiler, no C library of ours. openssl makes the CA of
-# the registration server (scripts/vmcloud/tls.py).
+# the registration server (scripts/vmcloud/tls.py). Its own uid, not the
+# runtime stage's vmodule (999): the compose file shares the certificate
+# directory with vmoduled, which can then read ca.crt but not the 0600 keys.
 FROM debian:bookworm-slim AS cloud
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       python3 python3-paho-mqtt openssl ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --home-dir /var/lib/vmodule-cloud --shell /usr/sbin/nologin vmcloud \
+ && useradd --system --uid 990 --home-dir /var/lib/vmodule-cloud --shell /usr/sbin/nologin vmcloud \
  && install -d -o vmcloud -g vmcloud -m 0755 /var/lib/vmodule-cloud /var/lib/vmodule-cloud/certs
 COPY scripts/vmodule-cloud /usr/local/lib/vmodule-cloud/vmodule-cloud
 COPY scripts/vmcloud /usr/local/lib/vmodule-cloud/vmcloud
@@ -61,9 +63,14 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends mosquitto \
  && rm -rf /var/lib/apt/lists/* \
  && printf '%s\n' 'listener 1883 0.0.0.0' 'allow_anonymous true' 'persistence false' \
-      'log_dest stderr' > /etc/mosquitto/compose.conf
+      'log_dest stderr' 'connection_messages false' > /etc/mosquitto/compose.conf
 USER mosquitto
 EXPOSE 1883
+# A TCP connect to the listener (bash's /dev/tcp: no client package needed);
+# the compose file starts the cloud side once this passes. Connection messages
+# are off, or this check would log two lines every 3 s.
+HEALTHCHECK --interval=3s --timeout=2s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/1883"]
 ENTRYPOINT ["/usr/sbin/mosquitto"]
 CMD ["-c", "/etc/mosquitto/compose.conf"]
 
