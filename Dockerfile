@@ -91,7 +91,7 @@ VOLUME /var/lib/vmodule
 # tencent0, w800-0, me3630-0 raw TCP serial endpoints (conf/docker.json).
 EXPOSE 5555 5556 5557
 # One JSON request on the control socket: answers while the loop runs.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \
+HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
   CMD ["/usr/local/bin/vmodulectl", "list"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/vmoduled"]
