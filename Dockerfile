@@ -4,8 +4,8 @@
 #
 #   target    image contents
 #   build     compiles vmoduled and vmodulectl with the -dev packages
-#   cloud     python3 + python3-paho-mqtt + scripts/vmodule-cloud (the Tencent
-#             cloud side: docker run ... --target cloud image serve --broker ...)
+#   cloud     python3 + python3-paho-mqtt + scripts/vmodule-cloud, the Tencent
+#             cloud side (docker run --rm vmodule-cloud serve --broker HOST:PORT)
 #   mosquitto Debian's mosquitto, anonymous, on 1883 (for the compose file)
 #   (last)    the default: vmoduled + vmodulectl, shared libraries only
 #
@@ -14,7 +14,7 @@
 #   # on the host: a PTY for the firmware, bridged to the container's TCP port
 #   socat pty,rawer,link=/tmp/ttyVM0 tcp:127.0.0.1:5555
 #   docker build --target cloud -t vmodule-cloud .
-#   docker compose -f conf/docker-compose.yml up --build
+#   docker compose -p vmodule -f conf/docker-compose.yml up --build
 #
 # Publish ports on 127.0.0.1 only (-p 127.0.0.1:PORT:PORT): the serial
 # endpoints have no authentication. A PTY made inside a container cannot be
