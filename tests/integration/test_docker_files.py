@@ -118,11 +118,12 @@ def test_top_level_is_the_fixed_layout():
 
 
 def test_dockerfile_examples_publish_on_loopback_only():
+    # `-p` of `docker run` publishes; compose's `-p` names the project
     comments = [l for l in (REPO / "Dockerfile").read_text().splitlines()
-                if l.lstrip().startswith("#") and re.search(r"\s-p\s", l)]
+                if l.lstrip().startswith("#") and re.search(r"docker (run|create)\s.*\s(-p|--publish)[\s=]", l)]
     assert comments, "the Dockerfile's comments show no `docker run -p` example"
     for line in comments:
-        for value in re.findall(r"\s-p\s+(\S+)", line):
+        for value in re.findall(r"\s(?:-p|--publish)[\s=]+(\S+)", line):
             assert value.startswith("127.0.0.1:"), line
 
 
