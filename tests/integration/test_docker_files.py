@@ -119,8 +119,9 @@ def test_top_level_is_the_fixed_layout():
 
 def test_dockerfile_examples_publish_on_loopback_only():
     # `-p` of `docker run` publishes; compose's `-p` names the project
+    publish = re.compile(r"docker (run|create)\s.*\s(-p|--publish)[\s=]")
     comments = [l for l in (REPO / "Dockerfile").read_text().splitlines()
-                if l.lstrip().startswith("#") and re.search(r"docker (run|create)\s.*\s(-p|--publish)[\s=]", l)]
+                if l.lstrip().startswith("#") and publish.search(l)]
     assert comments, "the Dockerfile's comments show no `docker run -p` example"
     for line in comments:
         for value in re.findall(r"\s(?:-p|--publish)[\s=]+(\S+)", line):
@@ -219,7 +220,8 @@ def test_compose_json_points_at_the_compose_services():
     assert option(cloud, "--broker") == "mosquitto:1883"
     # the cloud's registration server, by its service name, with a certificate for that name
     url = urlsplit(tc["dynreg_url"])
-    assert (url.scheme, url.hostname, url.port) == ("https", "cloud", int(option(cloud, "--http-port")))
+    http_port = int(option(cloud, "--http-port"))
+    assert (url.scheme, url.hostname, url.port) == ("https", "cloud", http_port)
     assert "cloud" in [cloud[i + 1] for i, w in enumerate(cloud) if w == "--cert-host"]
     # its CA, through the volume the cloud writes its certificate directory to
     cert_dir = option(cloud, "--cert-dir")
