@@ -19,12 +19,13 @@ BUILD_PKGS=(
   libuv1-dev libmosquitto-dev libssl-dev libcurl4-openssl-dev libcjson-dev
 )
 # Tests: cmocka for the C unit tests; a real broker, real clients and Python
-# peers for the integration tests; socat for PTY/TCP plumbing; openssl to make
-# throw-away certificates; iproute2 (ss) and procps (pgrep, ps) for diagnosis.
+# peers for the integration tests (python3-yaml reads conf/docker-compose.yml);
+# socat for PTY/TCP plumbing; openssl to make throw-away certificates;
+# iproute2 (ss) and procps (pgrep, ps) for diagnosis.
 TEST_PKGS=(
   libcmocka-dev
   mosquitto mosquitto-clients
-  python3 python3-pytest python3-serial python3-paho-mqtt
+  python3 python3-pytest python3-serial python3-paho-mqtt python3-yaml
   socat openssl ca-certificates iproute2 procps
 )
 # Fuzzing (make fuzz): clang and its libFuzzer / sanitizer runtimes
