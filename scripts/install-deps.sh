@@ -19,11 +19,11 @@ BUILD_PKGS=(
   libuv1-dev libmosquitto-dev libssl-dev libcurl4-openssl-dev libcjson-dev
 )
 # Tests: cmocka for the C unit tests; a real broker, real clients and Python
-# peers for the integration tests; socat for PTY/TCP plumbing; openssl to make
-# throw-away certificates; iproute2 (ss) and procps (pgrep, ps) for diagnosis;
-# systemd for systemd-analyze / systemd-sysusers (test_deploy.py rates and
-# verifies the installed unit offline) and python3-yaml for the Kubernetes
-# files (test_k8s.py).
+# peers for the integration tests (python3-yaml reads conf/docker-compose.yml
+# and the Kubernetes files of conf/k8s/); socat for PTY/TCP plumbing; openssl
+# to make throw-away certificates; iproute2 (ss) and procps (pgrep, ps) for
+# diagnosis; systemd for systemd-analyze / systemd-sysusers (test_deploy.py
+# rates and verifies the installed unit offline).
 TEST_PKGS=(
   libcmocka-dev
   mosquitto mosquitto-clients
