@@ -186,3 +186,10 @@ def test_wifi_wrong_password_fails_the_join(make_daemon, tmp_path):
                 b"ERR CODE:0x010a0000\r\n\r\nERROR\r\n", timeout=10)
     port.cmd('AT+CWJAP="lab","a:b"')
     port.expect(b'AT+CWJAP="lab","a:b"\r\n' + JOINED + OK, timeout=10)
+
+
+def test_help_names_the_new_options(run_vmoduled):
+    out = run_vmoduled(["--help"]).stdout
+    for text in ["--power-on WHEN", "first-open (default), first-byte or start",
+                 "--wifi SSID:PASS", "$XDG_STATE_HOME/vmodule or ~/.local/state/vmodule"]:
+        assert text in out, "--help lacks %r:\n%s" % (text, out)
