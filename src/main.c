@@ -29,7 +29,7 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: vmoduled -c FILE [--log-level LEVEL] [--control PATH]\n"
           "       vmoduled --dialect NAME --link PATH [--state-dir DIR] [--baud N]\n"
-          "                [--tcp HOST:PORT] [--power-on POLICY] [--wifi SSID:PASSWORD]...\n"
+          "                [--tcp HOST:PORT] [--power-on WHEN] [--wifi SSID:PASSWORD]...\n"
           "                [--log-level LEVEL] [--control PATH]\n"
           "\n"
           "Runs virtual IoT communication modules, each on a pseudo-terminal.\n"

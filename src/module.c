@@ -17,8 +17,6 @@
 
 /* ---- byte paths -------------------------------------------------------- */
 
-static void module_apply_power(struct vm_module *m, const char *why);
-
 /* ---- output matchers (vm_module_watch) --------------------------------- */
 
 struct vm_watch {
@@ -161,6 +159,8 @@ static void module_at_urc(void *ctx, const void *buf, size_t len) {
   cJSON_AddStringToObject(f, "text", text);
   vm_event(m->name, "urc", f);
 }
+
+static void module_apply_power(struct vm_module *m, const char *why);
 
 /* power_on "first-byte": the byte that applies the power reaches a module
  * still booting, which drops it (vm_at_input) as esp-at does while booting. */
