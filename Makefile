@@ -45,8 +45,8 @@ all: $(BUILD)/vmoduled $(BUILD)/vmodulectl
 $(BUILD)/vmoduled: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# the control client: cJSON only
-$(BUILD)/vmodulectl: $(BUILD)/src/vmodulectl/vmodulectl.o
+# the control client: cJSON only, and the state directory rule of the daemon
+$(BUILD)/vmodulectl: $(BUILD)/src/vmodulectl/vmodulectl.o $(BUILD)/src/statedir.o
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libcjson) -lm
 
 $(BUILD)/%.o: %.c
