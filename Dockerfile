@@ -12,7 +12,7 @@
 #   docker build -t vmodule .
 #   docker run --rm -p 127.0.0.1:5555-5557:5555-5557 vmodule
 #   # on the host: a PTY for the firmware, bridged to the container's TCP port
-#   socat pty,rawer,link=/tmp/ttyVM0 tcp:127.0.0.1:5555
+#   socat pty,rawer,wait-slave,link=/tmp/ttyVM0 tcp:127.0.0.1:5555
 #   docker build --target cloud -t vmodule-cloud .
 #   docker compose -p vmodule -f conf/docker-compose.yml up --build
 #
