@@ -1,0 +1,136 @@
+"""test_fleet_locust.py - the Locust fleet driver (tests/fleet/) against a real
+vmoduled and a real mosquitto.
+
+Six tencent modules (unpaced, serial over tcp_listen on six consecutive
+loopback ports) are played by a Locust master and two workers (real
+processes, master on a free loopback port), headless, three loop passes per
+user with no think time: the --csv report must hold every command and URC of
+the example scenario with the right counts and no failure, the two workers
+must have taken disjoint halves of the modules, and each module must have
+connected once to the broker under its own device name. A scenario that
+expects a wrong reply must count one failure per pass and no success for
+that row. One module is also reached through a unix socket (socat in front
+of its TCP endpoint) by a single-process run."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fleet"))
+import fleetrun  # noqa: E402
+
+SCENARIO = os.path.join(fleetrun.SCENARIOS, "tencent_telemetry.json")
+N, WORKERS, PASSES = 6, 2, 3
+PID = "FLEETLOCST"
+FAST = ["--vm-iterations", str(PASSES), "--vm-think-scale", "0"]
+
+
+def fleet(make_daemon, mosquitto, tmp_path, n=N):
+    broker = mosquitto()
+    base = fleetrun.port_block(n)
+    daemon = make_daemon(fleetrun.tencent_modules(str(tmp_path), n, base, broker.port))
+    return broker, daemon, base
+
+
+def run(tmp_path, target, scenario=SCENARIO, users=N, workers=WORKERS, timeout=40, extra=()):
+    work = tmp_path / ("locust-%d" % len(list(tmp_path.glob("locust-*"))))
+    work.mkdir()
+    lr = fleetrun.LocustRun(str(work), scenario, target, users, workers=workers, run_time="35s",
+                            extra=FAST + list(extra))
+    status = lr.wait(timeout)
+    assert status is not None, "locust did not finish within %d s; master log:\n%s" % (
+        timeout, lr.log_text()[-4000:])
+    return lr, status
+
+
+def per_user_counts(passes=PASSES):
+    """(type, name) -> requests each user makes in the example scenario."""
+    once = [("LINK", "connect"), ("AT", "AT"), ("AT", "ATE0"), ("AT", "AT+TCDEVINFOSET"),
+            ("URC", "+TCDEVINFOSET"), ("AT", "AT+CWJAP"), ("URC", "WIFI GOT IP"),
+            ("AT", "AT+TCMQTTCONN"), ("URC", "+TCMQTTCONN"), ("AT", "AT+TCMQTTSUB"),
+            ("URC", "+TCMQTTSUB"), ("AT", "AT+TCMQTTDISCONN")]
+    counts = {k: 1 for k in once}
+    counts[("AT", "AT+TCMQTTPUB")] = passes
+    counts[("URC", "+TCMQTTPUB")] = passes
+    return counts
+
+
+def test_master_and_two_workers_report_every_command(make_daemon, mosquitto, tmp_path):
+    broker, daemon, base = fleet(make_daemon, mosquitto, tmp_path)
+    lr, status = run(tmp_path, "tcp:127.0.0.1:%d" % base)
+    stats = lr.stats()
+    want = {k: v * N for k, v in per_user_counts().items()}
+    got = {k: int(r["Request Count"]) for k, r in stats.items()}
+    assert got == want, "\n".join(fleetrun.summary(stats)) + "\n" + lr.log_text()[-3000:]
+    failures = {k: r["Failure Count"] for k, r in stats.items() if r["Failure Count"] != "0"}
+    assert not failures, failures
+    assert status == 0, lr.log_text()[-3000:]
+    assert os.path.getsize(lr.html) > 0
+
+    # each worker took its own half: worker w, user s -> module 3w + s
+    taken = {}
+    for w in range(WORKERS):
+        mods = [int(x) for x in re.findall(r"vmfleet: worker %d user \d+ -> module (\d+) at " % w,
+                                           lr.log_text("worker%d" % w))]
+        assert sorted(mods) == list(range(w * N // WORKERS, (w + 1) * N // WORKERS)), (w, mods)
+        taken[w] = mods
+    # ... and the broker saw each module once, as its own device
+    log = broker.log_text()
+    for n in range(N):
+        client = "%sdev%04d" % (PID, n)
+        assert len(re.findall(r"New client connected from \S+ as %s " % client, log)) == 1, client
+        assert "[tc%d] mqtt: connected to" % n in daemon.log_text(), n
+
+
+def test_wrong_expected_reply_counts_failures(make_daemon, mosquitto, tmp_path):
+    """The loop expects +TCMQTTPUB:FAIL: the module's +TCMQTTPUB:OK fails
+    that request at once (same URC prefix, no timeout), once per pass."""
+    broker, daemon, base = fleet(make_daemon, mosquitto, tmp_path, n=2)
+    with open(SCENARIO) as f:
+        doc = json.load(f)
+    doc["loop"][1]["urc"] = "+TCMQTTPUB:FAIL"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    lr, status = run(tmp_path, "tcp:127.0.0.1:%d" % base, str(bad), users=2, workers=0, timeout=30)
+    stats = lr.stats()
+    row = stats[("URC", "+TCMQTTPUB")]
+    assert (row["Request Count"], row["Failure Count"]) == (str(2 * PASSES), str(2 * PASSES)), \
+        "\n".join(fleetrun.summary(stats))
+    assert stats[("AT", "AT+TCMQTTPUB")]["Failure Count"] == "0"
+    with open(lr.csv_prefix + "_failures.csv") as f:
+        failures = f.read()
+    assert "got '+TCMQTTPUB:OK', expected '+TCMQTTPUB:FAIL'" in failures, failures
+    assert status != 0  # Locust's exit status on failures
+
+
+def test_unix_socket_target(make_daemon, mosquitto, tmp_path):
+    """unix:/path/tc{n}.sock: socat serves module 0's TCP endpoint on a unix
+    socket (the daemon's unix_listen endpoint speaks the same stream)."""
+    broker, daemon, base = fleet(make_daemon, mosquitto, tmp_path, n=1)
+    sock = tmp_path / "tc0.sock"
+    relay = subprocess.Popen(["socat", "UNIX-LISTEN:%s,fork" % sock, "TCP:127.0.0.1:%d" % base],
+                             stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        from conftest import wait_for
+        wait_for(lambda: sock.exists(), 5, "socat to listen on %s" % sock)
+        lr, status = run(tmp_path, "unix:%s" % (tmp_path / "tc{n}.sock"), users=1, workers=0,
+                         timeout=30)
+    finally:
+        relay.terminate()
+        relay.wait()
+    stats = lr.stats()
+    got = {k: int(r["Request Count"]) for k, r in stats.items()}
+    assert got == per_user_counts(), "\n".join(fleetrun.summary(stats))
+    assert status == 0, lr.log_text()[-3000:]
+    assert "-> module 0 at unix:%s" % sock in lr.log_text()
+
+
+@pytest.mark.parametrize("target", ["tcp:127.0.0.1", "udp:1.2.3.4:5", "unix:/run/x.sock"])
+def test_bad_target_is_refused_at_start(tmp_path, target):
+    lr, status = run(tmp_path, target, users=1, workers=0, timeout=20)
+    assert status not in (0, None)
+    assert "tcp:HOST:BASEPORT" in lr.log_text() or "{n}" in lr.log_text(), lr.log_text()[-2000:]
