@@ -20,11 +20,13 @@ BUILD_PKGS=(
 )
 # Tests: cmocka for the C unit tests; a real broker, real clients and Python
 # peers for the integration tests; socat for PTY/TCP plumbing; openssl to make
-# throw-away certificates; iproute2 (ss) and procps (pgrep, ps) for diagnosis.
+# throw-away certificates; iproute2 (ss) and procps (pgrep, ps) for diagnosis;
+# Locust (2.12.1 in Debian 12) for the fleet driver of tests/fleet/ (its test
+# and `make bench`).
 TEST_PKGS=(
   libcmocka-dev
   mosquitto mosquitto-clients
-  python3 python3-pytest python3-serial python3-paho-mqtt
+  python3 python3-pytest python3-serial python3-paho-mqtt python3-locust
   socat openssl ca-certificates iproute2 procps
 )
 # Fuzzing (make fuzz): clang and its libFuzzer / sanitizer runtimes

@@ -7,7 +7,11 @@ and tests/bench/bench_locust.py.
   LocustRun(...)           a master and k workers (or one process), headless,
                            --csv into a directory; wait() -> exit status
   read_stats(prefix)       the rows of <prefix>_stats.csv by (type, name)
-  summary(stats)           per-command count, failures, median, p95, p99"""
+  summary(stats)           per-command count, failures, median, p95, p99
+
+Command line: `fleetrun.py config -n 1000 --base 7000 --broker-port 1883`
+prints such a config (tests/fleet/README.md); `fleetrun.py summary PREFIX`
+prints the summary of a --csv report."""
 
 import csv
 import os
@@ -157,5 +161,30 @@ def summary(stats):
     return out
 
 
+def main(argv):
+    import argparse
+    import json
+    ap = argparse.ArgumentParser(prog="fleetrun.py", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    cfg = sub.add_parser("config", help="print a vmoduled config of N tencent modules")
+    cfg.add_argument("-n", type=int, required=True, help="modules")
+    cfg.add_argument("--first", type=int, default=0, help="index of the first (names tc<first>...)")
+    cfg.add_argument("--base", type=int, required=True, help="tcp_listen port of the first module")
+    cfg.add_argument("--host", default="127.0.0.1", help="tcp_listen and broker host")
+    cfg.add_argument("--broker-port", type=int, default=1883)
+    cfg.add_argument("--state-dir", default="/var/lib/vmodule")
+    cfg.add_argument("--tty-dir", default="/run/vmodule", help="where the PTY links go")
+    summ = sub.add_parser("summary", help="per-command figures of a --csv report")
+    summ.add_argument("prefix", help="the --csv prefix")
+    args = ap.parse_args(argv)
+    if args.cmd == "summary":
+        print("\n".join(summary(read_stats(args.prefix))))
+        return 0
+    mods = tencent_modules(args.tty_dir, args.n, args.base, args.broker_port, args.host, args.first)
+    json.dump({"state_dir": args.state_dir, "modules": mods}, sys.stdout, indent=1)
+    print()
+    return 0
+
+
 if __name__ == "__main__":
-    print("\n".join(summary(read_stats(sys.argv[1]))))
+    sys.exit(main(sys.argv[1:]))

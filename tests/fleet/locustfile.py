@@ -57,6 +57,9 @@ def _options(parser):
                    help="index of the first module (the config template's first)")
     g.add_argument("--vm-per-worker", env_var="VMFLEET_PER_WORKER", type=int, default=0,
                    help="modules per worker (0: users / expect-workers)")
+    g.add_argument("--vm-box-local", env_var="VMFLEET_BOX_LOCAL", action="store_true", default=False,
+                   help="each worker host runs its own vmoduled: tcp ports count from the "
+                   "worker's first module, not from --vm-first")
     g.add_argument("--vm-iterations", env_var="VMFLEET_ITERATIONS", type=int, default=-1,
                    help="loop passes per user, then stop (-1: the scenario's; 0: until stopped)")
     g.add_argument("--vm-think-scale", env_var="VMFLEET_THINK_SCALE", type=float, default=1.0,
@@ -189,8 +192,9 @@ class ModuleUser(User):
             raise vscenario.ScenarioError("user %d of worker %d: more users than --vm-per-worker %d" % (
                 self.slot, index, per_worker))
         self.n = opts.vm_first + index * per_worker + self.slot
+        port_first = self.n - self.slot if opts.vm_box_local else opts.vm_first
         self.family, self.addr, self.where = vlink.address(vlink.parse_target(opts.vm_target), self.n,
-                                                           opts.vm_first)
+                                                           port_first)
         self.vars = vscenario.Vars(self.scenario["vars"], self.n)
         log.info("vmfleet: worker %d user %d -> module %d at %s", index, self.slot, self.n, self.where)
 
