@@ -45,7 +45,7 @@ def bench_locust(run, args):
         try:
             base = fleetrun.port_block(n)
             daemon = bench_fleet.FleetDaemon(run, work, n, "tcp", broker.port,
-                                             fleetrun.tencent_modules(work, n, base, broker.port))
+                                             fleetrun.modules(work, n, base, broker.port))
             daemon.wait_started(60)
             cpu = bench_fleet.CpuMeter(daemon.meter, broker.meter)
             t0 = time.monotonic()

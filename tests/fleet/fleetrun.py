@@ -3,7 +3,7 @@ processes and reads its reports; shared by tests/integration/test_fleet_locust.p
 and tests/bench/bench_locust.py.
 
   port_block(n)            a base port with n free consecutive loopback ports
-  tencent_modules(...)     n tencent module configs with tcp_listen on base + i
+  modules(...)             n module configs of a dialect with tcp_listen on base + i
   LocustRun(...)           a master and k workers (or one process), headless,
                            --csv into a directory; wait() -> exit status
   read_stats(prefix)       the rows of <prefix>_stats.csv by (type, name)
@@ -61,21 +61,33 @@ def port_block(n, host="127.0.0.1", tries=50):
     raise RuntimeError("no %d consecutive free ports on %s" % (n, host))
 
 
-def tencent_modules(workdir, n, base, broker_port, host="127.0.0.1", first=0, **extra):
-    """Module configs tc<first>..: tencent over plain TCP to broker_port,
-    unpaced, the access point of the example scenario (no auto-join: the
-    scenario's AT+CWJAP joins), serial endpoint host:base + i."""
+WIFI = {"access_points": [{"ssid": "lab", "password": "labpass123"}], "join_ms": 0}
+PREFIX = {"tencent": "tc", "w800": "w8-", "me3630": "me"}
+
+
+def dialect_settings(dialect, host, broker_port):
+    """The dialect object the example scenarios need: the access point (no
+    auto-join: the scenario's AT+CWJAP joins) and, for tencent and me3630,
+    the broker over plain TCP (a w800 scenario names it in AT+MQTTCONN)."""
+    if dialect == "tencent":
+        return {"mqtt_transport": "tcp", "mqtt_host": host, "mqtt_port": broker_port, "wifi": WIFI}
+    if dialect == "w800":
+        return {"wifi": WIFI}
+    return {"network": {"registration_ms": 0, "call_ms": 0},
+            "aliyun": {"transport": "tcp", "mqtt_host": host, "mqtt_port": broker_port, "auth_ms": 0}}
+
+
+def modules(workdir, n, base, broker_port, dialect="tencent", host="127.0.0.1", first=0, **extra):
+    """Module configs <prefix><first>.. (tc0, w8-0, me0 ...), unpaced, no boot
+    delay, serial endpoint host:base + i."""
     mods = []
     for i in range(n):
-        m = {
-            "name": "tc%d" % (first + i), "dialect": "tencent",
-            "pty_link": os.path.join(workdir, "tty-tc%d" % (first + i)),
-            "tcp_listen": "%s:%d" % (host, base + i),
-            "baud": 0, "boot_ms": 0,
-            "tencent": {"mqtt_transport": "tcp", "mqtt_host": host, "mqtt_port": broker_port,
-                        "wifi": {"access_points": [{"ssid": "lab", "password": "labpass123"}],
-                                 "join_ms": 0}},
-        }
+        name = "%s%d" % (PREFIX[dialect], first + i)
+        m = {"name": name, "dialect": dialect,
+             "pty_link": os.path.join(workdir, "tty-" + name),
+             "tcp_listen": "%s:%d" % (host, base + i),
+             "baud": 0, "boot_ms": 0,
+             dialect: dialect_settings(dialect, host, broker_port)}
         m.update(extra)
         mods.append(m)
     return mods
@@ -166,8 +178,9 @@ def main(argv):
     import json
     ap = argparse.ArgumentParser(prog="fleetrun.py", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    cfg = sub.add_parser("config", help="print a vmoduled config of N tencent modules")
+    cfg = sub.add_parser("config", help="print a vmoduled config of N modules")
     cfg.add_argument("-n", type=int, required=True, help="modules")
+    cfg.add_argument("--dialect", choices=sorted(PREFIX), default="tencent")
     cfg.add_argument("--first", type=int, default=0, help="index of the first (names tc<first>...)")
     cfg.add_argument("--base", type=int, required=True, help="tcp_listen port of the first module")
     cfg.add_argument("--host", default="127.0.0.1", help="tcp_listen and broker host")
@@ -180,7 +193,7 @@ def main(argv):
     if args.cmd == "summary":
         print("\n".join(summary(read_stats(args.prefix))))
         return 0
-    mods = tencent_modules(args.tty_dir, args.n, args.base, args.broker_port, args.host, args.first)
+    mods = modules(args.tty_dir, args.n, args.base, args.broker_port, args.dialect, args.host, args.first)
     json.dump({"state_dir": args.state_dir, "modules": mods}, sys.stdout, indent=1)
     print()
     return 0

@@ -62,6 +62,8 @@ def _options(parser):
                    "worker's first module, not from --vm-first")
     g.add_argument("--vm-iterations", env_var="VMFLEET_ITERATIONS", type=int, default=-1,
                    help="loop passes per user, then stop (-1: the scenario's; 0: until stopped)")
+    g.add_argument("--vm-var", action="append", default=[], metavar="NAME=VALUE",
+                   help="sets a scenario variable (repeatable), e.g. --vm-var broker_port=1883")
     g.add_argument("--vm-think-scale", env_var="VMFLEET_THINK_SCALE", type=float, default=1.0,
                    help="multiplies every think time (0: none)")
 
@@ -106,6 +108,16 @@ def worker_index(runner):
     return index
 
 
+def var_overrides(items):
+    out = {}
+    for item in items or []:
+        name, eq, value = item.partition("=")
+        if not eq or not name.isidentifier():
+            raise vscenario.ScenarioError("--vm-var %r: NAME=VALUE" % item)
+        out[name] = value
+    return out
+
+
 @events.init.add_listener
 def _init(environment, runner=None, **kw):
     opts = environment.parsed_options
@@ -121,6 +133,7 @@ def _init(environment, runner=None, **kw):
         try:
             vscenario.load(opts.vm_scenario)
             vlink.parse_target(opts.vm_target)
+            var_overrides(opts.vm_var)
         except (vscenario.ScenarioError, vlink.TargetError) as e:
             log.error("vmfleet: %s", e)
             sys.exit(2)
@@ -195,7 +208,7 @@ class ModuleUser(User):
         port_first = self.n - self.slot if opts.vm_box_local else opts.vm_first
         self.family, self.addr, self.where = vlink.address(vlink.parse_target(opts.vm_target), self.n,
                                                            port_first)
-        self.vars = vscenario.Vars(self.scenario["vars"], self.n)
+        self.vars = vscenario.Vars(self.scenario["vars"], self.n, var_overrides(opts.vm_var))
         log.info("vmfleet: worker %d user %d -> module %d at %s", index, self.slot, self.n, self.where)
 
     def _report(self, request_type, name, response_time, length, exception):

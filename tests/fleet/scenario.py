@@ -27,12 +27,13 @@ POOL_MAX = 1000  # unclaimed lines kept for URC steps (the oldest go first)
 STEP_KEYS = {
     "at": {"at", "reply", "fail", "timeout", "name", "report"},
     "urc": {"urc", "fail", "timeout", "name", "since", "report"},
-    "sync": {"sync", "reply", "timeout", "name", "report"},
+    "sync": {"sync", "reply", "timeout", "name", "report", "every"},
     "think": {"think"},
     "repeat": {"repeat", "steps"},
 }
 TOP_KEYS = {"name", "description", "dialect", "vars", "iterations", "setup", "loop", "teardown",
-            "fail"}
+            "fail", "eol"}
+SYNC_EVERY = 0.2  # seconds between the tries of a sync step
 _VAR = re.compile(r"\$\{(\w+)(?::([^}]*))?\}")
 
 
@@ -107,6 +108,9 @@ def _check_steps(steps, where):
         timeout = step.get("timeout", DEFAULT_TIMEOUT)
         if not isinstance(timeout, (int, float)) or timeout <= 0:
             raise ScenarioError("%s.timeout: seconds > 0" % w)
+        every = step.get("every", SYNC_EVERY)
+        if not isinstance(every, (int, float)) or every <= 0:
+            raise ScenarioError("%s.every: seconds > 0" % w)
         if step.get("since", "command") not in ("command", "step"):
             raise ScenarioError('%s.since: "command" or "step"' % w)
 
@@ -125,6 +129,8 @@ def parse(doc, where="scenario"):
     if not isinstance(iterations, int) or iterations < 0:
         raise ScenarioError("%s.iterations: an integer >= 0 (0: until Locust stops)" % where)
     doc["fail"] = [_matcher(f, where + ".fail") for f in doc.get("fail", DEFAULT_FAIL)]
+    if doc.setdefault("eol", "\r\n") not in ("\r\n", "\r", "\n"):
+        raise ScenarioError('%s.eol: "\\r\\n", "\\r" or "\\n"' % where)
     for phase in ("setup", "loop", "teardown"):
         steps = doc.setdefault(phase, [])
         _check_steps(steps, "%s.%s" % (where, phase))
@@ -148,10 +154,12 @@ def load(path):
 class Vars:
     """${name} and ${name:spec} (a Python format spec, e.g. ${n:03}) for one
     module: n (its index), seq (the loop pass, from 0), the scenario's vars
-    (themselves expanded, in file order) and now_ms (wall clock)."""
+    (themselves expanded, in file order; `overrides` replace their values)
+    and now_ms (wall clock)."""
 
-    def __init__(self, scenario_vars, n):
+    def __init__(self, scenario_vars, n, overrides=None):
         self.values = {"n": n, "seq": 0}
+        scenario_vars = dict(scenario_vars, **(overrides or {}))
         for key, value in scenario_vars.items():
             self.values[key] = self.expand(value) if isinstance(value, str) else value
 
@@ -250,7 +258,7 @@ class Player:
                 break
             self._pooled(got)
         started = time.perf_counter()
-        self.link.send(line.encode("latin-1") + b"\r\n")
+        self.link.send((line + self.scenario["eol"]).encode("latin-1"))
         self.last_command = started
         return started
 
@@ -283,15 +291,17 @@ class Player:
         return None, time.perf_counter(), length
 
     def _sync(self, step):
-        """Sends the line every 0.2 s until the reply comes (a module that is
-        still booting discards what it receives); one request."""
+        """Sends the line every `every` seconds until the reply comes (a module
+        that is still booting discards what it receives; a modem is not yet
+        registered); one request, timed from the first try."""
         line = self.vars.expand(step["sync"])
         deadline = time.perf_counter() + step.get("timeout", DEFAULT_TIMEOUT)
         first = None
         while True:
             started = self._send(line)
             first = first or started
-            exc, end, length = self._await_replies(dict(step, fail=[]), min(deadline, started + 0.2))
+            every = step.get("every", SYNC_EVERY)
+            exc, end, length = self._await_replies(dict(step, fail=[]), min(deadline, started + every))
             if exc is None:
                 self.pool = []  # what came before the module answered is boot noise
                 return self._fire(step, "AT", command_name(line), first, end, length, None)

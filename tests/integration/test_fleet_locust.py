@@ -29,10 +29,10 @@ PID = "FLEETLOCST"
 FAST = ["--vm-iterations", str(PASSES), "--vm-think-scale", "0"]
 
 
-def fleet(make_daemon, mosquitto, tmp_path, n=N):
+def fleet(make_daemon, mosquitto, tmp_path, n=N, dialect="tencent"):
     broker = mosquitto()
     base = fleetrun.port_block(n)
-    daemon = make_daemon(fleetrun.tencent_modules(str(tmp_path), n, base, broker.port))
+    daemon = make_daemon(fleetrun.modules(str(tmp_path), n, base, broker.port, dialect))
     return broker, daemon, base
 
 
@@ -71,19 +71,58 @@ def test_master_and_two_workers_report_every_command(make_daemon, mosquitto, tmp
     assert status == 0, lr.log_text()[-3000:]
     assert os.path.getsize(lr.html) > 0
 
-    # each worker took its own half: worker w, user s -> module 3w + s
+    # each worker took its own half: worker w, user s -> module 3w + s (the
+    # master numbers the workers in the order they connect)
     taken = {}
-    for w in range(WORKERS):
-        mods = [int(x) for x in re.findall(r"vmfleet: worker %d user \d+ -> module (\d+) at " % w,
-                                           lr.log_text("worker%d" % w))]
-        assert sorted(mods) == list(range(w * N // WORKERS, (w + 1) * N // WORKERS)), (w, mods)
-        taken[w] = mods
+    for proc in range(WORKERS):
+        found = re.findall(r"vmfleet: worker (\d+) user \d+ -> module (\d+) at ",
+                           lr.log_text("worker%d" % proc))
+        assert len({w for w, _ in found}) == 1, found  # one index per process
+        for w, n in found:
+            taken.setdefault(int(w), []).append(int(n))
+    per = N // WORKERS
+    assert {w: sorted(ns) for w, ns in taken.items()} == {
+        w: list(range(w * per, (w + 1) * per)) for w in range(WORKERS)}, taken
     # ... and the broker saw each module once, as its own device
     log = broker.log_text()
     for n in range(N):
         client = "%sdev%04d" % (PID, n)
         assert len(re.findall(r"New client connected from \S+ as %s " % client, log)) == 1, client
         assert "[tc%d] mqtt: connected to" % n in daemon.log_text(), n
+
+
+OTHER_DIALECTS = {
+    # scenario, requests of one user with PASSES loop passes, the module's log line once connected
+    "w800": ("w800_telemetry.json", {
+        ("LINK", "connect"): 1, ("AT", "AT"): 1, ("AT", "ATE0"): 1, ("AT", "AT+CWMODE"): 1,
+        ("AT", "AT+CWJAP"): 1, ("URC", "WIFI GOT IP"): 1, ("AT", "AT+MQTTUSERCFG"): 1,
+        ("AT", "AT+MQTTCONN"): 1, ("URC", "+MQTTCONNECTED"): 1, ("AT", "AT+MQTTSUB"): 1,
+        ("AT", "AT+MQTTPUB"): PASSES, ("AT", "AT+MQTTCLEAN"): 1}, "w800-%04d"),
+    "me3630": ("me3630_telemetry.json", {
+        ("LINK", "connect"): 1, ("AT", "AT"): 1, ("AT", "ATE0"): 1, ("AT", "AT+CPIN?"): 1,
+        ("AT", "AT+ZPAS?"): 1, ("AT", "AT+ZECMCALL"): 1, ("AT", "AT+CLOUDAUTH"): 1,
+        ("URC", "+ALIAUTH"): 1, ("AT", "AT+CLOUDCONN"): 1, ("AT", "AT+CLOUDSUB"): 1,
+        ("URC", "+CLOUDSUBACK"): 1, ("AT", "AT+CLOUDPUB"): PASSES, ("AT", "AT+CLOUDDISCONN"): 1},
+        "tE5jVn6MWfi.dev%04d"),
+}
+
+
+@pytest.mark.parametrize("dialect", sorted(OTHER_DIALECTS))
+def test_w800_and_me3630_scenarios(make_daemon, mosquitto, tmp_path, dialect):
+    """The other example scenarios, one process, two modules: every request
+    succeeds and each module connects once under its own client id."""
+    scenario, counts, client = OTHER_DIALECTS[dialect]
+    broker, daemon, base = fleet(make_daemon, mosquitto, tmp_path, n=2, dialect=dialect)
+    lr, status = run(tmp_path, "tcp:127.0.0.1:%d" % base, os.path.join(fleetrun.SCENARIOS, scenario),
+                     users=2, workers=0, extra=["--vm-var", "broker_port=%d" % broker.port])
+    stats = lr.stats()
+    got = {k: (int(r["Request Count"]), int(r["Failure Count"])) for k, r in stats.items()}
+    assert got == {k: (2 * v, 0) for k, v in counts.items()}, \
+        "\n".join(fleetrun.summary(stats)) + "\n" + lr.log_text()[-3000:]
+    assert status == 0
+    for n in range(2):
+        assert len(re.findall(r"New client connected from \S+ as %s[ |]" % re.escape(client % n),
+                              broker.log_text())) == 1, (client % n, broker.log_text()[-2000:])
 
 
 def test_wrong_expected_reply_counts_failures(make_daemon, mosquitto, tmp_path):
