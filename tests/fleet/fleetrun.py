@@ -77,9 +77,10 @@ def dialect_settings(dialect, host, broker_port):
             "aliyun": {"transport": "tcp", "mqtt_host": host, "mqtt_port": broker_port, "auth_ms": 0}}
 
 
-def modules(workdir, n, base, broker_port, dialect="tencent", host="127.0.0.1", first=0, **extra):
+def modules(workdir, n, base, broker_port, dialect="tencent", host="127.0.0.1", first=0,
+            broker_host=None, **extra):
     """Module configs <prefix><first>.. (tc0, w8-0, me0 ...), unpaced, no boot
-    delay, serial endpoint host:base + i."""
+    delay, serial endpoint host:base + i, broker broker_host (default host)."""
     mods = []
     for i in range(n):
         name = "%s%d" % (PREFIX[dialect], first + i)
@@ -87,7 +88,7 @@ def modules(workdir, n, base, broker_port, dialect="tencent", host="127.0.0.1", 
              "pty_link": os.path.join(workdir, "tty-" + name),
              "tcp_listen": "%s:%d" % (host, base + i),
              "baud": 0, "boot_ms": 0,
-             dialect: dialect_settings(dialect, host, broker_port)}
+             dialect: dialect_settings(dialect, broker_host or host, broker_port)}
         m.update(extra)
         mods.append(m)
     return mods
@@ -99,13 +100,13 @@ class LocustRun:
     <workdir>/locust-{master,worker<i>}.log; --csv to <workdir>/fleet."""
 
     def __init__(self, workdir, scenario, target, users, workers=0, spawn_rate=100,
-                 run_time="60s", extra=(), env=None):
+                 run_time="60s", extra=(), worker_env=None):
         self.workdir = workdir
         self.csv_prefix = os.path.join(workdir, "fleet")
         self.html = os.path.join(workdir, "fleet.html")
         self.procs = []
         self.logs = []
-        env = dict(os.environ, **(env or {}))
+        env = dict(os.environ)
         env.pop("VMFLEET_WORKER_INDEX", None)
         common = ["-f", LOCUSTFILE, "--vm-scenario", scenario, "--vm-target", target] + list(extra)
         head = ["--headless", "-u", str(users), "-r", str(spawn_rate), "--run-time", run_time,
@@ -115,9 +116,10 @@ class LocustRun:
             self._start("master", common + head + [
                 "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
                 "--expect-workers", str(workers), "--expect-workers-max-wait", "30"], env)
-            for i in range(workers):
+            for i in range(workers):  # worker_env: extra environment of each worker
+                wenv = dict(env, **(worker_env[i] if worker_env else {}))
                 self._start("worker%d" % i, common + [
-                    "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)], env)
+                    "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)], wenv)
         else:
             self._start("master", common + head, env)
 
@@ -183,7 +185,8 @@ def main(argv):
     cfg.add_argument("--dialect", choices=sorted(PREFIX), default="tencent")
     cfg.add_argument("--first", type=int, default=0, help="index of the first (names tc<first>...)")
     cfg.add_argument("--base", type=int, required=True, help="tcp_listen port of the first module")
-    cfg.add_argument("--host", default="127.0.0.1", help="tcp_listen and broker host")
+    cfg.add_argument("--host", default="127.0.0.1", help="tcp_listen address")
+    cfg.add_argument("--broker-host", default=None, help="the broker (default: --host)")
     cfg.add_argument("--broker-port", type=int, default=1883)
     cfg.add_argument("--state-dir", default="/var/lib/vmodule")
     cfg.add_argument("--tty-dir", default="/run/vmodule", help="where the PTY links go")
@@ -193,7 +196,8 @@ def main(argv):
     if args.cmd == "summary":
         print("\n".join(summary(read_stats(args.prefix))))
         return 0
-    mods = modules(args.tty_dir, args.n, args.base, args.broker_port, args.dialect, args.host, args.first)
+    mods = modules(args.tty_dir, args.n, args.base, args.broker_port, args.dialect, args.host, args.first,
+                   args.broker_host)
     json.dump({"state_dir": args.state_dir, "modules": mods}, sys.stdout, indent=1)
     print()
     return 0

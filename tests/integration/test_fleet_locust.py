@@ -36,11 +36,12 @@ def fleet(make_daemon, mosquitto, tmp_path, n=N, dialect="tencent"):
     return broker, daemon, base
 
 
-def run(tmp_path, target, scenario=SCENARIO, users=N, workers=WORKERS, timeout=40, extra=()):
+def run(tmp_path, target, scenario=SCENARIO, users=N, workers=WORKERS, timeout=40, extra=(),
+        worker_env=None):
     work = tmp_path / ("locust-%d" % len(list(tmp_path.glob("locust-*"))))
     work.mkdir()
     lr = fleetrun.LocustRun(str(work), scenario, target, users, workers=workers, run_time="35s",
-                            extra=FAST + list(extra))
+                            extra=FAST + list(extra), worker_env=worker_env)
     status = lr.wait(timeout)
     assert status is not None, "locust did not finish within %d s; master log:\n%s" % (
         timeout, lr.log_text()[-4000:])
@@ -89,6 +90,26 @@ def test_master_and_two_workers_report_every_command(make_daemon, mosquitto, tmp
         client = "%sdev%04d" % (PID, n)
         assert len(re.findall(r"New client connected from \S+ as %s " % client, log)) == 1, client
         assert "[tc%d] mqtt: connected to" % n in daemon.log_text(), n
+
+
+def test_pinned_worker_index_and_box_local_ports(make_daemon, mosquitto, tmp_path):
+    """A worker with VMFLEET_WORKER_INDEX=1 on a "box" of its own (--vm-box-local):
+    its users play modules 3, 4, 5 (device names dev0003..) on the box's
+    ports base + 0, 1, 2."""
+    broker, daemon, base = fleet(make_daemon, mosquitto, tmp_path, n=3)
+    lr, status = run(tmp_path, "tcp:127.0.0.1:%d" % base, users=3, workers=1,
+                     extra=["--vm-per-worker", "3", "--vm-box-local"],
+                     worker_env=[{"VMFLEET_WORKER_INDEX": "1"}])
+    assert status == 0, lr.log_text()[-3000:]
+    stats = lr.stats()
+    assert {k: int(r["Request Count"]) for k, r in stats.items()} == {
+        k: 3 * v for k, v in per_user_counts().items()}, "\n".join(fleetrun.summary(stats))
+    found = sorted(re.findall(r"worker 1 user \d+ -> module (\d+) at tcp:127.0.0.1:(\d+)",
+                              lr.log_text("worker0")))
+    assert found == [(str(3 + s), str(base + s)) for s in range(3)], found
+    for n in range(3, 6):
+        assert len(re.findall(r"New client connected from \S+ as %sdev%04d " % (PID, n),
+                              broker.log_text())) == 1, n
 
 
 OTHER_DIALECTS = {
@@ -171,5 +192,22 @@ def test_unix_socket_target(make_daemon, mosquitto, tmp_path):
 @pytest.mark.parametrize("target", ["tcp:127.0.0.1", "udp:1.2.3.4:5", "unix:/run/x.sock"])
 def test_bad_target_is_refused_at_start(tmp_path, target):
     lr, status = run(tmp_path, target, users=1, workers=0, timeout=20)
-    assert status not in (0, None)
+    assert status == 2
     assert "tcp:HOST:BASEPORT" in lr.log_text() or "{n}" in lr.log_text(), lr.log_text()[-2000:]
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda d: d.update(lop=[]), "unknown key lop"),
+    (lambda d: d["loop"].insert(0, {"at": "AT", "urc": "X"}), "a step has exactly one of"),
+    (lambda d: d["setup"].append({"urc": {"regex": "("}}), "bad regex"),
+    (lambda d: d["loop"].append({"think": [3, 1]}), "think: seconds, or [min, max]"),
+])
+def test_bad_scenario_is_refused_at_start(tmp_path, edit, message):
+    with open(SCENARIO) as f:
+        doc = json.load(f)
+    edit(doc)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    lr, status = run(tmp_path, "tcp:127.0.0.1:7000", str(bad), users=1, workers=0, timeout=20)
+    assert status == 2
+    assert message in lr.log_text(), lr.log_text()[-2000:]
