@@ -4,7 +4,8 @@ thread of its own that stamps every line with its arrival time.
 
 Under Locust, threading, queue and socket are gevent's (Locust monkey-patches
 them), so the reader is a greenlet and a thousand links cost a thousand
-greenlets, not threads. Targets (tests/fleet/README.md):
+greenlets, not threads. A lone ">" after the last line end (the data-entry
+prompt of ESP-AT) is a line of its own. Targets (tests/fleet/README.md):
 
   tcp:HOST:BASE     module n at HOST port BASE + (n - first)
   unix:TEMPLATE     module n at TEMPLATE with {n} (or {n:03}...) replaced"""
@@ -15,6 +16,7 @@ import threading
 import time
 
 _CLOSED = object()
+PROMPT = b">"
 
 
 class TargetError(ValueError):
@@ -83,6 +85,9 @@ class Link:
                     line = raw.rstrip(b"\r").decode("latin-1")
                     if line:
                         self.lines.put((now, line))
+                if partial == PROMPT:  # a data-entry prompt has no line end (ESP-AT "\r\n>")
+                    self.lines.put((now, PROMPT.decode()))
+                    partial = b""
         except OSError:
             pass
         self.lines.put(_CLOSED)

@@ -25,7 +25,7 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_FAIL = [r"ERROR", r"\+CME ERROR:.*", r"\+CMS ERROR:.*", r"busy [ps]\.\.\.", r"CMD (FORMAT|PARSE) ERR"]
 POOL_MAX = 1000  # unclaimed lines kept for URC steps (the oldest go first)
 STEP_KEYS = {
-    "at": {"at", "reply", "fail", "timeout", "name", "report"},
+    "at": {"at", "reply", "fail", "timeout", "name", "report", "prompt", "data", "data_eol"},
     "urc": {"urc", "fail", "timeout", "name", "since", "report"},
     "sync": {"sync", "reply", "timeout", "name", "report", "every"},
     "think": {"think"},
@@ -104,6 +104,15 @@ def _check_steps(steps, where):
             if not isinstance(reply, list) or not reply:
                 raise ScenarioError("%s.reply: a non-empty list of lines" % w)
             step["reply"] = [_matcher(r, w + ".reply") for r in reply]
+        if kind == "at" and "data" in step:
+            prompt = step.setdefault("prompt", ["OK", ">"])
+            if not isinstance(prompt, list) or not prompt:
+                raise ScenarioError("%s.prompt: a non-empty list of lines" % w)
+            step["prompt"] = [_matcher(p, w + ".prompt") for p in prompt]
+            if not isinstance(step["data"], str) or not isinstance(step.get("data_eol", ""), str):
+                raise ScenarioError("%s.data, data_eol: strings" % w)
+        elif kind == "at" and ("prompt" in step or "data_eol" in step):
+            raise ScenarioError("%s: prompt and data_eol go with data" % w)
         step["fail"] = [_matcher(f, w + ".fail") for f in step.get("fail", [])]
         timeout = step.get("timeout", DEFAULT_TIMEOUT)
         if not isinstance(timeout, (int, float)) or timeout <= 0:
@@ -263,9 +272,23 @@ class Player:
         return started
 
     def _at(self, step):
+        """A command; with "data", a data-entry command: the prompt lines, then
+        the data, then the reply lines, all one request."""
+        data = None
+        if "data" in step:
+            data = self.vars.expand(step["data"])
+            self.vars.values["data_len"] = len(data.encode("latin-1"))
         line = self.vars.expand(step["at"])
         started = self._send(line)
-        exc, end, length = self._await_replies(step, started + step.get("timeout", DEFAULT_TIMEOUT))
+        deadline = started + step.get("timeout", DEFAULT_TIMEOUT)
+        exc, end, length = None, started, 0
+        if data is not None:
+            exc, end, length = self._await_replies(dict(step, reply=step["prompt"]), deadline)
+            if exc is None:
+                self.link.send((data + step.get("data_eol", "")).encode("latin-1"))
+        if exc is None:
+            exc, end, more = self._await_replies(step, deadline)
+            length += more
         self._fire(step, "AT", command_name(line), started, end, length, exc)
 
     def _await_replies(self, step, deadline):

@@ -146,6 +146,41 @@ def test_w800_and_me3630_scenarios(make_daemon, mosquitto, tmp_path, dialect):
                               broker.log_text())) == 1, (client % n, broker.log_text()[-2000:])
 
 
+DATA_ENTRY = {
+    # scenario, its loop: one data-entry publish at QoS 1, topic and payload seen at the broker
+    "tencent": ("tencent_telemetry.json", [
+        {"at": "AT+TCMQTTPUBL=\"${pid}/${dn}/data\",1,${data_len}", "data": "{\"seq\":${seq}}",
+         "data_eol": "\r\n", "reply": ["+TCMQTTPUBL:OK"]}],
+        "AT+TCMQTTPUBL", PID + "/dev0000/data", b'{"seq":%d}'),
+    "w800": ("w800_telemetry.json", [
+        {"at": "AT+MQTTPUBRAW=0,\"${client}/data\",${data_len},1,0", "data": "seq ${seq}",
+         "reply": ["+MQTTPUB:OK"]}],
+        "AT+MQTTPUBRAW", "w800-0000/data", b"seq %d"),
+}
+
+
+@pytest.mark.parametrize("dialect", sorted(DATA_ENTRY))
+def test_data_entry_publish(make_daemon, mosquitto, mqtt_peers, tmp_path, dialect):
+    """A data step: the prompt lines (tencent "OK" ">" CR LF, w800 "OK" and a
+    ">" with no line end), then the data, then the result: one request per
+    pass, and the broker gets each payload."""
+    scenario, loop, name, topic, payload = DATA_ENTRY[dialect]
+    broker, daemon, base = fleet(make_daemon, mosquitto, tmp_path, n=1, dialect=dialect)
+    peer = mqtt_peers(broker.port, topic)
+    with open(os.path.join(fleetrun.SCENARIOS, scenario)) as f:
+        doc = json.load(f)
+    doc["loop"] = loop
+    path = tmp_path / "publ.json"
+    path.write_text(json.dumps(doc))
+    lr, status = run(tmp_path, "tcp:127.0.0.1:%d" % base, str(path), users=1, workers=0,
+                     extra=["--vm-var", "broker_port=%d" % broker.port])
+    row = lr.stats()[("AT", name)]
+    assert (row["Request Count"], row["Failure Count"]) == (str(PASSES), "0"), \
+        "\n".join(fleetrun.summary(lr.stats()))
+    assert status == 0
+    assert peer.wait_msgs(PASSES) == [(topic, payload % i) for i in range(PASSES)]
+
+
 def test_wrong_expected_reply_counts_failures(make_daemon, mosquitto, tmp_path):
     """The loop expects +TCMQTTPUB:FAIL: the module's +TCMQTTPUB:OK fails
     that request at once (same URC prefix, no timeout), once per pass."""
