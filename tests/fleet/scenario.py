@@ -251,7 +251,8 @@ class Player:
 
     def _fire(self, step, kind, name, started, end, length, exc):
         if step.get("report", True):
-            self.report(kind, step.get("name", name), (end - started) * 1000.0, length, exc)
+            # a URC taken from the pool may have come before the anchor: 0 ms
+            self.report(kind, step.get("name", name), max(0.0, end - started) * 1000.0, length, exc)
         if exc is not None:
             raise exc
 
