@@ -148,10 +148,10 @@ def _worker_done(environment, msg, **kw):
         gevent.spawn(runner.quit)
 
 
-def _user_done(environment):
+def _user_done(environment, count=1):
     """One user finished its iterations; the last of the process tells the master
     (its stats first, so they arrive before the master quits) or quits."""
-    FLEET.done += 1
+    FLEET.done += count
     runner = environment.runner
     if FLEET.done < runner.target_user_count or FLEET.done_sent:
         return
@@ -161,6 +161,20 @@ def _user_done(environment):
         runner.send_message("vmfleet_done", {"index": runner.worker_index})
     else:
         gevent.spawn(runner.quit)
+
+
+@events.init.add_listener
+def _zero_users(environment, runner=None, **kw):
+    """A worker the master gave no user (more workers than users) is done at once."""
+    if not isinstance(runner, WorkerRunner):
+        return
+
+    def spawned(user_count, **kw):
+        iterations = environment.parsed_options.vm_iterations
+        if user_count == 0 and (iterations > 0 or (iterations < 0 and FLEET.scenario(
+                environment.parsed_options.vm_scenario)["iterations"] > 0)):
+            _user_done(environment, 0)
+    environment.events.spawning_complete.add_listener(spawned)
 
 
 @events.quitting.add_listener

@@ -246,3 +246,14 @@ def test_bad_scenario_is_refused_at_start(tmp_path, edit, message):
     lr, status = run(tmp_path, "tcp:127.0.0.1:7000", str(bad), users=1, workers=0, timeout=20)
     assert status == 2
     assert message in lr.log_text(), lr.log_text()[-2000:]
+
+
+def test_a_worker_without_users_does_not_hold_the_run(make_daemon, mosquitto, tmp_path):
+    """Two workers, one user: the idle worker reports done at once, so the run
+    ends after the user's passes, not at --run-time. (Two modules: the user
+    plays module 0 or 1, as the worker that gets it has index 0 or 1.)"""
+    broker, daemon, base = fleet(make_daemon, mosquitto, tmp_path, n=2)
+    lr, status = run(tmp_path, "tcp:127.0.0.1:%d" % base, users=1, workers=2, timeout=20)
+    assert status == 0, lr.log_text()[-3000:]
+    assert int(lr.stats()[("AT", "AT+TCMQTTPUB")]["Request Count"]) == PASSES
+    assert "--run-time limit reached" not in lr.log_text()
