@@ -111,8 +111,11 @@ $(BUILD)/bench/mqtt_direct: tests/bench/mqtt_direct.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(shell pkg-config --libs libmosquitto)
 
+# BENCH: names and options for run.py, e.g. `make bench BENCH="locust -n 1000"`
+# (default all, the Locust fleet driver of tests/fleet/ among them)
+BENCH ?=
 bench: all $(BUILD)/bench/pty_echo $(BUILD)/bench/mqtt_direct
-	VMODULED=$(abspath $(BUILD)/vmoduled) $(PYTHON) tests/bench/run.py
+	VMODULED=$(abspath $(BUILD)/vmoduled) $(PYTHON) tests/bench/run.py $(BENCH)
 
 # The unit is conf/vmoduled.service with @BINDIR@ and @SYSCONFDIR@ filled in.
 # The example configuration is always installed as vmoduled.json.example;

@@ -24,11 +24,13 @@ BUILD_PKGS=(
 # to make throw-away certificates; iproute2 (ss) and procps (pgrep, ps) for
 # diagnosis; systemd for systemd-analyze / systemd-sysusers (test_deploy.py
 # rates and verifies the installed unit offline); strace (test_deploy.py
-# checks every system call the daemon makes is inside the unit's filter).
+# checks every system call the daemon makes is inside the unit's filter);
+# Locust (2.12.1 in Debian 12) for the fleet driver of tests/fleet/ (its test
+# and `make bench`).
 TEST_PKGS=(
   libcmocka-dev
   mosquitto mosquitto-clients
-  python3 python3-pytest python3-serial python3-paho-mqtt python3-yaml
+  python3 python3-pytest python3-serial python3-paho-mqtt python3-yaml python3-locust
   socat openssl ca-certificates iproute2 procps systemd strace
 )
 # Fuzzing (make fuzz): clang and its libFuzzer / sanitizer runtimes

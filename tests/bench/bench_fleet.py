@@ -356,10 +356,11 @@ class FleetDaemon:
     competing with the bench for the CPU). started() waits for the daemon's
     `running N modules` line, or its exit."""
 
-    def __init__(self, run, work, n, transport, port):
+    def __init__(self, run, work, n, transport, port, modules=None):
         self.run = run
         os.makedirs(os.path.join(work, "tty"), exist_ok=True)
-        self.modules = [module_cfg(work, i, transport, port) for i in range(n)]
+        # modules: other module configs (bench_locust.py's, with tcp_listen)
+        self.modules = modules or [module_cfg(work, i, transport, port) for i in range(n)]
         cfg = {"state_dir": os.path.join(work, "state"), "log_level": "info",
                "modules": self.modules}
         cfg_path = os.path.join(work, "vmoduled.json")

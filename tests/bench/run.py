@@ -11,6 +11,8 @@ Run all:  VMODULED=build/vmoduled /usr/bin/python3 tests/bench/run.py
 One:      ... run.py at_roundtrip -n 5000
 Fleet:    ... run.py fleet -n 200 --transport tcp --idle-seconds 5 --load-seconds 10
           (bench_fleet.py: N modules in one daemon; -n is the module count there)
+Locust:   ... run.py locust -n 1000 --locust-workers 2 --locust-passes 3
+          (bench_locust.py: the tests/fleet driver, per-command latency)
 
 at_roundtrip: N sequential `AT\\r\\n` -> `\\r\\nOK\\r\\n` round trips over the
 module's PTY (baud 0 = unpaced, echo off), against a baseline measured in the
@@ -298,6 +300,8 @@ import bench_fleet  # noqa: E402  (adds P5: N tencent modules in one daemon)
 bench_fleet.register(sys.modules[__name__])
 import bench_ota  # noqa: E402  (adds P4: the tencent OTA download and read-out)
 bench_ota.register(sys.modules[__name__])
+import bench_locust  # noqa: E402  (adds the Locust fleet driver on N tencent modules)
+bench_locust.register(sys.modules[__name__])
 
 
 def main():
@@ -307,7 +311,8 @@ def main():
     ap.add_argument("names", nargs="*", help=f"benchmarks to run (default all: {', '.join(BENCHES)})")
     ap.add_argument("-n", type=int, default=None,
                     help=f"measured round trips or messages (default {DEFAULT_N_ALL}); fleet: "
-                    f"modules (default {DEFAULT_N.get('fleet')})")
+                    f"modules (default {DEFAULT_N.get('fleet')}); locust: modules/users (default "
+                    f"{DEFAULT_N.get('locust')})")
     ap.add_argument("--warmup", type=int, default=100, help="unmeasured round trips first")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a figure misses its target")
     for add in OPTIONS:
