@@ -33,7 +33,9 @@
  *                                                  it arrives; exits when stdin closes
  *
  * Build: cc -O2 -o build/mqtt_direct tests/bench/mqtt_direct.c -lmosquitto */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>

@@ -2,7 +2,9 @@
  * Owns a raw PTY (holding its slave open), prints the slave path, answers
  * every "AT\r\n" with "\r\nOK\r\n" using poll(2) and plain read/write, and
  * exits when its stdin closes. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
