@@ -447,6 +447,21 @@ def test_cjson_style_reply_escapes_where_the_printf_one_does_not(make_daemon, tm
         daemon.stop()
 
 
+def test_log_query_on_the_provisioning_port_then_the_udp_task_is_gone(module, closing):
+    daemon, port = module()
+    app = closing(App())
+    start_softap(port)
+    app.send(udp_port(daemon), b'{"cmdType":3}')
+    first = app.recv()
+    t0 = time.monotonic()
+    assert app.recv() == first
+    assert time.monotonic() - t0 >= 0.4  # app_send_dev_log(): 500 ms apart
+    assert [(f, n, t) for _, f, n, t in LOG_LINE_RE.findall(first)] == [
+        (b"start_softAP", b"879", b"start softAP: prov-ap"),
+        (b"udp_server_task", b"727", b'{"cmdType":3}')]
+    port.expect(b"+TCSAP:WIFI_CONNECT_FAILED,4,206\r\n")
+
+
 # ------------------------------------------------------------------ SmartConfig
 
 

@@ -111,6 +111,7 @@ struct tc_prov {
   char ssid[TC_PROV_MAX_SSID + 1], pwd[TC_PROV_MAX_PASSWORD + 1]; /* cmdType 1's AP */
   char reply[TC_PROV_REPLY_MAX + 4];
   int reply_len;
+  char *comm_log; /* a log query's answer while it is sent */
   /* the log server */
   struct prov_udp *logsrv;
   bool log_task;                       /* sg_log_task_run */
@@ -609,6 +610,14 @@ static void token_task_start(struct tc_prov *p) {
 
 /* ---- the configuration task ---------------------------------------------- */
 
+/* The app's UDP server goes (sg_comm_task_run cleared), with what it was sending. */
+static void comm_close(struct tc_prov *p) {
+  udp_close(&p->comm);
+  uv_timer_stop(&p->comm_timer);
+  free(p->comm_log);
+  p->comm_log = NULL;
+}
+
 /* wifi_stop_softap() / wifi_stop_smartconfig(): back to station mode. */
 static void radio_stop(struct tc_prov *p) { p->s->esp.mode = 1; }
 
@@ -619,8 +628,7 @@ static void task_end(struct tc_prov *p) {
   mq_destroy(p);
   radio_stop(p);
   errs_save(p);
-  udp_close(&p->comm);
-  uv_timer_stop(&p->comm_timer);
+  comm_close(p);
   p->running = false;
   p->mode = PM_NONE;
   OPENSSL_cleanse(&p->prd, sizeof p->prd);
@@ -675,8 +683,7 @@ static unsigned tick_ms(const struct tc_prov *p) {
 }
 
 static void comm_end(struct tc_prov *p) {
-  udp_close(&p->comm);
-  uv_timer_stop(&p->comm_timer);
+  comm_close(p);
   if (p->phase == P_WAIT && !p->token_received) step_after(p, P_WAIT, tick_ms(p), comm_lost);
 }
 
@@ -744,6 +751,21 @@ static void reply_dev_info(struct tc_prov *p) {
   comm_next(&p->comm_timer);
 }
 
+/* app_send_dev_log() on the provisioning port: the lines twice, 500 ms apart. */
+static void comm_log_next(uv_timer_t *t) {
+  struct tc_prov *p = t->data;
+  if (p->comm_left-- > 0) {
+    udp_send(p->comm, &p->peer, p->comm_log, strlen(p->comm_log));
+    if (p->comm_left > 0) {
+      uv_timer_start(&p->comm_timer, comm_log_next, TC_PROV_LOG_RESEND_MS, 0);
+      return;
+    }
+  }
+  free(p->comm_log);
+  p->comm_log = NULL;
+  comm_done(p, true);
+}
+
 static void comm_datagram(struct tc_prov *p, const char *data, size_t len,
                           const struct sockaddr_in *from) {
   struct tc_prov_app app;
@@ -770,16 +792,12 @@ static void comm_datagram(struct tc_prov *p, const char *data, size_t len,
     OPENSSL_cleanse(&app, sizeof app);
     reply_dev_info(p);
     return;
-  case TC_PROV_APP_LOG: {
-    char *text = take_lines(p);
-    if (text) {
-      udp_send(p->comm, from, text, strlen(text));
-      udp_send(p->comm, from, text, strlen(text)); /* the second copy, 500 ms later there */
-      free(text);
-    }
-    comm_done(p, true);
+  case TC_PROV_APP_LOG:
+    p->comm_log = take_lines(p);
+    p->comm_left = p->comm_log ? 2 : 0;
+    p->comm_timer.data = p;
+    comm_log_next(&p->comm_timer);
     return;
-  }
   case TC_PROV_APP_MISSING:
     if (app.cmd == 0) devlog(p, "app_handle_recv_data", 580, "invlaid token: %s", shown);
     else devlog(p, "app_handle_recv_data", 621, "invlaid ssid/password/token!");
@@ -877,9 +895,8 @@ static int load_device(struct tc_prov *p) {
 static void stop_all(struct tc_prov *p) {
   uv_timer_stop(&p->deadline);
   uv_timer_stop(&p->step);
-  uv_timer_stop(&p->comm_timer);
   mq_destroy(p);
-  udp_close(&p->comm);
+  comm_close(p);
   if (p->phase == P_DYNREG) tc_dynreg_power_off(p->s);
   log_server_end(p);
   p->running = false;
@@ -946,8 +963,7 @@ static void task_stop(struct tc_prov *p, bool smart) {
   }
   bool waiting = p->phase == P_WAIT;
   p->running = false;
-  udp_close(&p->comm);
-  uv_timer_stop(&p->comm_timer);
+  comm_close(p);
   if (p->log_task) log_server_end(p);
   radio_stop(p);
   if (waiting) task_end(p);
