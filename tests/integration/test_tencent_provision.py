@@ -406,6 +406,7 @@ def test_stop_by_at_prints_only_ok_and_the_error_is_kept(module, closing):
     port.expect_silence(0.3)
     texts = [t for _, _, t in query_log(daemon, app)]
     assert texts[-1] == "softAP stopped by user!"
+    assert daemon.read_state()["tc_prov_errlog"] == [[3, 102]]  # save_error_log()
     start_softap(port)  # the saved error goes to the next app
     app.send(udp_port(daemon), b'{"cmdType":9}')
     assert app.recv() == error_reply("WIFI boarding stop! (3, 102)", previous=True)
@@ -513,6 +514,24 @@ def test_smartconfig_stop_by_at(module, closing):
     port.expect_silence(0.3)
     texts = [t for _, _, t in query_log(daemon, app)]
     assert texts == ["Enter smartconfig", "softAP stopped by user!"]
+
+
+def test_power_cycle_ends_provisioning_and_frees_the_ports(module, closing):
+    daemon, port = module(softap_udp_port=0)
+    app = closing(App())
+    start_softap(port)
+    uport = udp_port(daemon)
+    c = daemon.ctl()
+    try:
+        assert c.request("power", "m0", "cycle")["ok"]
+    finally:
+        c.close()
+    port.expect(b"\r\nready\r\n")
+    st = status(daemon)
+    assert (st["mode"], st["udp_port"], st["log_server"]) == (None, None, False)
+    app.send(uport, softap_cmd())
+    app.nothing(0.3)
+    port.expect_silence(0.3)
 
 
 # ------------------------------------------------------------------ the log server
