@@ -125,6 +125,7 @@ struct tc_prov {
   int nlines;
   struct prov_err errs[TC_PROV_ERR_LOGS];
   int nerrs;
+  int closing; /* timers still to close at destroy */
 };
 
 static const char *const err_text[] = {
@@ -1127,7 +1128,7 @@ void tc_prov_power_off(struct tc_state *s) {
 
 static void timer_closed(uv_handle_t *h) {
   struct tc_prov *p = h->data;
-  if (h == (uv_handle_t *)&p->log_timer) free(p);
+  if (--p->closing == 0) free(p); /* the last of the four (libuv's order is its own) */
 }
 
 void tc_prov_destroy(struct tc_state *s) {
@@ -1135,8 +1136,8 @@ void tc_prov_destroy(struct tc_state *s) {
   if (!p) return;
   tc_prov_power_off(s);
   s->prov = NULL;
-  uv_close((uv_handle_t *)&p->deadline, timer_closed);
-  uv_close((uv_handle_t *)&p->step, timer_closed);
-  uv_close((uv_handle_t *)&p->comm_timer, timer_closed);
-  uv_close((uv_handle_t *)&p->log_timer, timer_closed); /* the last: frees p */
+  uv_timer_t *timers[] = {&p->deadline, &p->step, &p->comm_timer, &p->log_timer};
+  p->closing = (int)(sizeof timers / sizeof timers[0]);
+  for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
+    uv_close((uv_handle_t *)timers[i], timer_closed);
 }
