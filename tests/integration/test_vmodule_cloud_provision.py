@@ -381,3 +381,167 @@ def test_usage_errors_exit_2(args, why):
     r = run_cli("provision", *args)
     assert r.returncode == 2, r
     assert why in r.stderr, r.stderr
+
+
+# ------------------------------------------------------------------ with the real vmoduled
+
+SECRET = "ZHNkIGRzZCA="
+APS = {"access_points": [{"ssid": SSID, "password": WIFI_PW}], "join_ms": 0}
+FAST = {"softap_udp_port": 0, "log_udp_port": 0, "provision_step_ms": 50,
+        "provision_settle_ms": 100, "provision_token_wait_ms": 2000,
+        "provision_retry_timeout_ms": 2000}
+SAP_OK = b"\r\nOK\r\n+TCSAP:OK\r\n"  # the core's OK first
+SMART_OK = b"OK\r\n+TCSTARTSMART:OK\r\n"
+
+
+class Module:
+    """A tencent module (not joined: provisioning brings its AP) on the test
+    broker, with its device info set and the timings cut down."""
+
+    def __init__(self, make_daemon, tmp_path, broker, **tencent):
+        from test_tencent_mqtt import tc_module
+        t = dict(FAST, wifi=APS)
+        t.update(tencent)
+        self.daemon = make_daemon([tc_module(tmp_path, broker.port, **t)], log_level="info")
+        self.port = self.daemon.port()
+        self.name = self.daemon.module()["name"]
+        self.port.cmd('AT+TCDEVINFOSET=1,"%s","%s","%s"' % (PID, DN, SECRET))
+        self.port.expect(b"OK\r\n+TCDEVINFOSET:OK\r\n")
+
+    def provision(self):
+        with self.daemon.ctl() as c:
+            reply = c.request("status", self.name)
+        assert reply["ok"], reply
+        return reply["result"]["provision"]
+
+    def udp(self, key="udp_port"):
+        port = self.provision()[key]
+        assert port, self.provision()
+        return "127.0.0.1:%d" % port
+
+    def softap(self):
+        self.port.cmd('AT+TCSAP="vmod-softap"')
+        self.port.expect(SAP_OK)
+        return self.udp()
+
+    def smartconfig(self):
+        self.port.cmd("AT+TCSTARTSMART")
+        self.port.expect(SMART_OK)
+        return self.udp()
+
+
+@pytest.fixture
+def module(make_daemon, tmp_path, broker):
+    return Module(make_daemon, tmp_path, broker)
+
+
+@pytest.fixture
+def watcher(broker, closing):
+    """Everything on $thing/+/service/PID/DN, in order."""
+    return closing(MqttPeer(broker.port, "$thing/+/service/%s/%s" % (PID, DN), 1))
+
+
+def app(broker, *args):
+    return CloudTool(["provision"] + [str(a) for a in args] +
+                     ["--token", TOKEN, "--broker", "127.0.0.1:%d" % broker.port])
+
+
+BIND_TOKEN_RE = (rb'\{"method":"app_bind_token","clientToken":"%s-(\d+)",'
+                 rb'"params": \{"token":"%s"\}\}' % (DN.encode(), TOKEN.encode()))
+
+
+def assert_bound(watcher, tool, code=0):
+    """The module's app_bind_token, then the tool's reply with its clientToken."""
+    import re
+    (t1, p1), (t2, p2) = watcher.wait_msgs(2)[:2]
+    m = re.fullmatch(BIND_TOKEN_RE, p1)
+    assert t1 == UP and m, (t1, p1)
+    assert (t2, p2) == (DOWN, bind_reply(code, "%s-%s" % (DN, m.group(1).decode()))), p2
+    assert tool.find("device") == {"event": "device", "productId": PID, "deviceName": DN,
+                                   "productRegion": "ap-guangzhou", "protoVersion": "2.0"}
+
+
+def test_daemon_softap_success(module, broker, watcher, closing):
+    udp = module.softap()
+    tool = closing(app(broker, "softap", SSID, WIFI_PW, "--udp", udp))
+    assert tool.finish() == 0
+    assert tool.find("bound", productId=PID, deviceName=DN)
+    assert_bound(watcher, tool)
+    module.port.expect(b"+TCSAP:WIFI_CONNECT_SUCCESS\r\n", timeout=10)
+    assert tool.count("device") == 1
+    assert WIFI_PW not in module.daemon.log_text()
+    assert_no_secret(tool)
+
+
+def test_daemon_smartconfig_success(module, broker, watcher, closing):
+    udp = module.smartconfig()
+    tool = closing(app(broker, "smartconfig", module.name, SSID, WIFI_PW,
+                       "-s", module.daemon.ctl_path, "--udp", udp))
+    assert tool.finish() == 0
+    assert tool.find("delivered", module=module.name)
+    assert_bound(watcher, tool)
+    module.port.expect(b"+TCSTARTSMART:WIFI_CONNECT_SUCCESS\r\n", timeout=10)
+    assert_no_secret(tool)
+
+
+def test_daemon_refused_token_is_only_logged_by_the_module(module, broker, watcher, closing):
+    """The firmware logs a nonzero app_bind_token_reply code as error (24,
+    code) and still succeeds; the app sees that error as Previous_Error at
+    its next provisioning."""
+    udp = module.softap()
+    tool = closing(app(broker, "softap", SSID, WIFI_PW, "--udp", udp, "--refuse", "1003"))
+    assert tool.finish() == 1
+    assert tool.find("refused", code=1003)
+    assert_bound(watcher, tool, 1003)
+    module.port.expect(b"+TCSAP:WIFI_CONNECT_SUCCESS\r\n", timeout=10)
+    udp = module.softap()
+    again = closing(app(broker, "softap", SSID, WIFI_PW, "--udp", udp))
+    again.wait_event("device_error", deviceReply="Previous_Error",
+                     log="MQTT Token reply error! (24, 1003)")
+    assert again.finish() == 0
+
+
+def test_daemon_region_fault_fails_and_the_log_tells_why(module, broker, watcher, closing):
+    udp = module.softap()
+    tool = closing(app(broker, "softap", SSID, WIFI_PW, "--udp", udp, "--region", "na-ashburn",
+                       "--timeout", "5"))
+    tool.wait_event("device")
+    module.port.expect(b"+TCSAP:WIFI_CONNECT_FAILED,1,26\r\n", timeout=10)
+    assert tool.finish() == 1
+    assert tool.find("timeout", answered=True)
+    assert watcher.msgs == []  # no token published
+    logs = closing(CloudTool(["provision", "softap", "--log-query", "--log-udp",
+                              module.udp("log_udp_port")]))
+    assert logs.finish() == 0
+    lines = [e["line"] for e in logs.events if e["event"] == "log"]
+    assert any(l.endswith("|_send_token_wait_reply(302): Region fault: ap-guangzhou != "
+                          "na-ashburn") for l in lines), lines
+    assert not any(WIFI_PW in l for l in lines), lines
+
+
+def test_daemon_wrong_wifi_password_times_out_the_app(module, broker, closing):
+    udp = module.softap()
+    tool = closing(app(broker, "softap", SSID, "not-the-password", "--udp", udp,
+                       "--timeout", "2"))
+    assert tool.finish() == 1
+    assert tool.find("device") and tool.find("timeout", answered=True)
+    module.port.expect(b"+TCSAP:WIFI_CONNECT_FAILED,3,103\r\n", timeout=10)
+
+
+def test_daemon_stop_by_the_app(module, closing):
+    module.smartconfig()
+    r = run_cli("provision", "smartconfig", module.name, "--stop", "-s", module.daemon.ctl_path)
+    assert r.returncode == 0, r
+    assert r.stdout == b"smartconfig of %s stopped\n" % module.name.encode()
+    module.port.expect(b"+TCSTARTSMART:WIFI_CONNECT_FAILED,3,101\r\n")
+
+
+def test_daemon_refuses_smartconfig_outside_smartconfig(module, broker):
+    r = run_cli("provision", "smartconfig", module.name, SSID, WIFI_PW, "-s",
+                module.daemon.ctl_path, "--token", TOKEN, "--broker",
+                "127.0.0.1:%d" % broker.port)
+    assert r.returncode == 1, r
+    assert r.stderr == b"vmodule-cloud: vmoduled refused smartconfig: smartconfig: %s is not " \
+                       b"in smartconfig\n" % module.name.encode()
+    r = run_cli("provision", "smartconfig", module.name, "--stop", "-s", module.daemon.ctl_path)
+    assert r.returncode == 1 and b"is not in smartconfig" in r.stderr, r
