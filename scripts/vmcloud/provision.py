@@ -19,7 +19,9 @@ it answers the module's {"method":"app_bind_token","clientToken":C,"params":
 {"token":T}} with {"method":"app_bind_token_reply","clientToken":C,"code":0,
 "status":"success"} on $thing/down/service/<pid>/<dn> (the reply Tencent's
 cloud sends), or code --refuse CODE with "status":"fail" (inferred: no
-refusal is on record). A token other than the app's is not answered.
+refusal is on record). A token other than the app's is not answered. The
+firmware does not act on the code (it only logs a nonzero one), so the
+tool's exit status, not the module's URC, tells a refusal.
 
 smartconfig MODULE --stop: the app ends ESP-TOUCH before the module has
   joined (the firmware's "stopped by app", WIFI_CONNECT_FAILED,3,101):

@@ -8,7 +8,10 @@ Two halves:
   the tool sends byte for byte and answers as the firmware does;
 - the tool with the real vmoduled (tencent dialect): AT+TCSAP /
   AT+TCSTARTSMART on the PTY, the tool as a subprocess, and the module's
-  exact URCs (+TCSAP:WIFI_CONNECT_SUCCESS, ..._FAILED,<type>,<sub>).
+  exact URCs (+TCSAP:WIFI_CONNECT_SUCCESS, ..._FAILED,<type>,<sub>). As on
+  the firmware, a refused token is only logged by the module (it still
+  succeeds; the next app gets the error as Previous_Error); the FAILED
+  lines come from a region fault, a wrong Wi-Fi password and the app's stop.
 
 "Not answered" is always shown by the tool's own timeout: it exits 1 with a
 timeout event and the device never saw a reply."""
