@@ -35,6 +35,7 @@ refusal, a Current_Error, a control-socket refusal, --timeout or a signal,
 2 on usage errors. The Wi-Fi password and the MQTT password are never
 printed. The message logic runs on the main thread: the UDP reader, paho's
 thread and the signal handlers only put items on a queue."""
+import argparse
 import json
 import os
 import queue
@@ -169,7 +170,6 @@ def ctl_request(path, request, timeout=10.0):
 
 
 def _positive(text):
-    import argparse
     try:
         n = float(text)
     except ValueError:
@@ -180,7 +180,6 @@ def _positive(text):
 
 
 def _code(text):
-    import argparse
     try:
         n = int(text)
     except ValueError:
