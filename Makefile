@@ -83,7 +83,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_SAN := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
 FUZZ_TARGETS := params config engine_tencent engine_w800 engine_me3630 tc_time tc_gateway tc_ota \
-                tc_dynreg me_auth ws_upgrade ws_frames
+                tc_dynreg tc_prov me_auth ws_upgrade ws_frames
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 
 # one engine target per dialect, from one source

@@ -485,8 +485,8 @@ static void do_metrics(struct ctl_client *c) {
   free(t.s);
 }
 
-static const char *const FAULT_VERBS[] = {"power", "reboot", "urc",   "wifi",
-                                          "cell",  "net",    "serial"};
+static const char *const FAULT_VERBS[] = {"power", "reboot", "urc",    "wifi",
+                                          "cell",  "net",    "serial", "smartconfig"};
 
 static bool is_fault_verb(const char *cmd) {
   for (size_t i = 0; i < sizeof FAULT_VERBS / sizeof FAULT_VERBS[0]; i++)
@@ -529,7 +529,7 @@ static void handle_line(struct ctl_client *c, const char *line) {
   bool known = is_fault_verb(verb) || !strcmp(verb, "status") || !strcmp(verb, "trace") ||
                !strcmp(verb, "wait");
   if (!known) {
-    reply_error(c, "unknown cmd \"%.64s\" (list, status, power, reboot, wifi, cell, net, serial, "
+    reply_error(c, "unknown cmd \"%.64s\" (list, status, power, reboot, wifi, cell, smartconfig, net, serial, "
                    "urc, trace, wait, events, metrics)", verb);
     goto out;
   }

@@ -120,11 +120,13 @@ static int apply_common(struct vm_module *m, int argc, char **argv, char *err, s
   return 0;
 }
 
-static bool is_dialect_verb(const char *v) { return !strcmp(v, "wifi") || !strcmp(v, "cell"); }
+static bool is_dialect_verb(const char *v) {
+  return !strcmp(v, "wifi") || !strcmp(v, "cell") || !strcmp(v, "smartconfig");
+}
 
 int vm_fault_check(const struct vm_module_config *cfg, int argc, char **argv, char *err,
                    size_t errlen) {
-  if (argc < 1) return ERR("expected a fault (power, reboot, urc, wifi, cell, net, serial)");
+  if (argc < 1) return ERR("expected a fault (power, reboot, urc, wifi, cell, smartconfig, net, serial)");
   int rc = check_common(argc, argv, err, errlen);
   if (rc != VM_FAULT_UNSUPPORTED) return rc;
   if (!strcmp(argv[0], "net")) return vm_netfault_check(argc, argv, err, errlen);
@@ -137,14 +139,17 @@ int vm_fault_check(const struct vm_module_config *cfg, int argc, char **argv, ch
       return ERR("%s: not a fault of the %s dialect", argv[0], cfg->dialect->name);
     return rc;
   }
-  return ERR("%s: unknown fault (power, reboot, urc, wifi, cell, net, serial)", argv[0]);
+  return ERR("%s: unknown fault (power, reboot, urc, wifi, cell, smartconfig, net, serial)", argv[0]);
 }
 
 static void fired(struct vm_module *m, int argc, char **argv) {
   char text[1100];
   size_t len = 0;
+  /* `smartconfig SSID PASSWORD`: the Wi-Fi password stays out of logs and events */
+  bool secret = !strcmp(argv[0], "smartconfig") && argc == 3;
   for (int i = 0; i < argc && len < sizeof text; i++)
-    len += (size_t)snprintf(text + len, sizeof text - len, "%s%s", i ? " " : "", argv[i]);
+    len += (size_t)snprintf(text + len, sizeof text - len, "%s%s", i ? " " : "",
+                            secret && i == 2 ? "***" : argv[i]);
   m->stats.faults_fired++;
   cJSON *f = cJSON_CreateObject();
   cJSON_AddStringToObject(f, "do", text);
@@ -153,7 +158,7 @@ static void fired(struct vm_module *m, int argc, char **argv) {
 }
 
 int vm_fault_apply(struct vm_module *m, int argc, char **argv, char *err, size_t errlen) {
-  if (argc < 1) return ERR("expected a fault (power, reboot, urc, wifi, cell, net, serial)");
+  if (argc < 1) return ERR("expected a fault (power, reboot, urc, wifi, cell, smartconfig, net, serial)");
   /* the words are logged and evented after the handler ran: copy them first
    * (urc unescapes its own copy, the handlers never change argv) */
   int rc = apply_common(m, argc, argv, err, errlen);
@@ -168,7 +173,7 @@ int vm_fault_apply(struct vm_module *m, int argc, char **argv, char *err, size_t
       if (rc == VM_FAULT_UNSUPPORTED)
         return ERR("%s: not a fault of the %s dialect", argv[0], m->dialect->name);
     } else
-      return ERR("%s: unknown fault (power, reboot, urc, wifi, cell, net, serial)", argv[0]);
+      return ERR("%s: unknown fault (power, reboot, urc, wifi, cell, smartconfig, net, serial)", argv[0]);
   }
   if (rc == 0) fired(m, argc, argv);
   return rc;

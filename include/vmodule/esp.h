@@ -56,6 +56,9 @@ int vm_esp_cli_wifi(cJSON **obj, const char *arg, char *err, size_t errlen);
 
 struct vm_esp;
 typedef void (*vm_esp_wifi_cb)(struct vm_esp *esp, bool up);
+/* The end of a join started by vm_esp_station_join(): fail is 0, or the
+ * +CWJAP code of the failure (2 wrong password, 3 no such AP in range). */
+typedef void (*vm_esp_join_cb)(struct vm_esp *esp, int fail, void *data);
 
 /* The chip the firmware runs on and its esp-at core version: they choose the
  * AT+SYSRAM form and figures and the AT+UART_* limits and read-back
@@ -88,6 +91,8 @@ struct vm_esp {
   bool joining, join_from_cmd;
   char join_ssid[33], join_pwd[65]; /* also the AP a rejoin goes back to */
   uv_timer_t join_timer;
+  vm_esp_join_cb join_cb; /* a join for the dialect (provisioning), not for a command */
+  void *join_data;
   /* `wifi down|up` (fault.h): every configured access point out of range.
    * The radio world, not the module's RAM: survives resets and power cuts. */
   bool ap_down;
@@ -151,6 +156,16 @@ void vm_esp_heap_wifi_up(struct vm_esp *esp);
 void vm_esp_heap(struct vm_esp *esp, uint32_t *free_now, uint32_t *min_free);
 /* Resets the minimum to the start-up figure (power-on). */
 void vm_esp_heap_boot(struct vm_esp *esp);
+
+/* For the dialects' Wi-Fi provisioning (tencent AT+TCSAP / AT+TCSTARTSMART):
+ * drops the station's link and any join or retry, without a URC; then joins
+ * ssid/pwd in station mode after wifi.join_ms, silently, calling done with
+ * the result. A successful join stores the access point and the station mode
+ * as AT+CWJAP does (esp-at's NVS) and tells the dialect (on_wifi) like any
+ * link. vm_esp_station_reset() alone cancels a join (done is not called). */
+void vm_esp_station_reset(struct vm_esp *esp);
+void vm_esp_station_join(struct vm_esp *esp, const char *ssid, const char *pwd, vm_esp_join_cb done,
+                         void *data);
 
 /* The ESP state of the module behind an engine. */
 struct vm_esp *vm_esp_of(struct vm_at *at);

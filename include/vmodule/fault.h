@@ -8,6 +8,7 @@
  *   urc TEXT                    an unsolicited line (C escapes), at the next
  *                               point the engine may write a URC
  *   wifi down|up                ESP family (dialect->fault)
+ *   smartconfig SSID PASSWORD|stop   tencent: the phone's ESP-TOUCH (dialect->fault)
  *   cell deregister|register|signal N|sim-out|sim-in|datacall-drop   ME3630 (dialect->fault)
  *   net down|up|reset|blackhole|delay MS|dns-fail|dns-ok             (netfault.h)
  *   serial drop PPM|corrupt PPM|clear|unplug|plug                    (serfault.h)

@@ -2,7 +2,7 @@
 registers its own subparser (register(subparsers)) and sets func."""
 import argparse
 
-from vmcloud import ota, serve
+from vmcloud import ota, provision, serve
 
 # usage errors exit 2 (argparse), a failed operation 1
 def main(argv):
@@ -11,5 +11,6 @@ def main(argv):
     sub = p.add_subparsers(dest="command", required=True)
     serve.register(sub)
     ota.register(sub)
+    provision.register(sub)
     args = p.parse_args(argv)
     return args.func(args)

@@ -130,6 +130,23 @@ static void wifi_up_done(struct vm_esp *esp) {
   if (esp->on_wifi) esp->on_wifi(esp, true);
 }
 
+/* A provisioning join's end: no URC, the dialect hears of it. */
+static void join_done_for_dialect(struct vm_esp *esp, int ap, int fail) {
+  vm_esp_join_cb cb = esp->join_cb;
+  esp->join_cb = NULL;
+  if (fail) {
+    vm_log_info(esp->m->name, "wifi: join \"%s\" failed (%d)", esp->join_ssid, fail);
+  } else {
+    wifi_up(esp, ap);
+    esp->mode = 1;
+    strcpy(esp->stored_ssid, esp->join_ssid);
+    strcpy(esp->stored_pwd, esp->join_pwd);
+    wifi_save(esp);
+  }
+  cb(esp, fail, esp->join_data);
+  if (!fail) wifi_up_done(esp);
+}
+
 static void join_done(uv_timer_t *t) {
   struct vm_esp *esp = t->data;
   struct vm_at *at = &esp->m->at;
@@ -137,6 +154,10 @@ static void join_done(uv_timer_t *t) {
   int ap = find_ap(esp, esp->join_ssid);
   int fail = ap < 0 ? CWJAP_NO_AP
                     : strcmp(esp->cfg->aps[ap].password, esp->join_pwd) ? CWJAP_WRONG_PASSWORD : 0;
+  if (esp->join_cb) {
+    join_done_for_dialect(esp, ap, fail);
+    return;
+  }
   if (!esp->join_from_cmd) { /* auto-connect or a retry: URCs on success only */
     if (fail) {
       vm_log_info(esp->m->name, "wifi: auto-connect to \"%s\" failed (%d)", esp->join_ssid, fail);
@@ -164,12 +185,28 @@ static void join_done(uv_timer_t *t) {
 }
 
 static void join_start(struct vm_esp *esp, const char *ssid, const char *pwd, bool from_cmd) {
+  esp->join_cb = NULL;
   if (ssid != esp->join_ssid) snprintf(esp->join_ssid, sizeof esp->join_ssid, "%s", ssid);
   if (pwd != esp->join_pwd) snprintf(esp->join_pwd, sizeof esp->join_pwd, "%s", pwd);
   esp->joining = true;
   esp->rejoin = false;
   esp->join_from_cmd = from_cmd;
   uv_timer_start(&esp->join_timer, join_done, esp->cfg->join_ms, 0);
+}
+
+void vm_esp_station_reset(struct vm_esp *esp) {
+  uv_timer_stop(&esp->join_timer);
+  esp->joining = esp->rejoin = false;
+  esp->join_cb = NULL;
+  wifi_down(esp, false);
+}
+
+void vm_esp_station_join(struct vm_esp *esp, const char *ssid, const char *pwd, vm_esp_join_cb done,
+                         void *data) {
+  vm_esp_station_reset(esp);
+  join_start(esp, ssid, pwd, false);
+  esp->join_cb = done;
+  esp->join_data = data;
 }
 
 /* ---- commands ---------------------------------------------------------- */

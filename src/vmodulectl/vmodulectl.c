@@ -33,6 +33,7 @@ static const struct verb VERBS[] = {
     {"power", 1, 1, true, "power MODULE off|on|cycle"},
     {"reboot", 0, 0, true, "reboot MODULE"},
     {"wifi", 1, 1, true, "wifi MODULE down|up"},
+    {"smartconfig", 1, 2, true, "smartconfig MODULE SSID PASSWORD|stop"},
     {"cell", 1, 2, true, "cell MODULE deregister|register|signal N|sim-out|sim-in|datacall-drop"},
     {"net", 1, 2, true, "net MODULE down|up|reset|blackhole|delay MS|dns-fail|dns-ok"},
     {"serial", 1, 2, true, "serial MODULE drop PPM|corrupt PPM|clear|unplug|plug"},

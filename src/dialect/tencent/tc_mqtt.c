@@ -102,13 +102,12 @@ static struct vm_at *at_of(struct tc_mqtt *t) { return &t->s->m->at; }
 static const char *who(struct tc_mqtt *t) { return t->s->m->name; }
 
 /* The broker: AT+TCMQTTSRV, then the config, then the product's host. */
-static void broker_host(struct tc_mqtt *t, char *out, size_t cap) {
-  const struct tc_state *s = t->s;
+static void broker_host(const struct tc_state *s, const struct tc_devinfo *d, char *out, size_t cap) {
   if (s->mqtt_srv[0]) snprintf(out, cap, "%s", s->mqtt_srv);
   else if (s->cfg->mqtt_host) snprintf(out, cap, "%s", s->cfg->mqtt_host);
-  else if (!strcmp(t->dev.region, "na-ashburn"))
-    snprintf(out, cap, "%s.us-east.iotcloud.tencentdevices.com", t->dev.pid);
-  else snprintf(out, cap, "%s.iotcloud.tencentdevices.com", t->dev.pid);
+  else if (!strcmp(d->region, "na-ashburn"))
+    snprintf(out, cap, "%s.us-east.iotcloud.tencentdevices.com", d->pid);
+  else snprintf(out, cap, "%s.iotcloud.tencentdevices.com", d->pid);
 }
 
 static int broker_port(const struct tc_config *c) {
@@ -117,8 +116,8 @@ static int broker_port(const struct tc_config *c) {
 }
 
 /* SDK code for a failed vm_mqtt connect (§3.5, §6.1; TC_RC_SSL_CONNECT). */
-static int connect_code(const struct tc_mqtt *t, int rc) {
-  bool tls = t->s->cfg->transport != TC_TRANSPORT_TCP;
+int tc_mqtt_connect_code(const struct tc_state *s, int rc) {
+  bool tls = s->cfg->transport != TC_TRANSPORT_TCP;
   switch (rc) {
   case VM_MQTT_E_DNS:
   case VM_MQTT_E_TCP: return tls ? TC_RC_SSL_CONNECT : TC_RC_TCP_CONNECT_FAILED;
@@ -193,33 +192,23 @@ static void link_close(struct tc_mqtt *t) {
   if (t->op == OP_PUB || t->op == OP_SUB || t->op == OP_UNSUB) t->op_mid = 0;
 }
 
-/* Credentials of §7.1 into o (buffers owned by the caller, wiped after). */
-struct creds {
-  char client_id[TC_MAX_PID + TC_MAX_DN + 1];
-  char username[160];
-  char password[VM_TENCENT_PASSWORD_MAX];
-  char psk_hex[2 * 64 + 1];
-  char host[256];
-};
-
-static int build_opts(struct tc_mqtt *t, struct vm_mqtt_opts *o, struct creds *c) {
-  const struct tc_config *cfg = t->s->cfg;
-  const struct tc_devinfo *d = &t->dev;
+int tc_mqtt_opts(struct tc_state *s, const struct tc_devinfo *d, const char *connid,
+                 const struct tc_mqtt_link *l, struct vm_mqtt_opts *o, struct tc_mqtt_creds *c) {
+  const struct tc_config *cfg = s->cfg;
   snprintf(c->client_id, sizeof c->client_id, "%s%s", d->pid, d->dn);
-  if (vm_tencent_username(c->username, sizeof c->username, d->pid, d->dn, cfg->sdkappid, t->connid,
+  if (vm_tencent_username(c->username, sizeof c->username, d->pid, d->dn, cfg->sdkappid, connid,
                           VM_TENCENT_EXPIRY_NEVER) < 0)
     return -1;
-  broker_host(t, c->host, sizeof c->host);
+  broker_host(s, d, c->host, sizeof c->host);
   *o = (struct vm_mqtt_opts){
       .host = c->host,
       .port = broker_port(cfg),
       .client_id = c->client_id,
       .username = c->username,
-      .keepalive = (int)t->p.keepalive,
-      .clean_session = t->p.clean,
-      /* the command's own timer ends the first attempt; this bounds reconnects */
-      .connect_timeout_ms = (int)t->p.timeout_ms + (t->first ? 1000 : 0),
-      .net = t->s->m,
+      .keepalive = l->keepalive,
+      .clean_session = l->clean,
+      .connect_timeout_ms = l->timeout_ms,
+      .net = s->m,
   };
   if (cfg->transport == TC_TRANSPORT_TLS_PSK) {
     char identity[TC_MAX_PID + TC_MAX_DN + 1];
@@ -241,11 +230,18 @@ static int build_opts(struct tc_mqtt *t, struct vm_mqtt_opts *o, struct creds *c
   return 0;
 }
 
+static int build_opts(struct tc_mqtt *t, struct vm_mqtt_opts *o, struct tc_mqtt_creds *c) {
+  /* the command's own timer ends the first attempt; this bounds reconnects */
+  struct tc_mqtt_link l = {.keepalive = (int)t->p.keepalive, .clean = t->p.clean,
+                           .timeout_ms = (int)t->p.timeout_ms + (t->first ? 1000 : 0)};
+  return tc_mqtt_opts(t->s, &t->dev, t->connid, &l, o, c);
+}
+
 /* Starts a connection attempt. Returns 0 (on_connect follows) or the SDK
  * code of an immediate failure. */
 static int link_open(struct tc_mqtt *t) {
   struct vm_mqtt_opts o;
-  struct creds c;
+  struct tc_mqtt_creds c;
   int code = 0;
   if (build_opts(t, &o, &c) < 0) {
     vm_log_warn(who(t), "MQTT: the stored device secret is not valid base64");
@@ -253,7 +249,7 @@ static int link_open(struct tc_mqtt *t) {
   } else if (!t->s->esp.connected) {
     /* no Wi-Fi: the firmware's getaddrinfo / connect fail at once */
     vm_log_info(who(t), "MQTT: cannot reach %s:%d: Wi-Fi is not connected", c.host, o.port);
-    code = connect_code(t, VM_MQTT_E_TCP);
+    code = tc_mqtt_connect_code(t->s, VM_MQTT_E_TCP);
   } else if (!(t->mq = malloc(sizeof *t->mq))) {
     code = TC_RC_FAILURE;
   } else {
@@ -422,7 +418,7 @@ static void on_connect(void *data, int rc) {
     }
     return;
   }
-  int code = connect_code(t, rc);
+  int code = tc_mqtt_connect_code(t->s, rc);
   link_close(t);
   if (t->first) {
     vm_at_printf(at, TC_CONN_FAIL_FMT, code);
@@ -899,7 +895,7 @@ int tc_mqtt_svc_publish(struct tc_state *s, const char *topic, const char *paylo
 void tc_mqtt_status(struct tc_state *s, cJSON *obj) {
   struct tc_mqtt *t = s->mqtt;
   char host[256] = "";
-  if (t->running) broker_host(t, host, sizeof host);
+  if (t->running) broker_host(t->s, &t->dev, host, sizeof host);
   const char *state = t->connected ? "connected" : t->running ? "connecting" : "disconnected";
   cJSON *subs = vm_dialect_mqtt_status(obj, state, host, broker_port(s->cfg));
   for (int i = 0; subs && i < TC_MAX_SUBS; i++)
@@ -931,7 +927,7 @@ void tc_mqtt_on_wifi(struct tc_state *s, bool up) {
   vm_log_info(who(t), "MQTT: Wi-Fi lost");
   if (t->op == OP_CONN) {
     task_end(t);
-    vm_at_printf(at_of(t), TC_CONN_FAIL_FMT, connect_code(t, VM_MQTT_E_TCP));
+    vm_at_printf(at_of(t), TC_CONN_FAIL_FMT, tc_mqtt_connect_code(t->s, VM_MQTT_E_TCP));
     op_done(t, VM_AT_DONE);
   } else if (t->op == OP_DISCONN) {
     task_end(t);

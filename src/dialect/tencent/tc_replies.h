@@ -86,4 +86,50 @@ struct tc_ota_update {
  * valid. */
 enum tc_ota_msg tc_parse_ota_msg(const void *payload, size_t len, struct tc_ota_update *u);
 
+/* ---- Wi-Fi provisioning (§3.13): what the phone app sends, what comes back */
+
+/* A datagram on the module's provisioning UDP port, read as the firmware
+ * reads it: at most TC_PROV_APP_MAX bytes (its recvfrom buffer), up to the
+ * first NUL, cJSON_Parse() (trailing bytes after the JSON value ignored),
+ * member names matched case-insensitively (cJSON_GetObjectItem), cmdType as
+ * cJSON's valueint (a fraction truncated, anything not a number 0),
+ * strings cut at the firmware's buffer sizes. A member that is not a string
+ * counts as missing (the firmware would read a NULL valuestring). */
+#define TC_PROV_APP_MAX 255
+#define TC_PROV_MAX_TOKEN 32    /* MAX_TOKEN_LENGTH */
+#define TC_PROV_MAX_REGION 24   /* MAX_SIZE_OF_PRODUCT_REGION */
+#define TC_PROV_MAX_SSID 32     /* wifi_config_t.sta.ssid */
+#define TC_PROV_MAX_PASSWORD 64 /* wifi_config_t.sta.password */
+enum tc_prov_app_kind {
+  TC_PROV_APP_BAD_JSON, /* not JSON, or no cmdType: error reply (2, 201) */
+  TC_PROV_APP_TOKEN,    /* cmdType 0 with a token (SmartConfig) */
+  TC_PROV_APP_AP,       /* cmdType 1 with ssid, password and token (softAP) */
+  TC_PROV_APP_LOG,      /* cmdType 3: log query */
+  TC_PROV_APP_MISSING,  /* cmdType 0 or 1 without what it needs: error reply (2, 204) */
+  TC_PROV_APP_UNKNOWN,  /* any other cmdType: error reply (2, 201) */
+};
+struct tc_prov_app {
+  int cmd;         /* cmdType */
+  int has_region;  /* a "region" string came (it replaces the one in RAM) */
+  char region[TC_PROV_MAX_REGION + 1];
+  char token[TC_PROV_MAX_TOKEN + 1];
+  char ssid[TC_PROV_MAX_SSID + 1];
+  char password[TC_PROV_MAX_PASSWORD + 1];
+};
+enum tc_prov_app_kind tc_parse_prov_app(const void *data, size_t len, struct tc_prov_app *out);
+
+/* A message on $thing/down/service/<pid>/<dn> while the token is out
+ * (_on_message_callback): returns 1 with *code its "code" (valueint), or
+ * 0 when it is not JSON or has no code (the firmware logs (24, 201)). Any
+ * method counts, as in the firmware. */
+int tc_parse_prov_bind_reply(const void *payload, size_t len, int *code);
+
+/* The module's cmdType 2 answer into buf (cap >= 4): the JSON of cJSON's
+ * unformatted print (or, printf_style, the same template filled raw) then
+ * CR LF. Returns its length, or -1 when it does not fit the firmware's
+ * 256-byte buffer (the firmware then logs (2, 205) and sends nothing). */
+#define TC_PROV_REPLY_MAX 256
+int tc_prov_device_reply(char *buf, size_t cap, const char *pid, const char *dn,
+                         const char *region, int printf_style);
+
 #endif

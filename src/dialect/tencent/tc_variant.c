@@ -86,7 +86,8 @@ static const struct tc_variant variants[] = {
      .gmr = gmr_esp8266_220, .fw_version = "QCloud_AT_ESP8266_v2.2.0", .fw_hash = "8b7f0a1",
      .sdk_version = "v3.4-43-ge9516e4", .compile_time = "Jun 15 2023 11:28:10", .flash_mb = 2,
      ESP8266_OTA, .cmd_timeout_max = 20000, .self_ota_file = "ESP8266_QCLOUD_AT",
-     .self_ota_prefix = true, .comma_splits_quotes = true, .subdev = true},
+     .self_ota_prefix = true, .comma_splits_quotes = true, .subdev = true,
+     .prov_reply_printf = true},
     /* 8a09f2a has no default module name for the ESP32: empty (inferred) */
     {.chip = VM_ESP_CHIP_ESP32, .chip_name = "esp32", .firmware = "2.2.0", .chip_default = true,
      .core = 220, .gmr = gmr_esp32_220, .fw_version = "QCloud_AT_ESP32_v2.2.0",

@@ -8,12 +8,14 @@
  * the sub-device lists of v2.2.0, tc_diag.c: AT+TCLOG and AT+NTP).
  * Ground truth: shared/reference/tencent-at.md, tencent-variants.md. */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vmodule/json.h"
 #include "vmodule/esp.h"
+#include "vmodule/fault.h"
 #include "vmodule/module.h"
 #include "tencent.h"
 
@@ -207,13 +209,51 @@ static void cfg_defaults(struct tc_config *c) {
   c->dynreg_timeout_ms = 10000;
   c->gateway_timeout_ms = 20000;
   c->ota_read_timeout_ms = 20000;
+  c->softap_udp_port = 8266;
+  c->log_udp_port = 9876;
+  c->provision_timeout_ms = 300000;
+  c->provision_retry_timeout_ms = 50000;
+  c->provision_step_ms = 1000;
+  c->provision_settle_ms = 5000;
+  c->provision_token_wait_ms = 20000;
+}
+
+/* The provisioning knobs: ports (0 = the kernel's pick) and times. */
+static int cfg_prov_key(struct tc_config *c, const cJSON *it, const char *where, char *err,
+                        size_t errlen) {
+  static const struct {
+    const char *key;
+    int lo, hi;
+    size_t off;
+    bool port;
+  } keys[] = {
+      {"softap_udp_port", 0, 65535, offsetof(struct tc_config, softap_udp_port), true},
+      {"log_udp_port", 0, 65535, offsetof(struct tc_config, log_udp_port), true},
+      {"provision_timeout_ms", 100, 3600000, offsetof(struct tc_config, provision_timeout_ms), false},
+      {"provision_retry_timeout_ms", 100, 3600000,
+       offsetof(struct tc_config, provision_retry_timeout_ms), false},
+      {"provision_step_ms", 10, 10000, offsetof(struct tc_config, provision_step_ms), false},
+      {"provision_settle_ms", 0, 60000, offsetof(struct tc_config, provision_settle_ms), false},
+      {"provision_token_wait_ms", 10, 600000, offsetof(struct tc_config, provision_token_wait_ms),
+       false},
+  };
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    if (strcmp(it->string, keys[i].key)) continue;
+    int v;
+    if (cfg_int(it, keys[i].lo, keys[i].hi, &v, where, err, errlen)) return -1;
+    if (keys[i].port) *(int *)((char *)c + keys[i].off) = v;
+    else *(unsigned *)((char *)c + keys[i].off) = (unsigned)v;
+    return 0;
+  }
+  return 1;
 }
 
 /* One key of the tencent object. Returns 0, or -1 with err set. */
 static int cfg_key(struct tc_config *c, const cJSON *it, const char *where, char *err,
                    size_t errlen) {
   const char *k = it->string;
-  int v;
+  int v = cfg_prov_key(c, it, where, err, errlen);
+  if (v <= 0) return v;
   if (!strcmp(k, "module_name"))
     return cfg_string(it, c->module_name, sizeof c->module_name, 1, where, err, errlen);
   if (!strcmp(k, "flash_mb")) {
@@ -325,11 +365,12 @@ static int tc_init(struct vm_module *m) {
   vm_at_add_table(&m->at, tc_gateway_cmds, tc_gateway_ncmds);
   vm_at_add_table(&m->at, tc_subdev_cmds, tc_subdev_ncmds); /* v2.2.0+: tc_power_on() */
   vm_at_add_table(&m->at, tc_ota_cmds, tc_ota_ncmds);
+  vm_at_add_table(&m->at, tc_prov_cmds, tc_prov_ncmds);
   vm_esp_init(&s->esp, m, &s->cfg->esp, v->gmr, tc_on_wifi);
   s->esp.chip = v->chip;
   s->esp.core = v->core;
   bool ok = tc_mqtt_init(s) == 0 && tc_dynreg_init(s) == 0 && tc_diag_init(s) == 0 &&
-            tc_gateway_init(s) == 0 && tc_ota_init(s) == 0;
+            tc_gateway_init(s) == 0 && tc_ota_init(s) == 0 && tc_prov_init(s) == 0;
   return ok ? 0 : -1;
 }
 
@@ -340,6 +381,7 @@ static void tc_power_on(struct vm_module *m) {
   s->esp.gmr_default = (iv ? iv : s->cfg->variant)->gmr;
   vm_at_enable_table(&m->at, tc_subdev_cmds, tc_subdev_supported(s));
   vm_esp_power_on(&s->esp);
+  tc_prov_power_on(s);
 }
 
 /* Reset or power loss: what lives in RAM goes (MQTT session, TCMQTTSRV). */
@@ -351,6 +393,7 @@ static void tc_power_off(struct vm_module *m) {
   tc_diag_power_off(s);
   tc_gateway_power_off(s);
   tc_ota_power_off(s);
+  tc_prov_power_off(s);
   vm_esp_power_off(&s->esp);
   s->mqtt_srv[0] = '\0';
   s->fw_downloading = false;
@@ -364,14 +407,27 @@ static void tc_destroy(struct vm_module *m) {
   tc_diag_destroy(s);
   tc_gateway_destroy(s);
   tc_ota_destroy(s);
+  tc_prov_destroy(s);
   vm_esp_destroy(&s->esp); /* the module frees s once the loop has closed the handles */
 }
 
-/* `status`: the station, then the MQTT task. */
+/* `status`: the station, the MQTT task, then Wi-Fi provisioning. */
 static void tc_status(struct vm_module *m, cJSON *obj) {
   struct tc_state *s = m->dialect_state;
   vm_esp_status(&s->esp, obj);
   tc_mqtt_status(s, obj);
+  tc_prov_status(s, obj);
+}
+
+/* The dialect's verbs: `smartconfig` (tc_prov.c), then the ESP family's `wifi`. */
+static int tc_fault(struct vm_module *m, int argc, char **argv, char *err, size_t errlen) {
+  int rc = tc_prov_fault(m->dialect_state, argc, argv, err, errlen);
+  return rc == VM_FAULT_UNSUPPORTED ? vm_esp_fault(m, argc, argv, err, errlen) : rc;
+}
+
+static int tc_fault_check(const void *conf, int argc, char **argv, char *err, size_t errlen) {
+  int rc = tc_prov_fault_check(argc, argv, err, errlen);
+  return rc == VM_FAULT_UNSUPPORTED ? vm_esp_fault_check(conf, argc, argv, err, errlen) : rc;
 }
 
 const struct vm_dialect vm_dialect_tencent = {
@@ -382,7 +438,7 @@ const struct vm_dialect vm_dialect_tencent = {
     .power_on = tc_power_on,
     .power_off = tc_power_off,
     .destroy = tc_destroy,
-    .fault = vm_esp_fault, /* `wifi down|up` (esp_wifi.c) */
-    .fault_check = vm_esp_fault_check,
+    .fault = tc_fault, /* `smartconfig ...`, `wifi down|up` (esp_wifi.c) */
+    .fault_check = tc_fault_check,
     .status = tc_status,
 };

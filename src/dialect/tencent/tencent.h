@@ -274,6 +274,67 @@
 #define TC_RC_HTTP_NOT_FOUND (-10)
 #define TC_RC_SSL_READ (-708) /* also the connection breaking after the HTTP request */
 
+/* ---- Wi-Fi provisioning (tc_prov.c, §3.13, §6.3) ------------------------ */
+#define TC_STARTSMART_TEST "+TCSTARTSMART: CMD FOR START SMARTCONFIG\r\n" /* the one space */
+#define TC_STOPSMART_TEST "+TCSTOPSMART:CMD TO STOP SMARTCONFIG\r\n"
+#define TC_SAP_TEST "+TCSAP=<ssid>[,<pwd>,<ch>]\r\n"
+#define TC_STOPSAP_TEST "+TCSTOPSAP:CMD TO STOP SOFTAP\r\n"
+#define TC_STARTSMART "+TCSTARTSMART" /* the head of its result lines and URCs */
+#define TC_SAP "+TCSAP"
+#define TC_PROV_OK_FMT "%s:OK\r\n"
+#define TC_PROV_FAIL_FMT "%s:FAIL,%d\r\n"
+#define TC_URC_PROV_SUCCESS_FMT "%s:WIFI_CONNECT_SUCCESS\r\n"
+#define TC_URC_PROV_FAILED_FMT "%s:WIFI_CONNECT_FAILED,%u,%d\r\n"
+#define TC_PROV_DOWN_TOPIC_FMT "$thing/down/service/%s/%s"
+#define TC_PROV_UP_TOPIC_FMT "$thing/up/service/%s/%s"
+/* the space after "params": is the firmware's */
+#define TC_PROV_BIND_TOKEN_FMT \
+  "{\"method\":\"app_bind_token\",\"clientToken\":\"%s-%u\",\"params\": {\"token\":\"%s\"}}"
+#define TC_PROV_LOG_AP "ESP-LOG-QUERY"     /* the diagnostic softAP (password 86013388) */
+#define TC_PROV_LOG_QUERY "{\"cmdType\":3}"  /* its server compares the first 12 bytes */
+#define TC_PROV_LOG_QUERY_CMP 12
+#define TC_PROV_LOG_LINE_FMT "%u|%s(%d): " /* push_dev_log(): ms since boot, function, line */
+#define TC_PROV_LOG_ITEM 128               /* LOG_ITEM_SIZE */
+#define TC_PROV_LOG_LINES 10               /* LOG_QUEUE_SIZE: the newest ten */
+#define TC_PROV_ERR_LOGS 16                /* ERR_LOG_QUEUE_SIZE */
+#define TC_PROV_SAP_TICK_MS 300            /* SOFT_AP_BLINK_TIME_MS: the task's wait step */
+#define TC_PROV_SMART_TICK_MS 600          /* SMART_CONFIG_BLINK_TIME_MS */
+#define TC_PROV_LOG_SERVER_MS 360000       /* the log server stays 6 minutes */
+#define TC_PROV_LOG_RESEND_MS 500          /* the log is sent twice, 500 ms apart */
+#define TC_PROV_START_FAIL_LOG_MS 3000     /* start failed: 3 s, then the log softAP */
+#define TC_PROV_DYNREG_PAUSE_MS 500        /* after storing a registered device */
+#define TC_PROV_REPLIES 3                  /* the device reply, three times */
+#define TC_PROV_TOKEN_ATTEMPTS 3           /* _send_token_wait_reply(), retry_cnt 2 */
+#define TC_PROV_PUBLISH_TRIES 4            /* _publish_token_msg(), wait_cnt 3 */
+#define TC_PROV_PUBACK_WINDOWS 5           /* 5 yields of a step for the PUBACK */
+#define TC_PROV_SUB_WINDOWS 2              /* 2 yields of a step for the SUBACK */
+#define TC_PROV_KEEPALIVE 240              /* the SDK's default MQTT init params */
+#define TC_PROV_CONNECT_MS 5000            /* its command timeout */
+/* the eErrLogType / eErrLogSubType values of §6.3 the emulation prints */
+#define TC_PROV_E_MQTT 1
+#define TC_PROV_E_APP_CMD 2
+#define TC_PROV_E_STOP 3
+#define TC_PROV_E_TASK 4
+#define TC_PROV_E_SOCKET_BIND 16
+#define TC_PROV_E_TOKEN_SEND 23
+#define TC_PROV_E_TOKEN_REPLY 24
+#define TC_PROV_E_TOKEN_RECV 25
+#define TC_PROV_E_REGION 26
+#define TC_PROV_E_DEVICE_INFO 27
+#define TC_PROV_S_APP_STOP 101
+#define TC_PROV_S_AT_STOP 102
+#define TC_PROV_S_TIMEOUT 103
+#define TC_PROV_S_JSON 201
+#define TC_PROV_S_AP_INFO 204
+#define TC_PROV_S_JSON_PRINT 205
+#define TC_PROV_S_COMM_TASK 206
+#define TC_RC_MQTT_UNKNOWN (-104) /* the PUBACK never came */
+/* the station's disconnect reasons (esp_wifi_types.h) the log shows */
+#define TC_PROV_REASON_HANDSHAKE 15 /* WIFI_REASON_4WAY_HANDSHAKE_TIMEOUT: wrong password */
+#define TC_PROV_REASON_NO_AP 201    /* WIFI_REASON_NO_AP_FOUND */
+#define TC_PROV_SECRET_MASK "********" /* what the log shows for a Wi-Fi password */
+#define TC_STORE_PROV_ERRLOG "tc_prov_errlog" /* save_error_log(): the unhandled errors */
+
 /* ---- limits (Appendix B) ----------------------------------------------- */
 #define TC_MAX_PID 10
 #define TC_MAX_DN 48
@@ -285,6 +346,10 @@
 #define TC_MAX_PUBL 2048
 #define TC_MAX_SUBS 10 /* MAX_MESSAGE_HANDLERS */
 #define TC_MAX_HOST 63 /* HOST_STR_LENGTH 64 with its NUL */
+#define TC_MAX_SSID 32
+#define TC_MIN_SAP_PWD 8
+#define TC_MAX_SAP_PWD 32
+#define TC_MAX_SAP_CH 13
 #define TC_CMD_TIMEOUT_MIN 1000 /* the maximum is the variant's (10000 or 20000) */
 #define TC_KEEPALIVE_MIN 60
 #define TC_KEEPALIVE_MAX 690
@@ -353,6 +418,7 @@ struct tc_variant {
   bool ota_md5_msg;          /* SDK 3.2.1: "MD5_not_match" in the -4 report, else "time_out" */
   bool comma_splits_quotes;  /* the ESP8266 core's parser (VM_AT_PARSE_COMMA_SPLITS_QUOTES) */
   bool subdev;               /* v2.2.0+: AT+TCSUBDEV*, TCGWBIND's stored secrets, TCGWBIND? */
+  bool prov_reply_printf;    /* the provisioning device reply from a printf template, not cJSON */
 };
 
 /* The variant of chip with firmware (NULL: the chip's default), or NULL. */
@@ -390,6 +456,13 @@ struct tc_config {
   unsigned gateway_timeout_ms; /* the SDK polls for a reply 100 x 200 ms */
   char *ota_ca_file;           /* OTA download CA bundle; NULL: the system store */
   unsigned ota_read_timeout_ms; /* the SDK's fetch timeout: 20 s without a byte */
+  int softap_udp_port;          /* provisioning UDP server (8266); 0 = the kernel's pick */
+  int log_udp_port;             /* ESP-LOG-QUERY log server (9876); 0 = the kernel's pick */
+  unsigned provision_timeout_ms; /* the configuration task's 300 s */
+  unsigned provision_retry_timeout_ms; /* what is left after a Wi-Fi disconnect: 50 s */
+  unsigned provision_step_ms;   /* the 1 s reply gaps, sleeps and MQTT yields */
+  unsigned provision_settle_ms; /* the 5 s after the token before SUCCESS */
+  unsigned provision_token_wait_ms; /* 20 s for the app's token (per attempt) */
 };
 
 /* ---- runtime state ------------------------------------------------------ */
@@ -410,6 +483,7 @@ struct tc_dynreg; /* tc_dynreg.c */
 struct tc_diag;   /* tc_diag.c */
 struct tc_gateway; /* tc_gateway.c */
 struct tc_ota;     /* tc_ota.c */
+struct tc_prov;    /* tc_prov.c */
 
 struct tc_state {
   struct vm_esp esp; /* first: the ESP-family commands find it there */
@@ -424,6 +498,7 @@ struct tc_state {
   struct tc_diag *diag;
   struct tc_gateway *gw;
   struct tc_ota *ota;
+  struct tc_prov *prov;
 };
 
 /* tencent.c: helpers shared by the command files */
@@ -506,6 +581,26 @@ bool tc_mqtt_connected(const struct tc_state *s);
 const struct tc_devinfo *tc_mqtt_device(const struct tc_state *s); /* of the running task */
 int tc_mqtt_svc_subscribe(struct tc_state *s, const char *topic, int qos);
 int tc_mqtt_svc_publish(struct tc_state *s, const char *topic, const char *payload, int qos);
+/* For an SDK client of its own (Wi-Fi provisioning): the connect options
+ * of device d as the task builds them (broker from AT+TCMQTTSRV, the
+ * config or the product; the transport's credentials) into o, whose
+ * strings live in c (wipe it after the connect call). 0, or -1 for a
+ * secret that is not base64. The SDK code of a failed connect's rc. */
+struct tc_mqtt_creds {
+  char client_id[TC_MAX_PID + TC_MAX_DN + 1];
+  char username[160];
+  char password[VM_TENCENT_PASSWORD_MAX];
+  char psk_hex[2 * 64 + 1];
+  char host[256];
+};
+struct tc_mqtt_link {
+  int keepalive, timeout_ms;
+  bool clean;
+};
+struct vm_mqtt_opts;
+int tc_mqtt_opts(struct tc_state *s, const struct tc_devinfo *d, const char *connid,
+                 const struct tc_mqtt_link *l, struct vm_mqtt_opts *o, struct tc_mqtt_creds *c);
+int tc_mqtt_connect_code(const struct tc_state *s, int rc);
 
 /* tc_ota.c */
 extern const struct vm_at_cmd tc_ota_cmds[];
@@ -525,6 +620,20 @@ const char *tc_fw_version(struct tc_state *s);
 const struct tc_variant *tc_fw_variant(struct tc_state *s);
 /* tc_info.c: the MCU OTA area's size (AT+TCMODINFOSET, else the variant's) */
 long tc_ota_area_max(struct tc_state *s);
+
+/* tc_prov.c: Wi-Fi provisioning (AT+TCSTARTSMART, TCSTOPSMART, TCSAP,
+ * TCSTOPSAP), its UDP servers and the `smartconfig` control verb */
+extern const struct vm_at_cmd tc_prov_cmds[];
+extern const size_t tc_prov_ncmds;
+int tc_prov_init(struct tc_state *s);
+void tc_prov_power_on(struct tc_state *s);
+void tc_prov_power_off(struct tc_state *s);
+void tc_prov_destroy(struct tc_state *s);
+void tc_prov_status(struct tc_state *s, cJSON *obj); /* "provision": {...} */
+/* `smartconfig SSID PASSWORD` / `smartconfig stop` (fault.h): the phone's
+ * ESP-TOUCH. Returns 0, -1 with err set, or VM_FAULT_UNSUPPORTED. */
+int tc_prov_fault(struct tc_state *s, int argc, char **argv, char *err, size_t errlen);
+int tc_prov_fault_check(int argc, char **argv, char *err, size_t errlen);
 
 /* tc_subdev.c (v2.2.0 and later) */
 extern const struct vm_at_cmd tc_subdev_cmds[];
