@@ -14,9 +14,10 @@ struct vm_fault_sched;
 struct vm_module_config {
   char *name;
   const struct vm_dialect *dialect;
-  char *pty_link;
+  char *pty_link;  /* NULL: no PTY (tcp_listen or unix_listen instead) */
   char *tcp_host; /* NULL: no TCP endpoint */
   int tcp_port;
+  char *unix_path; /* unix_listen; NULL: no unix socket endpoint */
   unsigned baud;  /* 0 = unpaced */
   bool echo;
   char *trace;    /* NULL: no trace */
@@ -28,7 +29,12 @@ struct vm_module_config {
   int nfaults;
   bool fault_injection; /* "fault_injection", or "faults" given: the relays of
                            the data path that some faults need are inserted */
+  int entry;   /* its index in "modules" */
+  long tmpl_n; /* the n of a templated entry ("count"); -1 for a plain one */
 };
+
+#define VM_CONFIG_COUNT_MAX 100000   /* "count", and modules in all */
+#define VM_CONFIG_FIRST_MAX 1000000000L
 
 struct vm_config {
   char *state_dir;
@@ -48,6 +54,12 @@ int vm_config_load(struct vm_config *cfg, const char *path, char *err, size_t er
 int vm_config_single(struct vm_config *cfg, const char *dialect, const char *link,
                      const char *state_dir, long baud, const char *tcp, char *err, size_t errlen);
 void vm_config_free(struct vm_config *cfg);
+/* Names, pty_link and unix_listen paths must be unique (config_unique.c):
+ * returns 0, or -1 with one line naming both modules. */
+int vm_config_check_unique(const struct vm_config *cfg, char *err, size_t errlen);
+/* How an error names a module: "modules[3]", or for a templated one
+ * "module \"tc007\"" (the expanded name). */
+void vm_config_module_where(const struct vm_module_config *m, char *out, size_t cap);
 /* Sets control_socket to <state_dir>/control.sock unless given; -1 on ENOMEM. */
 int vm_config_default_control(struct vm_config *cfg);
 /* "HOST:PORT" -> host, port. Returns 0 or -1. */
