@@ -12,6 +12,7 @@
 #include "vmodule/unixsock.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -58,14 +59,29 @@ static int unix_probe(const char *path) {
   return r;
 }
 
+/* Whether the directory the socket goes into exists. */
+static bool unix_dir_exists(const char *path) {
+  const char *slash = strrchr(path, '/');
+  char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
+  struct stat st;
+
+  if (!slash)
+    return true; /* the working directory */
+  snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  return !dir[0] || (stat(dir, &st) == 0 && S_ISDIR(st.st_mode));
+}
+
 /* Clears the way for bind: 0, or a libuv error (logged). */
 static int unix_clear_path(struct vm_sockep *u) {
   const char *who = u->name ? u->name : "unix";
   struct stat st;
   int live;
 
-  if (lstat(u->path, &st) < 0)
-    return errno == ENOENT ? 0 : uv_translate_sys_error(errno);
+  if (lstat(u->path, &st) < 0) {
+    if (errno != ENOENT)
+      return uv_translate_sys_error(errno);
+    return unix_dir_exists(u->path) ? 0 : UV_ENOENT; /* libuv's bind says EACCES */
+  }
   if (!S_ISSOCK(st.st_mode)) {
     vm_log_error(who, "%s exists and is not a socket: left alone", u->path);
     return UV_EEXIST;
