@@ -22,7 +22,8 @@ import tempfile
 
 import pytest
 
-from conftest import READY, UnixPort, module_config, wait_for
+from conftest import READY, UnixPort, module_config
+from ctl import vmodulectl
 
 AT_REPLY = b"AT\r\n\r\nOK\r\n"
 
@@ -89,6 +90,11 @@ def test_unix_module_has_no_pty_and_powers_on_at_the_first_connect(make_daemon, 
     r = ctl(d, "status", "u0")["result"]
     assert r["unix"] == path and r["power"] == "off" and r["serial_open"] is False
     assert "pty" not in r and "link" not in r
+    assert ctl(d, "list")["result"] == [{"name": "u0", "dialect": "tencent", "unix": path,
+                                         "power": "off"}]
+    out = vmodulectl(d.ctl_path, "list")
+    assert out.returncode == 0 and out.stdout.decode().splitlines()[1].split() == [
+        "u0", "tencent", "off", path]
     assert not any(os.readlink("/proc/%d/fd/%s" % (d.proc.pid, fd)) == "/dev/ptmx"
                    for fd in os.listdir("/proc/%d/fd" % d.proc.pid))
     u = d.unix("u0")
