@@ -54,8 +54,11 @@ struct vm_sockep {
   const char *path;
 };
 
-/* Used by the constructors (vm_tcp_listen, vm_unix_listen): fields set,
- * listening, logged. Returns 0 or a negative errno (logged). */
+/* For the constructors (vm_tcp_listen, vm_unix_listen): init clears ep and
+ * sets what every kind has; the constructor then sets its own fields, and
+ * start listens and logs. start returns 0 or a negative errno (logged). */
+void vm_sockep_init(struct vm_sockep *ep, const struct vm_sockep_ops *ops, const char *name,
+                    vm_input_cb on_input, vm_sockep_presence_cb on_presence, void *data);
 int vm_sockep_start(struct vm_sockep *ep, uv_loop_t *loop);
 
 /* Closes the client without on_presence: the module is going away. ep must

@@ -301,11 +301,20 @@ static int sock_server_open(struct vm_sockep *ep, uv_loop_t *loop) {
   return r;
 }
 
-int vm_sockep_start(struct vm_sockep *ep, uv_loop_t *loop) {
-  int r;
-
+void vm_sockep_init(struct vm_sockep *ep, const struct vm_sockep_ops *ops, const char *name,
+                    vm_input_cb on_input, vm_sockep_presence_cb on_presence, void *data) {
+  memset(ep, 0, sizeof *ep);
   ep->sink.ops = &sock_sink_ops;
-  r = sock_server_open(ep, loop);
+  ep->ops = ops;
+  ep->name = name;
+  ep->on_input = on_input;
+  ep->on_presence = on_presence;
+  ep->data = data;
+}
+
+int vm_sockep_start(struct vm_sockep *ep, uv_loop_t *loop) {
+  int r = sock_server_open(ep, loop);
+
   if (r < 0) {
     vm_log_error(sock_who(ep), "cannot listen on %s: %s", ep->where, uv_strerror(r));
     return r;

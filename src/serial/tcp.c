@@ -89,12 +89,7 @@ static const struct vm_sockep_ops tcp_ops = {
 
 int vm_tcp_listen(struct vm_sockep *t, uv_loop_t *loop, const char *name, const char *host,
                   int port, vm_input_cb on_input, vm_sockep_presence_cb on_presence, void *data) {
-  memset(t, 0, sizeof *t);
-  t->ops = &tcp_ops;
-  t->name = name;
-  t->on_input = on_input;
-  t->on_presence = on_presence;
-  t->data = data;
+  vm_sockep_init(t, &tcp_ops, name, on_input, on_presence, data);
   if (!host || !*host)
     host = "127.0.0.1";
   if (port < 0 || port > 65535 || tcp_parse_addr(host, port, &t->addr) < 0) {

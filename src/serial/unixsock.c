@@ -130,13 +130,8 @@ static const struct vm_sockep_ops unix_ops = {
 
 int vm_unix_listen(struct vm_sockep *u, uv_loop_t *loop, const char *name, const char *path,
                    vm_input_cb on_input, vm_sockep_presence_cb on_presence, void *data) {
-  memset(u, 0, sizeof *u);
-  u->ops = &unix_ops;
-  u->name = name;
+  vm_sockep_init(u, &unix_ops, name, on_input, on_presence, data);
   u->path = path;
-  u->on_input = on_input;
-  u->on_presence = on_presence;
-  u->data = data;
   if (!path || !*path || strlen(path) >= sizeof ((struct sockaddr_un *)0)->sun_path) {
     vm_log_error(name ? name : "unix", "invalid unix socket path");
     return -EINVAL;
