@@ -95,8 +95,9 @@ def test_unix_module_has_no_pty_and_powers_on_at_the_first_connect(make_daemon, 
     out = vmodulectl(d.ctl_path, "list")
     assert out.returncode == 0 and out.stdout.decode().splitlines()[1].split() == [
         "u0", "tencent", "off", path]
-    assert not any(os.readlink("/proc/%d/fd/%s" % (d.proc.pid, fd)) == "/dev/ptmx"
-                   for fd in os.listdir("/proc/%d/fd" % d.proc.pid))
+    fds = [os.readlink("/proc/%d/fd/%s" % (d.proc.pid, fd))
+           for fd in os.listdir("/proc/%d/fd" % d.proc.pid)]
+    assert "/dev/ptmx" not in fds and "anon_inode:inotify" not in fds, fds  # no PTY, no watch
     u = d.unix("u0")
     u.wait_ready()
     r = ctl(d, "status", "u0")["result"]
@@ -170,6 +171,7 @@ def test_unix_live_socket_or_other_file_is_left_alone(make_daemon, tmp_path, soc
     live = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     live.bind(path)
     live.listen(1)
+    live.settimeout(5)
     try:
         start_fails(make_daemon, m, "[u0] %s: another process accepts on this socket" % path)
         assert stat.S_ISSOCK(os.lstat(path).st_mode)  # still the live one's
@@ -221,6 +223,25 @@ def test_unix_and_pty_on_one_module_output_follows_the_socket_client(make_daemon
     d.wait_log("[b0] client pid %d disconnected" % os.getpid())
     pty.cmd("AT")
     pty.expect(AT_REPLY)
+
+
+def test_unix_and_tcp_output_goes_to_the_last_client_then_back(make_daemon, tmp_path, sockdir):
+    m = unix_module(sockdir, tmp_path, "s0", tcp_listen="127.0.0.1:0")
+    d = make_daemon([m])
+    u = d.unix("s0")
+    u.wait_ready()
+    t = d.tcp("s0")
+    t.cmd("AT")
+    t.expect(AT_REPLY)
+    u.cmd("AT")  # input from both is taken; the reply goes to the last client
+    t.expect(AT_REPLY)
+    u.expect_nothing_pending()
+    t.close()
+    d.wait_log("[s0] client 127.0.0.1:")
+    d.wait_log(" disconnected")
+    u.cmd("AT")
+    u.expect(AT_REPLY)
+    d.stop()
 
 
 def test_unix_listen_path_too_long_is_a_config_error(run_vmoduled, tmp_path):
