@@ -1,8 +1,10 @@
 /* config_unique.c - the configuration's uniqueness rules: no two modules
  * share a name, a pty_link or a unix_listen path. With templates there can be
  * 100000 modules, so the check sorts (n log n) instead of comparing every
- * pair; the pair reported is the one whose later module comes first in the
- * configuration, as a module-by-module check would find it. */
+ * pair. Names are checked first, then links, then sockets; of each the pair
+ * reported is the one whose later module comes first in the configuration,
+ * as a module-by-module check would find it. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,13 +39,6 @@ static int unique_cmp(const void *a, const void *b, void *arg) {
   const char *y = unique_value(&c->cfg->modules[j], c->offset);
   int r = !x || !y ? (x != NULL) - (y != NULL) : strcmp(x, y);
   return r ? r : (i > j) - (i < j);
-}
-
-void vm_config_module_where(const struct vm_module_config *m, char *out, size_t cap) {
-  if (m->tmpl_n < 0)
-    snprintf(out, cap, "modules[%d]", m->entry);
-  else
-    snprintf(out, cap, "module \"%s\"", m->name);
 }
 
 /* "module \"tc7\" (modules[0], n=7)" or "modules[2]". */

@@ -57,9 +57,6 @@ void vm_config_free(struct vm_config *cfg);
 /* Names, pty_link and unix_listen paths must be unique (config_unique.c):
  * returns 0, or -1 with one line naming both modules. */
 int vm_config_check_unique(const struct vm_config *cfg, char *err, size_t errlen);
-/* How an error names a module: "modules[3]", or for a templated one
- * "module \"tc007\"" (the expanded name). */
-void vm_config_module_where(const struct vm_module_config *m, char *out, size_t cap);
 /* Sets control_socket to <state_dir>/control.sock unless given; -1 on ENOMEM. */
 int vm_config_default_control(struct vm_config *cfg);
 /* "HOST:PORT" -> host, port. Returns 0 or -1. */
