@@ -194,6 +194,13 @@ static void test_names_and_paths_are_unique_after_expansion(void **state) {
   expect_error("{\"name\":\"a{n}\",\"dialect\":\"w800\",\"count\":2,\"pty_link\":\"/tty\"}",
                "config: module \"a1\" (modules[0], n=1): pty_link: \"/tty\" is already used by "
                "module \"a0\" (modules[0], n=0)");
+  /* one file cannot be a PTY link and a socket */
+  expect_error("{\"name\":\"a\",\"dialect\":\"w800\",\"pty_link\":\"/same\"},"
+               "{\"name\":\"b{n}\",\"dialect\":\"w800\",\"count\":2,\"unix_listen\":\"/same\"}",
+               "config: module \"b0\" (modules[1], n=0): unix_listen: \"/same\" is already used by "
+               "modules[0] as its pty_link");
+  expect_error("{\"name\":\"a\",\"dialect\":\"w800\",\"pty_link\":\"/x\",\"unix_listen\":\"/x\"}",
+               "config: modules[0].unix_listen: \"/x\" is already used by modules[0] as its pty_link");
   /* plain entries keep their message */
   expect_error("{\"name\":\"m\",\"dialect\":\"w800\",\"pty_link\":\"/a\"},"
                "{\"name\":\"m\",\"dialect\":\"w800\",\"pty_link\":\"/b\"}",
