@@ -4,10 +4,19 @@
 #   make asan       the whole suite under AddressSanitizer + UBSan (build-asan/)
 #   make fuzz       every libFuzzer target FUZZ_SECONDS (60) seconds (clang, build-fuzz/)
 #   make bench      benchmarks (not part of make test)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR=  (README "Install as a service")
+#   make uninstall  the same variables; an edited configuration stays
 
 PREFIX ?= /usr/local
 DESTDIR ?=
+# The installed paths (what the installed unit names; DESTDIR is only
+# prepended when writing). The configuration goes to /etc for PREFIX=/usr,
+# as distributions do, and to $(PREFIX)/etc otherwise.
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= $(if $(filter /usr /usr/,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+CONFDIR = $(SYSCONFDIR)/vmodule
 BUILD ?= build
 PYTHON ?= /usr/bin/python3
 PKGS := libuv libmosquitto libssl libcrypto libcurl libcjson
@@ -29,15 +38,15 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit integration asan fuzz fuzz-build bench install clean
+.PHONY: all test unit integration asan fuzz fuzz-build bench install uninstall clean
 
 all: $(BUILD)/vmoduled $(BUILD)/vmodulectl
 
 $(BUILD)/vmoduled: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# the control client: cJSON only
-$(BUILD)/vmodulectl: $(BUILD)/src/vmodulectl/vmodulectl.o
+# the control client: cJSON only, and the state directory rule of the daemon
+$(BUILD)/vmodulectl: $(BUILD)/src/vmodulectl/vmodulectl.o $(BUILD)/src/statedir.o
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libcjson) -lm
 
 $(BUILD)/%.o: %.c
@@ -105,11 +114,39 @@ $(BUILD)/bench/mqtt_direct: tests/bench/mqtt_direct.c
 bench: all $(BUILD)/bench/pty_echo $(BUILD)/bench/mqtt_direct
 	VMODULED=$(abspath $(BUILD)/vmoduled) $(PYTHON) tests/bench/run.py
 
+# The unit is conf/vmoduled.service with @BINDIR@ and @SYSCONFDIR@ filled in.
+# The example configuration is always installed as vmoduled.json.example;
+# vmoduled.json only when there is none (an edited one is never replaced).
+# The vmodule user comes from sysusers.d: systemd-sysusers makes it at boot,
+# and here at once for a real install (no DESTDIR) so the unit can start.
 install: all
-	install -D -m 0755 $(BUILD)/vmoduled $(DESTDIR)$(PREFIX)/bin/vmoduled
-	install -D -m 0755 $(BUILD)/vmodulectl $(DESTDIR)$(PREFIX)/bin/vmodulectl
-	install -D -m 0644 conf/vmoduled.json $(DESTDIR)$(PREFIX)/etc/vmodule/vmoduled.json
-	install -D -m 0644 conf/vmoduled.service $(DESTDIR)$(PREFIX)/lib/systemd/system/vmoduled.service
+	install -D -m 0755 $(BUILD)/vmoduled $(DESTDIR)$(BINDIR)/vmoduled
+	install -D -m 0755 $(BUILD)/vmodulectl $(DESTDIR)$(BINDIR)/vmodulectl
+	install -D -m 0644 conf/vmoduled.json $(DESTDIR)$(CONFDIR)/vmoduled.json.example
+	@if [ -e $(DESTDIR)$(CONFDIR)/vmoduled.json ]; then \
+	  echo "kept $(DESTDIR)$(CONFDIR)/vmoduled.json (the new example is vmoduled.json.example)"; \
+	else echo "install -m 0644 conf/vmoduled.json $(DESTDIR)$(CONFDIR)/vmoduled.json"; \
+	  install -m 0644 conf/vmoduled.json $(DESTDIR)$(CONFDIR)/vmoduled.json; fi
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' conf/vmoduled.service \
+	  > $(DESTDIR)$(UNITDIR)/vmoduled.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/vmoduled.service.tmp
+	mv -f $(DESTDIR)$(UNITDIR)/vmoduled.service.tmp $(DESTDIR)$(UNITDIR)/vmoduled.service
+	install -D -m 0644 conf/vmoduled.sysusers $(DESTDIR)$(SYSUSERSDIR)/vmodule.conf
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null 2>&1; then \
+	  echo "systemd-sysusers $(SYSUSERSDIR)/vmodule.conf"; systemd-sysusers $(SYSUSERSDIR)/vmodule.conf; fi
+
+# Removes what install wrote; vmoduled.json only while it is still the
+# installed example. The vmodule user, /var/lib/vmodule (the flash) and
+# /var/log/vmodule (traces) stay, as package managers leave them.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/vmoduled $(DESTDIR)$(BINDIR)/vmodulectl
+	rm -f $(DESTDIR)$(UNITDIR)/vmoduled.service $(DESTDIR)$(SYSUSERSDIR)/vmodule.conf
+	@c=$(DESTDIR)$(CONFDIR)/vmoduled.json; \
+	if [ -e $$c ] && ! cmp -s $$c $$c.example; then echo "kept $$c (edited)"; \
+	else echo "rm -f $$c"; rm -f $$c; fi
+	rm -f $(DESTDIR)$(CONFDIR)/vmoduled.json.example
+	@if [ -d $(DESTDIR)$(CONFDIR) ]; then rmdir --ignore-fail-on-non-empty $(DESTDIR)$(CONFDIR); fi
 
 clean:
 	rm -rf build build-asan build-fuzz

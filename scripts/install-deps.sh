@@ -19,13 +19,17 @@ BUILD_PKGS=(
   libuv1-dev libmosquitto-dev libssl-dev libcurl4-openssl-dev libcjson-dev
 )
 # Tests: cmocka for the C unit tests; a real broker, real clients and Python
-# peers for the integration tests; socat for PTY/TCP plumbing; openssl to make
-# throw-away certificates; iproute2 (ss) and procps (pgrep, ps) for diagnosis.
+# peers for the integration tests (python3-yaml reads conf/docker-compose.yml
+# and the Kubernetes files of conf/k8s/); socat for PTY/TCP plumbing; openssl
+# to make throw-away certificates; iproute2 (ss) and procps (pgrep, ps) for
+# diagnosis; systemd for systemd-analyze / systemd-sysusers (test_deploy.py
+# rates and verifies the installed unit offline); strace (test_deploy.py
+# checks every system call the daemon makes is inside the unit's filter).
 TEST_PKGS=(
   libcmocka-dev
   mosquitto mosquitto-clients
-  python3 python3-pytest python3-serial python3-paho-mqtt
-  socat openssl ca-certificates iproute2 procps
+  python3 python3-pytest python3-serial python3-paho-mqtt python3-yaml
+  socat openssl ca-certificates iproute2 procps systemd strace
 )
 # Fuzzing (make fuzz): clang and its libFuzzer / sanitizer runtimes
 # (Debian 12 has clang 14); util-linux's unshare is essential already.

@@ -22,8 +22,6 @@
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
 
-static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
-
 int vm_config_parse_hostport(const char *s, char **host, int *port) {
   const char *colon = strrchr(s, ':');
   if (!colon || colon == s) return -1;
@@ -40,6 +38,16 @@ int vm_config_parse_hostport(const char *s, char **host, int *port) {
   *host = strndup(h, hl);
   *port = (int)p;
   return *host ? 0 : -1;
+}
+
+static const char *const POWER_ON_NAMES[] = {
+    [VM_POWER_FIRST_OPEN] = "first-open", [VM_POWER_FIRST_BYTE] = "first-byte",
+    [VM_POWER_START] = "start"};
+
+int vm_config_parse_power_on(const char *s, enum vm_power_on *out) {
+  for (int i = 0; i < (int)(sizeof POWER_ON_NAMES / sizeof *POWER_ON_NAMES); i++)
+    if (!strcmp(s, POWER_ON_NAMES[i])) return *out = (enum vm_power_on)i, 0;
+  return -1;
 }
 
 static bool valid_name(const char *s) {
@@ -69,6 +77,7 @@ static void module_defaults(struct vm_module_config *m) {
   m->baud = 115200;
   m->echo = true;
   m->boot_ms = 500;
+  m->power_on = VM_POWER_FIRST_OPEN;
   m->tx_buffer = 64 * 1024;
   m->tmpl_n = -1;
 }
@@ -262,6 +271,9 @@ static int parse_module(const cJSON *obj, int idx, long n, long pos, struct vm_m
     } else if (!strcmp(k, "boot_ms")) {
       if (get_uint(it, where, 60000, &v, err, errlen)) return -1;
       m->boot_ms = (unsigned)v;
+    } else if (!strcmp(k, "power_on")) {
+      if (!cJSON_IsString(it) || vm_config_parse_power_on(it->valuestring, &m->power_on))
+        return ERR("%s: must be \"first-open\", \"first-byte\" or \"start\"", where);
     } else if (!strcmp(k, "tx_buffer")) {
       if (get_uint(it, where, 64L * 1024 * 1024, &v, err, errlen)) return -1;
       if (v < 1024) return ERR("%s: must be at least 1024", where);
@@ -386,8 +398,8 @@ int vm_config_parse(struct vm_config *cfg, const char *json, char *err, size_t e
     rc = ERR("config: %s", sub);
     goto out;
   }
-  if (!cfg->state_dir) cfg->state_dir = strdup(VM_DEFAULT_STATE_DIR);
-  if (vm_config_default_control(cfg)) rc = ERR("config: out of memory");
+  if (!cfg->state_dir) cfg->state_dir = vm_statedir_default(&cfg->state_dir_fallback);
+  if (!cfg->state_dir || vm_config_default_control(cfg)) rc = ERR("config: out of memory");
 out:
   cJSON_Delete(root);
   return rc;
@@ -426,14 +438,14 @@ int vm_config_load(struct vm_config *cfg, const char *path, char *err, size_t er
   return rc;
 }
 
-int vm_config_single(struct vm_config *cfg, const char *dialect, const char *link,
-                     const char *state_dir, long baud, const char *tcp, char *err, size_t errlen) {
+int vm_config_single(struct vm_config *cfg, const struct vm_cli_module *cli, char *err,
+                     size_t errlen) {
   memset(cfg, 0, sizeof *cfg);
   cfg->log_level = VM_LOG_INFO;
-  if (!dialect) return ERR("--dialect: required without -c (%s)", vm_dialect_names());
-  const struct vm_dialect *d = vm_dialect_find(dialect);
-  if (!d) return ERR("--dialect: unknown dialect \"%s\" (%s)", dialect, vm_dialect_names());
-  if (!link) return ERR("--link: required without -c");
+  if (!cli->dialect) return ERR("--dialect: required without -c (%s)", vm_dialect_names());
+  const struct vm_dialect *d = vm_dialect_find(cli->dialect);
+  if (!d) return ERR("--dialect: unknown dialect \"%s\" (%s)", cli->dialect, vm_dialect_names());
+  if (!cli->link) return ERR("--link: required without -c");
   cfg->modules = calloc(1, sizeof *cfg->modules);
   if (!cfg->modules) return ERR("out of memory");
   cfg->nmodules = 1;
@@ -441,15 +453,21 @@ int vm_config_single(struct vm_config *cfg, const char *dialect, const char *lin
   module_defaults(m);
   m->dialect = d;
   m->name = strdup(d->name);
-  m->pty_link = strdup(link);
-  cfg->state_dir = xstrdup(state_dir ? state_dir : VM_DEFAULT_STATE_DIR);
-  if (baud >= 0) m->baud = (unsigned)baud;
-  if (tcp && vm_config_parse_hostport(tcp, &m->tcp_host, &m->tcp_port))
+  m->pty_link = strdup(cli->link);
+  cfg->state_dir = cli->state_dir ? strdup(cli->state_dir)
+                                  : vm_statedir_default(&cfg->state_dir_fallback);
+  if (!m->name || !m->pty_link || !cfg->state_dir) return ERR("out of memory");
+  if (cli->baud >= 0) m->baud = (unsigned)cli->baud;
+  if (cli->tcp && vm_config_parse_hostport(cli->tcp, &m->tcp_host, &m->tcp_port))
     return ERR("--tcp: must be HOST:PORT");
+  if (cli->power_on && vm_config_parse_power_on(cli->power_on, &m->power_on))
+    return ERR("--power-on: must be first-open, first-byte or start");
   if (vm_config_default_control(cfg)) return ERR("out of memory");
+  if (cli->dialect_json && !(m->dialect_json = cJSON_Duplicate(cli->dialect_json, 1)))
+    return ERR("out of memory");
   char where[64];
   snprintf(where, sizeof where, "%s", d->name);
-  return d->parse_config(NULL, where, &m->dialect_conf, err, errlen);
+  return d->parse_config(m->dialect_json, where, &m->dialect_conf, err, errlen);
 }
 
 int vm_config_default_control(struct vm_config *cfg) {

@@ -13,6 +13,7 @@
 #include "vmodule/ctl.h"
 #include "vmodule/event.h"
 #include "vmodule/dialect.h"
+#include "vmodule/esp.h"
 #include "vmodule/log.h"
 #include "vmodule/module.h"
 
@@ -28,16 +29,20 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: vmoduled -c FILE [--log-level LEVEL] [--control PATH]\n"
           "       vmoduled --dialect NAME --link PATH [--state-dir DIR] [--baud N]\n"
-          "                [--tcp HOST:PORT] [--log-level LEVEL] [--control PATH]\n"
+          "                [--tcp HOST:PORT] [--power-on WHEN] [--wifi SSID:PASSWORD]...\n"
+          "                [--log-level LEVEL] [--control PATH]\n"
           "\n"
           "Runs virtual IoT communication modules, each on a pseudo-terminal.\n"
           "\n"
           "  -c, --config FILE     run the modules of a JSON configuration\n"
           "  -d, --dialect NAME    one module of this dialect (%s)\n"
           "  -l, --link PATH       symlink to create for its PTY\n"
-          "  -s, --state-dir DIR   persistent state (default %s)\n"
+          "  -s, --state-dir DIR   persistent state (default %s when writable,\n"
+          "                        else $XDG_STATE_HOME/vmodule or ~/.local/state/vmodule)\n"
           "  -b, --baud N          serial pacing in baud, 0 = unpaced (default 115200)\n"
           "  -t, --tcp HOST:PORT   also serve the serial stream on TCP\n"
+          "  -P, --power-on WHEN   first-open (default), first-byte or start\n"
+          "  -w, --wifi SSID:PASS  tencent, w800: a simulated access point (repeatable)\n"
           "  -C, --control PATH    control socket (default <state dir>/control.sock)\n"
           "  -L, --log-level L     error, warn, info (default) or debug\n"
           "  -h, --help            this text\n"
@@ -86,6 +91,27 @@ static void raise_nofile_limit(const struct vm_config *cfg) {
                 cfg->nmodules == 1 ? "" : "s", DAEMON_FDS);
 }
 
+/* Arguments that cannot go together; says so on stderr. */
+static bool cli_misuse(int argc, char **argv, const char *config, const struct vm_cli_module *cli,
+                       const cJSON *wifi) {
+  if (optind < argc) {
+    fprintf(stderr, "vmoduled: unexpected argument \"%s\" (see --help)\n", argv[optind]);
+    return true;
+  }
+  if (config && (cli->dialect || cli->link || cli->state_dir || cli->tcp || cli->baud >= 0 ||
+                 cli->power_on || wifi)) {
+    fprintf(stderr, "vmoduled: -c cannot be combined with --dialect/--link/--state-dir/--baud/"
+                    "--tcp/--power-on/--wifi\n");
+    return true;
+  }
+  const struct vm_dialect *d = cli->dialect ? vm_dialect_find(cli->dialect) : NULL;
+  if (wifi && d && !vm_esp_dialect(d)) {
+    fprintf(stderr, "vmoduled: --wifi: only the ESP-family dialects (tencent, w800) have Wi-Fi\n");
+    return true;
+  }
+  return false;
+}
+
 static void stop_all(void) {
   vm_ctl_stop();
   for (int i = 0; i < g_nmodules; i++) vm_module_stop(&g_modules[i]);
@@ -105,34 +131,46 @@ int main(int argc, char **argv) {
       {"baud", required_argument, NULL, 'b'},      {"tcp", required_argument, NULL, 't'},
       {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},         {"control", required_argument, NULL, 'C'},
+      {"power-on", required_argument, NULL, 'P'},  {"wifi", required_argument, NULL, 'w'},
       {NULL, 0, NULL, 0},
   };
-  const char *config = NULL, *dialect = NULL, *link = NULL, *state_dir = NULL, *tcp = NULL;
-  const char *level = NULL, *control = NULL;
-  long baud = -1;
+  const char *config = NULL, *level = NULL, *control = NULL;
+  struct vm_cli_module cli = {.baud = -1};
+  cJSON *wifi = NULL; /* the dialect object the --wifi options make */
+  char err[512];
   int c;
   opterr = 0; /* one line of our own instead of getopt's */
-  while ((c = getopt_long(argc, argv, "c:d:l:s:b:t:L:C:hV", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "c:d:l:s:b:t:L:C:P:w:hV", opts, NULL)) != -1) {
     switch (c) {
     case 'c': config = optarg; break;
-    case 'd': dialect = optarg; break;
-    case 'l': link = optarg; break;
-    case 's': state_dir = optarg; break;
-    case 't': tcp = optarg; break;
+    case 'd': cli.dialect = optarg; break;
+    case 'l': cli.link = optarg; break;
+    case 's': cli.state_dir = optarg; break;
+    case 't': cli.tcp = optarg; break;
+    case 'P': cli.power_on = optarg; break;
     case 'L': level = optarg; break;
     case 'C': control = optarg; break;
+    case 'w':
+      if (vm_esp_cli_wifi(&wifi, optarg, err, sizeof err)) {
+        fprintf(stderr, "vmoduled: %s\n", err);
+        cJSON_Delete(wifi);
+        return 2;
+      }
+      break;
     case 'b': {
       char *end;
-      baud = strtol(optarg, &end, 10);
-      if (*end || end == optarg || baud < 0 || baud > 10000000) {
+      cli.baud = strtol(optarg, &end, 10);
+      if (*end || end == optarg || cli.baud < 0 || cli.baud > 10000000) {
         fprintf(stderr, "vmoduled: --baud: must be an integer between 0 and 10000000\n");
+        cJSON_Delete(wifi);
         return 2;
       }
       break;
     }
-    case 'h': usage(stdout); return 0;
-    case 'V': printf("vmoduled %s\n", VMODULE_VERSION); return 0;
+    case 'h': usage(stdout); cJSON_Delete(wifi); return 0;
+    case 'V': printf("vmoduled %s\n", VMODULE_VERSION); cJSON_Delete(wifi); return 0;
     default:
+      cJSON_Delete(wifi);
       if (optopt)
         fprintf(stderr, "vmoduled: option -%c: unknown or missing its value (see --help)\n", optopt);
       else
@@ -141,19 +179,16 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  if (optind < argc) {
-    fprintf(stderr, "vmoduled: unexpected argument \"%s\" (see --help)\n", argv[optind]);
-    return 2;
-  }
-  if (config && (dialect || link || state_dir || tcp || baud >= 0)) {
-    fprintf(stderr, "vmoduled: -c cannot be combined with --dialect/--link/--state-dir/--baud/--tcp\n");
+  if (cli_misuse(argc, argv, config, &cli, wifi)) {
+    cJSON_Delete(wifi);
     return 2;
   }
 
   struct vm_config cfg;
-  char err[512];
+  cli.dialect_json = wifi;
   int rc = config ? vm_config_load(&cfg, config, err, sizeof err)
-                  : vm_config_single(&cfg, dialect, link, state_dir, baud, tcp, err, sizeof err);
+                  : vm_config_single(&cfg, &cli, err, sizeof err);
+  cJSON_Delete(wifi);
   if (rc) {
     fprintf(stderr, "vmoduled: %s\n", err);
     vm_config_free(&cfg);
@@ -173,6 +208,11 @@ int main(int argc, char **argv) {
     return 2;
   }
   vm_log_set_level(lvl);
+  if (cfg.state_dir_fallback)
+    vm_log_info(NULL, "state directory %s (%s is not writable by this user)", cfg.state_dir,
+                VM_DEFAULT_STATE_DIR);
+  else
+    vm_log_info(NULL, "state directory %s", cfg.state_dir);
   signal(SIGPIPE, SIG_IGN);
   raise_nofile_limit(&cfg);
 

@@ -160,16 +160,22 @@ static void module_at_urc(void *ctx, const void *buf, size_t len) {
   vm_event(m->name, "urc", f);
 }
 
+static void module_apply_power(struct vm_module *m, const char *why);
+
+/* power_on "first-byte": the byte that applies the power reaches a module
+ * still booting, which drops it (vm_at_input) as esp-at does while booting. */
 static void module_input(void *data, const char *buf, size_t len) {
   struct vm_module *m = data;
   if (m->closing) return;
   m->stats.rx_bytes += len;
+  if (m->cfg->power_on == VM_POWER_FIRST_BYTE) module_apply_power(m, "first byte from the MCU");
   vm_at_input(&m->at, buf, len);
 }
 
 static void module_pty_presence(void *data, int clients) {
   struct vm_module *m = data;
-  if (!m->closing && clients > 0) vm_module_power_on(m);
+  if (!m->closing && clients > 0 && m->cfg->power_on == VM_POWER_FIRST_OPEN)
+    module_apply_power(m, "serial port opened");
 }
 
 /* A socket client takes the output while connected; when it goes, the other
@@ -178,7 +184,8 @@ static void module_sock_presence(void *data, struct vm_sockep *ep, int connected
   struct vm_module *m = data;
   if (m->closing) return;
   if (connected) {
-    vm_module_power_on(m);
+    if (m->cfg->power_on == VM_POWER_FIRST_OPEN)
+      module_apply_power(m, ep == m->tcp ? "tcp client connected" : "unix client connected");
     vm_txq_set_sink(&m->txq, &ep->sink);
   } else if (m->txq.sink == &ep->sink) {
     struct vm_sockep *other = ep == m->tcp ? m->usock : m->tcp;
@@ -208,17 +215,20 @@ static void module_boot(struct vm_module *m) {
   uv_timer_start(&m->boot_timer, module_booted, m->cfg->boot_ms, 0);
 }
 
-/* Power is applied when the MCU first opens the serial port (PTY or TCP), so
- * the boot banner is never written into a line nobody listens to (pyserial,
- * for one, flushes its input when it opens the port). */
-void vm_module_power_on(struct vm_module *m) {
+/* Power is applied once, at the moment cfg->power_on names: by default when
+ * the MCU first opens the serial port (PTY or TCP), so the boot banner is
+ * never written into a line nobody listens to (pyserial, for one, flushes
+ * its input when it opens the port); or at its first byte, or at start. */
+static void module_apply_power(struct vm_module *m, const char *why) {
   if (m->power_applied || m->closing) return;
   m->power_applied = true;
-  vm_log_info(m->name, "serial port opened: powering on");
+  vm_log_info(m->name, "%s: powering on", why);
   vm_event_state(m->name, "power", "on");
   module_boot(m);
   if (vm_fault_sched_start(m) < 0) vm_log_error(m->name, "out of memory: no scheduled faults");
 }
+
+void vm_module_power_on(struct vm_module *m) { module_apply_power(m, "power applied"); }
 
 void vm_module_power_cut(struct vm_module *m) {
   if (m->closing || m->power_cut) return;
@@ -328,13 +338,15 @@ int vm_module_start(struct vm_module *m, uv_loop_t *loop, const struct vm_module
       return -1;
     m->has_unix = true;
   }
-  vm_log_info(m->name, "%s module on %s (baud %u%s), powers on when the port is opened",
-              m->dialect->name,
+  static const char *const when[] = {[VM_POWER_FIRST_OPEN] = "when the port is opened",
+                                     [VM_POWER_FIRST_BYTE] = "at the first byte from the MCU",
+                                     [VM_POWER_START] = "now"};
+  vm_log_info(m->name, "%s module on %s (baud %u%s), powers on %s", m->dialect->name,
               cfg->pty_link ? cfg->pty_link : cfg->unix_path ? cfg->unix_path
                                             : cfg->tcp_host ? m->tcp->where : "no serial port",
-              cfg->baud,
-              cfg->baud ? "" : ", unpaced");
+              cfg->baud, cfg->baud ? "" : ", unpaced", when[cfg->power_on]);
   vm_at_reset(&m->at, cfg->echo);
+  if (cfg->power_on == VM_POWER_START) module_apply_power(m, "daemon started");
   return 0;
 }
 

@@ -46,6 +46,14 @@ int vm_esp_config_key(struct vm_esp_config *c, const cJSON *item, const char *wh
 void vm_esp_config_defaults(struct vm_esp_config *c);
 void vm_esp_config_free(struct vm_esp_config *c);
 
+/* esp_cli.c: whether d is of the ESP family (tencent, w800), and the
+ * command line's --wifi SSID:PASSWORD (the SSID ends at the first ':'),
+ * appended to the dialect object *obj (made when NULL) as an access point.
+ * Returns 0, or -1 with one line in err that never holds the password. */
+struct vm_dialect;
+bool vm_esp_dialect(const struct vm_dialect *d);
+int vm_esp_cli_wifi(cJSON **obj, const char *arg, char *err, size_t errlen);
+
 struct vm_esp;
 typedef void (*vm_esp_wifi_cb)(struct vm_esp *esp, bool up);
 

@@ -18,7 +18,7 @@
 
 #include <cjson/cJSON.h>
 
-#define DEFAULT_SOCKET "/var/lib/vmodule/control.sock"
+#include "vmodule/statedir.h"
 
 struct verb {
   const char *name;
@@ -49,12 +49,14 @@ static void usage(FILE *f) {
   for (size_t i = 0; i < NVERBS; i++) fprintf(f, "  %s\n", VERBS[i].usage);
   fprintf(f,
           "\n  -s, --socket PATH   the daemon's control socket (default $VMODULE_CONTROL, else "
-          "%s)\n"
+          "control.sock\n"
+          "                      in the daemon's default state directory: %s when\n"
+          "                      writable, else $XDG_STATE_HOME/vmodule or ~/.local/state/vmodule)\n"
           "  -j, --json          print the daemon's replies as JSON lines\n"
           "  -t, --timeout S     wait: give up after S seconds (default 30)\n"
           "  -h, --help          this text\n"
           "Exit status: 0 done, 1 refused or timed out, 2 usage error.\n",
-          DEFAULT_SOCKET);
+          VM_DEFAULT_STATE_DIR);
 }
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -238,6 +240,17 @@ static void print_stream(const char *verb, const cJSON *o) {
 
 /* ---- main ---------------------------------------------------------------- */
 
+/* control.sock in the state directory a daemon started without --state-dir
+ * or --control would use (statedir.c); kept for the process's life. */
+static const char *default_socket(void) {
+  static char *path;
+  char *dir = vm_statedir_default(NULL);
+  if (dir && (path = malloc(strlen(dir) + sizeof "/control.sock")))
+    sprintf(path, "%s/control.sock", dir);
+  free(dir);
+  return path;
+}
+
 static const struct verb *find_verb(const char *name) {
   for (size_t i = 0; i < NVERBS; i++)
     if (!strcmp(VERBS[i].name, name)) return &VERBS[i];
@@ -271,7 +284,8 @@ int main(int argc, char **argv) {
     default: return usage_error("unknown option or missing value: %s", argv[optind - 1]);
     }
   }
-  if (!sock || !sock[0]) sock = DEFAULT_SOCKET;
+  if (!sock || !sock[0]) sock = default_socket();
+  if (!sock) return usage_error("%s", "out of memory");
   if (optind >= argc) return usage_error("%s", "expected a verb");
   const struct verb *v = find_verb(argv[optind]);
   if (!v) return usage_error("unknown verb \"%s\"", argv[optind]);

@@ -527,7 +527,7 @@ class Daemon:
     log_text()/wait_log() look at the current run unless all_runs=True."""
 
     def __init__(self, workdir, modules, binary=None, state_dir=None, log_level="info",
-                 extra_config=None, args=(), argv=None, hosts=None, gai=None):
+                 extra_config=None, args=(), argv=None, hosts=None, gai=None, wrap=None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.binary = binary or VMODULED
@@ -549,6 +549,7 @@ class Daemon:
         # one, to run the whole suite under another machine's hosts file.
         self.hosts = hosts or _suite_hosts(self.workdir)
         self.gai = gai  # likewise for /etc/gai.conf (address order), with a hosts file
+        self.wrap = list(wrap or [])  # a command prefix that execs the daemon (setpriv, env...)
         self.proc = None
         self.ports = []
         self.pts = {}       # module name -> /dev/pts/N of the current run
@@ -616,6 +617,7 @@ class Daemon:
             cmd = [self.binary, "-c", str(self.config_path)] + self.args
         else:
             cmd = [self.binary] + [str(a) for a in self.argv]
+        cmd = self.wrap + cmd
         if self.hosts:
             cmd = _private_resolver(self.workdir, self.hosts, self.gai) + cmd
         self._run_offset = self.log_path.stat().st_size if self.log_path.exists() else 0

@@ -1,7 +1,9 @@
 /* tc_gateway.c - the gateway commands of the tencent dialect (reference
  * §3.11, §7.6, §7.7): AT+TCGWONLINE puts a sub-device online or offline and
  * lists the online ones, AT+TCGWBIND binds a sub-device to this gateway
- * (signed with the sub-device's secret over the server's time) or unbinds it.
+ * (signed with the sub-device's secret over the server's time) or unbinds it,
+ * and from v2.2.0 on AT+TCGWBIND? lists the sub-devices the cloud has bound
+ * to it (describe_sub_devices).
  *
  * Each command is a short exchange with the cloud over the module's own MQTT
  * connection (tc_mqtt.c's service hooks): subscribe once to the result topic
@@ -29,10 +31,11 @@
 #include "tencent.h"
 
 
-enum gw_kind { GW_NONE, GW_ONLINE, GW_OFFLINE, GW_BIND, GW_UNBIND };
+enum gw_kind { GW_NONE, GW_ONLINE, GW_OFFLINE, GW_BIND, GW_UNBIND, GW_LIST };
 enum gw_step { STEP_SUB_SYS, STEP_TIME, STEP_SUB_GW, STEP_REPLY };
 
-static const char *const kind_type[] = {"", "online", "offline", "bind", "unbind"};
+static const char *const kind_type[] = {"", "online", "offline", "bind", "unbind",
+                                        "describe_sub_devices"};
 
 struct gw_session {
   bool used, online;
@@ -50,13 +53,14 @@ struct tc_gateway {
   enum gw_step step;
   int sub_mid;
   long long time; /* the server's, for the bind signature */
+  enum vm_at_result done; /* what the handler returns when it ended at once */
   char pid[TC_MAX_PID + 1], dn[TC_MAX_DN + 1], secret[TC_MAX_DEV_SECRET + 1];
 };
 
 static struct tc_gateway *gw_of(struct vm_at *at) { return tc_state_of(at)->gw; }
 
 static const char *name_of(enum gw_kind k) {
-  return k == GW_BIND || k == GW_UNBIND ? TC_GWBIND : TC_GWONLINE;
+  return k == GW_BIND || k == GW_UNBIND || k == GW_LIST ? TC_GWBIND : TC_GWONLINE;
 }
 
 static void topic_of(const struct tc_gateway *g, const char *fmt, char *out, size_t cap) {
@@ -74,22 +78,28 @@ static struct gw_session *session_find(struct tc_gateway *g, const char *pid, co
 
 /* ---- ending the command ---------------------------------------------------------- */
 
+/* A set command prints its result line; the list query (its lines printed)
+ * ends with the core OK, or on any failure with the core ERROR: the
+ * handler returns FAIL [LIB220 at_gw_bind_query]. */
 static void finish(struct tc_gateway *g, int code) {
   struct vm_at *at = &g->s->m->at;
-  const char *name = name_of(g->kind);
+  enum gw_kind kind = g->kind;
   uv_timer_stop(&g->timer);
   OPENSSL_cleanse(g->secret, sizeof g->secret);
   g->kind = GW_NONE;
-  if (code) vm_at_printf(at, TC_GW_RESULT_FAIL_FMT, name, code);
-  else vm_at_printf(at, TC_GW_RESULT_OK_FMT, name);
-  if (vm_at_is_pending(at)) vm_at_complete(at, VM_AT_DONE); /* else the handler returns DONE */
+  g->done = VM_AT_DONE;
+  if (kind == GW_LIST) g->done = code ? vm_at_fail(at, TC_ERR_EXEC) : VM_AT_OK;
+  else if (code) vm_at_printf(at, TC_GW_RESULT_FAIL_FMT, name_of(kind), code);
+  else vm_at_printf(at, TC_GW_RESULT_OK_FMT, name_of(kind));
+  if (vm_at_is_pending(at)) vm_at_complete(at, g->done); /* else the handler returns it */
 }
 
 static void timed_out(uv_timer_t *t) {
   struct tc_gateway *g = t->data;
   if (g->kind == GW_NONE) return;
   vm_log_info(g->s->m->name, "gateway: no %s reply for %s/%s", kind_type[g->kind], g->pid, g->dn);
-  finish(g, TC_RC_GW_SESSION_TIMEOUT);
+  /* the list request keeps the SDK's -1001 (it fails either way) */
+  finish(g, g->kind == GW_LIST ? TC_RC_FAILURE : TC_RC_GW_SESSION_TIMEOUT);
 }
 
 /* The cloud's verdict on the sub-device (result of §7.6). */
@@ -133,6 +143,8 @@ static void request_send(struct tc_gateway *g) {
       return;
     }
     snprintf(msg, sizeof msg, TC_GW_BIND_FMT, g->pid, g->dn, sig, rnd, g->time);
+  } else if (g->kind == GW_LIST) {
+    snprintf(msg, sizeof msg, "%s", TC_GW_DESCRIBE);
   } else {
     snprintf(msg, sizeof msg, TC_GW_STATUS_FMT, kind_type[g->kind], g->pid, g->dn);
   }
@@ -207,6 +219,47 @@ out:
   return found;
 }
 
+int tc_parse_gw_list(const void *payload, size_t len, struct tc_gw_subdev *out, size_t cap) {
+  if (len > TC_GW_REPLY_BUF) return -1;
+  cJSON *doc = cJSON_ParseWithLength(payload, len < TC_GW_REPLY_BUF ? len : TC_GW_REPLY_BUF - 1);
+  const cJSON *type = cJSON_GetObjectItemCaseSensitive(doc, "type");
+  const cJSON *body = cJSON_GetObjectItemCaseSensitive(doc, "payload");
+  const cJSON *devs = cJSON_GetObjectItemCaseSensitive(body, "devices");
+  const cJSON *dev;
+  int n = -1;
+  if (!cJSON_IsString(type) || strcmp(type->valuestring, kind_type[GW_LIST]) || !devs) goto out;
+  n = 0;
+  if (!cJSON_IsArray(devs)) goto out;
+  cJSON_ArrayForEach(dev, devs) {
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(dev, "product_id");
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(dev, "device_name");
+    if (!cJSON_IsString(p) || !cJSON_IsString(d)) continue;
+    if ((size_t)n == cap) break;
+    snprintf(out[n].pid, sizeof out[n].pid, "%s", p->valuestring);
+    snprintf(out[n].dn, sizeof out[n].dn, "%s", d->valuestring);
+    n++;
+  }
+  for (int i = 0, j = n - 1; i < j; i++, j--) { /* last first, as the SDK's list */
+    struct tc_gw_subdev t = out[i];
+    out[i] = out[j];
+    out[j] = t;
+  }
+out:
+  cJSON_Delete(doc);
+  return n;
+}
+
+/* The list reply: its lines, then OK. Anything else is no reply. */
+static void list_reply(struct tc_gateway *g, const void *payload, int len) {
+  struct tc_gw_subdev list[TC_GW_LIST_MAX];
+  int n = tc_parse_gw_list(payload, (size_t)len, list, TC_GW_LIST_MAX);
+  if (n < 0) return;
+  for (int i = 0; i < n; i++)
+    vm_at_printf(&g->s->m->at, TC_GWBIND_LIST_FMT, list[i].pid, list[i].dn);
+  vm_log_info(g->s->m->name, "gateway: %d sub-device(s) bound", n);
+  finish(g, 0);
+}
+
 void tc_gateway_on_message(struct tc_state *s, const char *topic, const void *payload, int len) {
   struct tc_gateway *g = s->gw;
   char sys[TC_MAX_TOPIC + 1];
@@ -217,6 +270,8 @@ void tc_gateway_on_message(struct tc_state *s, const char *topic, const void *pa
       subscribe_step(g, STEP_SUB_GW, TC_GW_RESULT_TOPIC_FMT);
     else
       vm_log_info(g->s->m->name, "gateway: malformed server time reply ignored");
+  } else if (g->step == STEP_REPLY && strcmp(topic, sys) && g->kind == GW_LIST) {
+    list_reply(g, payload, len);
   } else if (g->step == STEP_REPLY && strcmp(topic, sys)) {
     int result;
     if (tc_parse_gw_reply(payload, (size_t)len, kind_type[g->kind], g->pid, g->dn, &result))
@@ -239,7 +294,7 @@ static enum vm_at_result exchange_start(struct tc_gateway *g) {
   uv_timer_start(&g->timer, timed_out, g->s->cfg->gateway_timeout_ms, 0);
   if (g->kind == GW_BIND) subscribe_step(g, STEP_SUB_SYS, TC_SYS_RESULT_TOPIC_FMT);
   else subscribe_step(g, STEP_SUB_GW, TC_GW_RESULT_TOPIC_FMT);
-  return g->kind == GW_NONE ? VM_AT_DONE : VM_AT_PENDING; /* finish() may have run */
+  return g->kind == GW_NONE ? g->done : VM_AT_PENDING; /* finish() may have run */
 }
 
 /* ---- parameters ------------------------------------------------------------------ */
@@ -350,6 +405,20 @@ static enum vm_at_result bind_test(struct vm_at *at, const struct vm_at_args *a)
   return VM_AT_OK;
 }
 
+/* v2.2.0+: the sub-devices bound to this gateway, from the cloud. The
+ * firmware's handler checks no state [LIB220 at_gw_bind_query]: without a
+ * connection the SDK's request fails (no client: -220; reconnecting: the
+ * publish fails), and any failure, no reply included, is the core ERROR. */
+static enum vm_at_result bind_query(struct vm_at *at, const struct vm_at_args *a) {
+  struct tc_gateway *g = gw_of(at);
+  (void)a;
+  if (!tc_subdev_supported(g->s)) return vm_at_fail(at, TC_ERR_NO_FORM); /* v2.1.1 */
+  if (!tc_mqtt_connected(g->s)) return vm_at_fail(at, TC_ERR_EXEC);
+  g->kind = GW_LIST;
+  g->pid[0] = g->dn[0] = '\0';
+  return exchange_start(g);
+}
+
 /* AT+TCGWBIND=0,"<pid>","<dn>","<secret>" (bind) / =1,"<pid>","<dn>" (unbind);
  * v2.2.0+ also =0,"<pid>","<dn>"[,""] with the stored secret. */
 static enum vm_at_result bind_set(struct vm_at *at, const struct vm_at_args *a) {
@@ -365,7 +434,8 @@ static enum vm_at_result bind_set(struct vm_at *at, const struct vm_at_args *a) 
 
 /* The sub-device secret (index 3 of TCGWBIND) is redacted in traces. */
 const struct vm_at_cmd tc_gateway_cmds[] = {
-    {.name = TC_GWBIND, .test = bind_test, .set = bind_set, .secret_mask = 1u << 3},
+    {.name = TC_GWBIND, .test = bind_test, .query = bind_query, .set = bind_set,
+     .secret_mask = 1u << 3},
     {.name = TC_GWONLINE, .test = online_test, .query = online_query, .set = online_set},
 };
 const size_t tc_gateway_ncmds = sizeof tc_gateway_cmds / sizeof tc_gateway_cmds[0];

@@ -28,6 +28,26 @@ int tc_parse_time_reply(const void *payload, size_t len, long long *time);
 int tc_parse_gw_reply(const void *payload, size_t len, const char *kind, const char *pid,
                       const char *dn, int *result);
 
+/* The reply to the v2.2.0 list request {"type":"describe_sub_devices"} on
+ * $gateway/operation/result (§7.6, seed 003):
+ * {"type":"describe_sub_devices","payload":{"devices":[{"product_id":"..",
+ * "device_name":".."},..]}}, as the v2.2.0 SDK reads it [LIB220
+ * gateway_common.c]: a payload over TC_GW_REPLY_BUF bytes is dropped, a
+ * longer one than TC_GW_REPLY_BUF - 1 cut to that; "payload.devices" must be
+ * there (anything else is no reply: ignored); an entry without a string
+ * product_id and device_name is skipped; names are cut to 10 and 48
+ * characters. The SDK prepends each entry to its list, so the firmware
+ * prints them last first: out[] holds them in that order. Returns how many
+ * (0 for an empty or non-array "devices"; at most cap, which 1023 bytes
+ * cannot exceed for cap >= TC_GW_LIST_MAX), or -1 when it is no such reply. */
+#define TC_GW_REPLY_BUF 1024 /* GATEWAY_RECEIVE_BUFFER_LEN */
+#define TC_GW_LIST_MAX 32    /* > the 27 shortest entries 1023 bytes can hold */
+struct tc_gw_subdev {
+  char pid[10 + 1]; /* MAX_SIZE_OF_PRODUCT_ID */
+  char dn[48 + 1];  /* MAX_SIZE_OF_DEVICE_NAME */
+};
+int tc_parse_gw_list(const void *payload, size_t len, struct tc_gw_subdev *out, size_t cap);
+
 /* The dynamic-registration answer (§7.2, §7.4), a NUL-terminated body,
  * decrypted with product_secret. Returns 0 with the device secret in psk
  * (cap bytes), the cloud's nonzero code, or TC_RC_FAILURE (-1001) for an

@@ -40,6 +40,8 @@
  * exact ERR CODE for these is not observed, reference §1.8 / A.7). */
 #define TC_ERR_TYPE VM_AT_ERR_PARA_TYPE        /* a number was expected */
 #define TC_ERR_COUNT(need, given) VM_AT_ERR_PARA_NUM(need, given)
+#define TC_ERR_EXEC VM_AT_ERR_EXEC_FAIL(0) /* a handler's own failure (FAIL) */
+#define TC_ERR_NO_FORM VM_AT_ERR_OP_TYPE   /* a form the build does not register */
 
 /* ---- identity and module information (tc_info.c) ----------------------- */
 #define TC_DEVINFO_TEST \
@@ -58,6 +60,10 @@
 #define TC_GWBIND_TEST "+TCGWBIND:\"MODE\",\"PRODUCT_ID\",\"DEVICE_NAME\",\"DEVICE_SECRET\"\r\n"
 #define TC_GWONLINE_TEST "+TCGWONLINE:\"MODE\",\"PRODUCT_ID\",\"DEVICE_NAME\"\r\n"
 #define TC_GWONLINE_LIST_FMT "+TCGWONLINE:\"%s,%s\"\r\n" /* one quoted "pid,dn" */
+/* v2.2.0 AT+TCGWBIND?: one line per bound sub-device, then the core OK
+ * [LIB220 at_gw_bind_query "%s:\"%s\",\"%s\"" with the command name] */
+#define TC_GWBIND_LIST_FMT "+TCGWBIND:\"%s\",\"%s\"\r\n"
+#define TC_GW_DESCRIBE "{\"type\":\"describe_sub_devices\"}"
 #define TC_GW_RESULT_OK_FMT "%s:OK\r\n"
 #define TC_GW_RESULT_FAIL_FMT "%s:FAIL,%d\r\n"
 #define TC_GW_TOPIC_FMT "$gateway/operation/%s/%s"
@@ -346,7 +352,7 @@ struct tc_variant {
   bool self_ota_report;      /* ... and reports fw_version as a resource */
   bool ota_md5_msg;          /* SDK 3.2.1: "MD5_not_match" in the -4 report, else "time_out" */
   bool comma_splits_quotes;  /* the ESP8266 core's parser (VM_AT_PARSE_COMMA_SPLITS_QUOTES) */
-  bool subdev;               /* v2.2.0+: AT+TCSUBDEV*, and TCGWBIND's stored secrets */
+  bool subdev;               /* v2.2.0+: AT+TCSUBDEV*, TCGWBIND's stored secrets, TCGWBIND? */
 };
 
 /* The variant of chip with firmware (NULL: the chip's default), or NULL. */
