@@ -20,6 +20,8 @@ What other test files get from here:
   run_vmoduled(args)    runs the binary to completion (CLI/config tests).
   mosquitto(...)        factory of Mosquitto brokers on free loopback ports.
   Port                  pyserial wrapper with exact-byte expectations.
+  TcpPort, UnixPort     the same over a TCP or unix socket serial endpoint
+                        (Daemon.tcp(), Daemon.unix()).
   escape(b)             bytes -> readable text (\\r \\n \\\\ \\xNN), as traces do.
   Daemon(hosts=path)    the daemon alone sees that hosts file (faults.py has
                         the failing peers and hosts_file()); VMODULE_TEST_HOSTS
