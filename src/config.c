@@ -12,11 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "vmodule/json.h"
 #include "vmodule/config.h"
 #include "vmodule/dialect.h"
 #include "vmodule/fault.h"
+#include "vmodule/template.h"
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
 
@@ -77,6 +79,19 @@ static void module_defaults(struct vm_module_config *m) {
   m->boot_ms = 500;
   m->power_on = VM_POWER_FIRST_OPEN;
   m->tx_buffer = 64 * 1024;
+  m->tmpl_n = -1;
+}
+
+/* A string key's value; in a templated entry (n >= 0) with n substituted. */
+static int get_tstr(const cJSON *v, const char *where, long n, char **out, char *err,
+                    size_t errlen) {
+  if (get_str(v, where, out, err, errlen)) return -1;
+  if (n < 0) return 0;
+  char *s, why[160];
+  if (vm_template_expand(*out, n, &s, why, sizeof why)) return ERR("%s: %s", where, why);
+  free(*out);
+  *out = s;
+  return 0;
 }
 
 /* Appends ".key" (nothing before the first key) or "[i]" to the path of
@@ -121,7 +136,7 @@ static int parse_faults(const cJSON *arr, const char *where, struct vm_module_co
   cJSON_ArrayForEach(e, arr) {
     struct vm_fault_sched *f = &m->faults[m->nfaults++];
     f->at_ms = -1;
-    char w[128];
+    char w[192];
     snprintf(w, sizeof w, "%s[%d]", where, m->nfaults - 1);
     if (!cJSON_IsObject(e)) return ERR("%s: must be an object", w);
     const cJSON *at = cJSON_GetObjectItemCaseSensitive(e, "at_ms");
@@ -155,25 +170,55 @@ static int parse_faults(const cJSON *arr, const char *where, struct vm_module_co
   return 0;
 }
 
-static int check_faults(const struct vm_module_config *m, int idx, char *err, size_t errlen) {
+static int check_faults(const struct vm_module_config *m, const char *base, char *err,
+                        size_t errlen) {
   for (int i = 0; i < m->nfaults; i++) {
     char buf[1024], *argv[VM_FAULT_MAX_WORDS], msg[160];
     snprintf(buf, sizeof buf, "%s", m->faults[i].action);
     int argc = vm_fault_split(buf, argv, VM_FAULT_MAX_WORDS);
     if (argc <= 0) {
       snprintf(msg, sizeof msg, "too many words");
-      return ERR("modules[%d].faults[%d].do: %s", idx, i, msg);
+      return ERR("%sfaults[%d].do: %s", base, i, msg);
     }
     if (vm_fault_check(m, argc, argv, msg, sizeof msg))
-      return ERR("modules[%d].faults[%d].do: %s", idx, i, msg);
+      return ERR("%sfaults[%d].do: %s", base, i, msg);
   }
   return 0;
 }
 
-static int parse_module(const cJSON *obj, int idx, struct vm_module_config *m, char *err,
-                        size_t errlen) {
-  char where[96];
+/* "tcp_listen": "HOST:PORT"; module n of a templated entry (at position pos
+ * in it) listens on PORT + pos (port 0 stays "any"). */
+static int parse_tcp_listen(const cJSON *it, const char *where, long n, long pos,
+                            struct vm_module_config *m, char *err, size_t errlen) {
+  free(m->tcp_host); /* a repeated key */
+  m->tcp_host = NULL;
+  if (cJSON_IsNull(it)) return 0;
+  char *s = NULL;
+  if (!cJSON_IsString(it) || !it->valuestring[0]) return ERR("%s: must be \"HOST:PORT\"", where);
+  if (get_tstr(it, where, n, &s, err, errlen)) {
+    free(s);
+    return -1;
+  }
+  if (vm_config_parse_hostport(s, &m->tcp_host, &m->tcp_port)) {
+    free(s);
+    return ERR("%s: must be \"HOST:PORT\"", where);
+  }
+  free(s);
+  if (n >= 0 && m->tcp_port && m->tcp_port + pos > 65535)
+    return ERR("%s: port %ld (%d + %ld) is past 65535", where, m->tcp_port + pos, m->tcp_port,
+               pos);
+  if (n >= 0 && m->tcp_port) m->tcp_port += (int)pos;
+  return 0;
+}
+
+/* Parses one module: entry idx of "modules"; of a templated entry the
+ * module n (>= 0) at position pos, its strings expanded (template.h). */
+static int parse_module(const cJSON *obj, int idx, long n, long pos, struct vm_module_config *m,
+                        char *err, size_t errlen) {
+  char where[160], who[64], base[72];
   module_defaults(m);
+  m->entry = idx;
+  m->tmpl_n = n;
   if (!cJSON_IsObject(obj)) return ERR("modules[%d]: must be an object", idx);
 
   const cJSON *d = cJSON_GetObjectItemCaseSensitive(obj, "dialect");
@@ -183,25 +228,38 @@ static int parse_module(const cJSON *obj, int idx, struct vm_module_config *m, c
     return ERR("modules[%d].dialect: unknown dialect \"%s\" (%s)", idx, d->valuestring,
                vm_dialect_names());
 
+  /* the name first: the errors of a templated module name it */
+  const cJSON *nm = cJSON_GetObjectItemCaseSensitive(obj, "name");
+  snprintf(where, sizeof where, "modules[%d].name", idx);
+  if (!nm) return ERR("%s: required", where);
+  if (get_tstr(nm, where, n, &m->name, err, errlen)) return -1;
+  if (!valid_name(m->name)) {
+    if (n >= 0)
+      return ERR("%s: \"%.40s\" (n=%ld): 1 to 32 characters among A-Z a-z 0-9 _ - .", where,
+                 m->name, n);
+    return ERR("%s: 1 to 32 characters among A-Z a-z 0-9 _ - .", where);
+  }
+  if (n < 0) snprintf(who, sizeof who, "modules[%d]", idx);
+  else snprintf(who, sizeof who, "module \"%s\"", m->name);
+  snprintf(base, sizeof base, "%s%s", who, n < 0 ? "." : ": ");
+
   const cJSON *it;
   cJSON_ArrayForEach(it, obj) {
     const char *k = it->string;
     long v;
-    snprintf(where, sizeof where, "modules[%d].%s", idx, k);
-    if (!strcmp(k, "name")) {
-      if (get_str(it, where, &m->name, err, errlen)) return -1;
-      if (!valid_name(m->name))
-        return ERR("%s: 1 to 32 characters among A-Z a-z 0-9 _ - .", where);
-    } else if (!strcmp(k, "dialect")) {
-      continue;
+    snprintf(where, sizeof where, "%s%s", base, k);
+    if (!strcmp(k, "name") || !strcmp(k, "dialect") || !strcmp(k, "count") ||
+        !strcmp(k, "first")) {
+      continue; /* done before, or by parse_modules */
     } else if (!strcmp(k, "pty_link")) {
-      if (get_str(it, where, &m->pty_link, err, errlen)) return -1;
+      if (get_tstr(it, where, n, &m->pty_link, err, errlen)) return -1;
+    } else if (!strcmp(k, "unix_listen")) {
+      if (get_tstr(it, where, n, &m->unix_path, err, errlen)) return -1;
+      if (strlen(m->unix_path) >= sizeof ((struct sockaddr_un *)0)->sun_path)
+        return ERR("%s: at most %zu bytes (a unix socket path)", where,
+                   sizeof ((struct sockaddr_un *)0)->sun_path - 1);
     } else if (!strcmp(k, "tcp_listen")) {
-      free(m->tcp_host); /* a repeated key */
-      m->tcp_host = NULL;
-      if (cJSON_IsNull(it)) continue;
-      if (!cJSON_IsString(it) || vm_config_parse_hostport(it->valuestring, &m->tcp_host, &m->tcp_port))
-        return ERR("%s: must be \"HOST:PORT\"", where);
+      if (parse_tcp_listen(it, where, n, pos, m, err, errlen)) return -1;
     } else if (!strcmp(k, "baud")) {
       if (get_uint(it, where, 10000000, &v, err, errlen)) return -1;
       m->baud = (unsigned)v;
@@ -209,7 +267,7 @@ static int parse_module(const cJSON *obj, int idx, struct vm_module_config *m, c
       if (!cJSON_IsBool(it)) return ERR("%s: must be true or false", where);
       m->echo = cJSON_IsTrue(it);
     } else if (!strcmp(k, "trace")) {
-      if (get_str(it, where, &m->trace, err, errlen)) return -1;
+      if (get_tstr(it, where, n, &m->trace, err, errlen)) return -1;
     } else if (!strcmp(k, "boot_ms")) {
       if (get_uint(it, where, 60000, &v, err, errlen)) return -1;
       m->boot_ms = (unsigned)v;
@@ -229,45 +287,70 @@ static int parse_module(const cJSON *obj, int idx, struct vm_module_config *m, c
       if (!cJSON_IsObject(it)) return ERR("%s: must be an object", where);
       cJSON_Delete(m->dialect_json); /* a repeated key */
       m->dialect_json = cJSON_Duplicate(it, 1);
+      if (!m->dialect_json) return ERR("%s: out of memory", where);
+      if (n >= 0 && vm_template_json(m->dialect_json, n, where, err, errlen)) return -1;
     } else {
       return ERR("%s: unknown key", where);
     }
   }
-  if (!m->name) return ERR("modules[%d].name: required", idx);
-  if (!m->pty_link) return ERR("modules[%d].pty_link: required", idx);
-  snprintf(where, sizeof where, "modules[%d].%s", idx, m->dialect->name);
+  if (!m->pty_link && !m->tcp_host && !m->unix_path)
+    return ERR("%spty_link: required without tcp_listen or unix_listen (a module needs a serial "
+               "endpoint)", base);
+  snprintf(where, sizeof where, "%s%s", base, m->dialect->name);
   if (m->dialect->parse_config(m->dialect_json, where, &m->dialect_conf, err, errlen)) return -1;
-  return check_faults(m, idx, err, errlen);
+  return check_faults(m, base, err, errlen);
 }
 
+/* An entry's "count" (-1 without) and "first" (0 without). */
+static int entry_count(const cJSON *obj, int idx, long *count, long *first, char *err,
+                       size_t errlen) {
+  *count = -1;
+  *first = 0;
+  if (!cJSON_IsObject(obj)) return 0; /* parse_module says so */
+  const cJSON *c = cJSON_GetObjectItemCaseSensitive(obj, "count");
+  const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, "first");
+  long long v;
+  if (c) {
+    if (!vm_json_int(c, 1, VM_CONFIG_COUNT_MAX, &v))
+      return ERR("modules[%d].count: must be an integer between 1 and %d", idx,
+                 VM_CONFIG_COUNT_MAX);
+    *count = (long)v;
+  }
+  if (f) {
+    if (!c) return ERR("modules[%d].first: only with count", idx);
+    if (!vm_json_int(f, 0, VM_CONFIG_FIRST_MAX, &v))
+      return ERR("modules[%d].first: must be an integer between 0 and %ld", idx,
+                 VM_CONFIG_FIRST_MAX);
+    *first = (long)v;
+  }
+  return 0;
+}
+
+/* Every entry becomes one module, a templated one ("count") count modules. */
 static int parse_modules(struct vm_config *cfg, const cJSON *arr, char *err, size_t errlen) {
   if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)
     return ERR("modules: must be a non-empty array");
-  int n = cJSON_GetArraySize(arr);
-  cfg->modules = calloc((size_t)n, sizeof *cfg->modules);
-  if (!cfg->modules) return ERR("modules: out of memory");
+  long total = 0, count, first;
+  int idx = 0;
   const cJSON *it;
   cJSON_ArrayForEach(it, arr) {
-    struct vm_module_config *m = &cfg->modules[cfg->nmodules];
-    if (parse_module(it, cfg->nmodules, m, err, errlen)) {
-      cfg->nmodules++; /* so vm_config_free releases what was parsed */
-      return -1;
-    }
-    for (int j = 0; j < cfg->nmodules; j++) {
-      if (!strcmp(cfg->modules[j].name, m->name)) {
-        cfg->nmodules++;
-        return ERR("modules[%d].name: \"%s\" is already used by modules[%d]", cfg->nmodules - 1,
-                   m->name, j);
-      }
-      if (!strcmp(cfg->modules[j].pty_link, m->pty_link)) {
-        cfg->nmodules++;
-        return ERR("modules[%d].pty_link: \"%s\" is already used by modules[%d]",
-                   cfg->nmodules - 1, m->pty_link, j);
-      }
-    }
-    cfg->nmodules++;
+    if (entry_count(it, idx++, &count, &first, err, errlen)) return -1;
+    total += count < 0 ? 1 : count;
+    if (total > VM_CONFIG_COUNT_MAX)
+      return ERR("modules: more than %d modules in all", VM_CONFIG_COUNT_MAX);
   }
-  return 0;
+  cfg->modules = calloc((size_t)total, sizeof *cfg->modules);
+  if (!cfg->modules) return ERR("modules: out of memory");
+  idx = 0;
+  cJSON_ArrayForEach(it, arr) {
+    entry_count(it, idx, &count, &first, err, errlen);
+    for (long pos = 0; pos < (count < 0 ? 1 : count); pos++) {
+      struct vm_module_config *m = &cfg->modules[cfg->nmodules++]; /* freed even if bad */
+      if (parse_module(it, idx, count < 0 ? -1 : first + pos, pos, m, err, errlen)) return -1;
+    }
+    idx++;
+  }
+  return vm_config_check_unique(cfg, err, errlen);
 }
 
 int vm_config_parse(struct vm_config *cfg, const char *json, char *err, size_t errlen) {
@@ -279,7 +362,7 @@ int vm_config_parse(struct vm_config *cfg, const char *json, char *err, size_t e
     return ERR("config: not valid JSON near \"%.20s\"", at ? at : "");
   }
   int rc = 0;
-  char sub[256];
+  char sub[512];
   sub[0] = '\0';
   if (find_duplicate(root, sub, sizeof sub, 0)) {
     rc = ERR("config: %s: duplicate key", sub);
@@ -403,6 +486,7 @@ void vm_config_free(struct vm_config *cfg) {
     free(m->name);
     free(m->pty_link);
     free(m->tcp_host);
+    free(m->unix_path);
     free(m->trace);
     vm_fault_sched_free(m->faults, m->nfaults);
   }

@@ -194,6 +194,7 @@ static cJSON *module_summary(const struct vm_module *m) {
   cJSON_AddStringToObject(o, "name", m->name);
   cJSON_AddStringToObject(o, "dialect", m->dialect->name);
   if (m->cfg->pty_link) cJSON_AddStringToObject(o, "link", m->cfg->pty_link);
+  if (m->cfg->unix_path) cJSON_AddStringToObject(o, "unix", m->cfg->unix_path);
   cJSON_AddStringToObject(o, "power", power_state(m));
   return o;
 }
@@ -212,7 +213,8 @@ static void do_status(struct ctl_client *c, struct vm_module *m) {
     snprintf(ep, sizeof ep, "%s:%d", m->cfg->tcp_host, m->cfg->tcp_port);
     cJSON_AddStringToObject(o, "tcp", ep);
   }
-  cJSON_AddBoolToObject(o, "serial_open", m->pty.clients > 0 || (m->tcp && m->txq.sink == &m->tcp->sink));
+  cJSON_AddBoolToObject(o, "serial_open", m->pty.clients > 0 || vm_sockep_connected(m->tcp) ||
+                                              vm_sockep_connected(m->usock));
   cJSON *k = cJSON_AddObjectToObject(o, "counters");
   cJSON_AddNumberToObject(k, "rx_bytes", (double)m->stats.rx_bytes);
   cJSON_AddNumberToObject(k, "tx_bytes", (double)m->stats.tx_bytes);

@@ -84,8 +84,9 @@ static void raise_nofile_limit(const struct vm_config *cfg) {
   if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)need)
     vm_log_warn(NULL,
                 "RLIMIT_NOFILE %llu is below the ~%ld descriptors %d module%s need (7 per busy "
-                "module, +2 with tcp_listen, +1 with trace; %d for the daemon): raise the hard "
-                "limit (LimitNOFILE= in systemd, --ulimit nofile= in Docker, ulimit -Hn)",
+                "module, +2 with tcp_listen or unix_listen, +1 with trace; %d for the daemon): "
+                "raise the hard limit (LimitNOFILE= in systemd, --ulimit nofile= in Docker, "
+                "ulimit -Hn)",
                 (unsigned long long)rl.rlim_cur, need, cfg->nmodules,
                 cfg->nmodules == 1 ? "" : "s", DAEMON_FDS);
 }

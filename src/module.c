@@ -178,13 +178,23 @@ static void module_pty_presence(void *data, int clients) {
     module_apply_power(m, "serial port opened");
 }
 
-static void module_tcp_presence(void *data, int connected) {
+/* A socket client takes the output while connected; when it goes, the other
+ * socket endpoint's client does, else the PTY (none without pty_link). */
+static void module_sock_presence(void *data, struct vm_sockep *ep, int connected) {
   struct vm_module *m = data;
   if (m->closing) return;
-  if (connected && m->cfg->power_on == VM_POWER_FIRST_OPEN)
-    module_apply_power(m, "tcp client connected");
-  vm_txq_set_sink(&m->txq, connected ? &m->tcp->sink : &m->pty.sink);
-  if (m->trace) vm_trace_note(m->trace, "tcp client %s", connected ? "connected" : "disconnected");
+  if (connected) {
+    if (m->cfg->power_on == VM_POWER_FIRST_OPEN)
+      module_apply_power(m, ep == m->tcp ? "tcp client connected" : "unix client connected");
+    vm_txq_set_sink(&m->txq, &ep->sink);
+  } else if (m->txq.sink == &ep->sink) {
+    struct vm_sockep *other = ep == m->tcp ? m->usock : m->tcp;
+    vm_txq_set_sink(&m->txq, vm_sockep_connected(other) ? &other->sink
+                             : m->pty.loop                ? &m->pty.sink
+                                                          : NULL);
+  }
+  if (m->trace)
+    vm_trace_note(m->trace, "%s client %s", ep->ops->kind, connected ? "connected" : "disconnected");
 }
 
 /* ---- power cycle ------------------------------------------------------- */
@@ -266,8 +276,9 @@ void vm_module_reboot(struct vm_module *m) {
  *      is accepted, the relay's listener;
  *   1  tencent, me3630: an HTTP transfer (registration, auth);
  *   1  a flash write in progress (the temp file, then its directory).
- * That makes at most 7, the w800 over WebSocket; a TCP serial endpoint adds
- * its listener and its client, a trace its file. */
+ * That makes at most 7, the w800 over WebSocket; without pty_link 2 fewer;
+ * a TCP or unix serial endpoint adds its listener and its client, a trace
+ * its file. */
 #define MODULE_FDS_BUSY 7
 /* With fault_injection every connection goes through a relay (netrelay.c):
  * its listener until the transport's socket is accepted, the accepted end
@@ -276,7 +287,8 @@ void vm_module_reboot(struct vm_module *m) {
 #define MODULE_FDS_RELAYS 6
 
 int vm_module_fd_need(const struct vm_module_config *cfg) {
-  return MODULE_FDS_BUSY + (cfg->tcp_host ? 2 : 0) + (cfg->trace ? 1 : 0) +
+  return MODULE_FDS_BUSY - (cfg->pty_link ? 0 : 2) + (cfg->tcp_host ? 2 : 0) +
+         (cfg->unix_path ? 2 : 0) + (cfg->trace ? 1 : 0) +
          (cfg->fault_injection ? MODULE_FDS_RELAYS : 0);
 }
 
@@ -315,16 +327,24 @@ int vm_module_start(struct vm_module *m, uv_loop_t *loop, const struct vm_module
     /* a 4 KiB write buffer the modules without an endpoint do not pay for */
     if (!(m->tcp = calloc(1, sizeof *m->tcp))) return -1;
     if (vm_tcp_listen(m->tcp, loop, cfg->name, cfg->tcp_host, cfg->tcp_port, module_input,
-                      module_tcp_presence, m) < 0)
+                      module_sock_presence, m) < 0)
       return -1;
     m->has_tcp = true;
+  }
+  if (cfg->unix_path) {
+    if (!(m->usock = calloc(1, sizeof *m->usock))) return -1;
+    if (vm_unix_listen(m->usock, loop, cfg->name, cfg->unix_path, module_input,
+                       module_sock_presence, m) < 0)
+      return -1;
+    m->has_unix = true;
   }
   static const char *const when[] = {[VM_POWER_FIRST_OPEN] = "when the port is opened",
                                      [VM_POWER_FIRST_BYTE] = "at the first byte from the MCU",
                                      [VM_POWER_START] = "now"};
   vm_log_info(m->name, "%s module on %s (baud %u%s), powers on %s", m->dialect->name,
-              cfg->pty_link ? cfg->pty_link : "no serial port", cfg->baud,
-              cfg->baud ? "" : ", unpaced", when[cfg->power_on]);
+              cfg->pty_link ? cfg->pty_link : cfg->unix_path ? cfg->unix_path
+                                            : cfg->tcp_host ? m->tcp->where : "no serial port",
+              cfg->baud, cfg->baud ? "" : ", unpaced", when[cfg->power_on]);
   vm_at_reset(&m->at, cfg->echo);
   if (cfg->power_on == VM_POWER_START) module_apply_power(m, "daemon started");
   return 0;
@@ -343,7 +363,8 @@ void vm_module_stop(struct vm_module *m) {
   if (uv_is_active((uv_handle_t *)&m->boot_timer)) uv_timer_stop(&m->boot_timer);
   if (m->boot_timer.loop) uv_close((uv_handle_t *)&m->boot_timer, NULL);
   if (m->at.loop) vm_at_close(&m->at);
-  if (m->has_tcp) vm_tcp_close(m->tcp);
+  if (m->has_tcp) vm_sockep_close(m->tcp);
+  if (m->has_unix) vm_sockep_close(m->usock);
   if (m->pty.loop) vm_pty_close(&m->pty);
   if (m->txq.loop) vm_txq_close(&m->txq);
   if (m->txq.dropped_total)
@@ -361,8 +382,10 @@ void vm_module_cleanup(struct vm_module *m) {
   vm_netfault_free(m);
   vm_serfault_free(m);
   vm_tracetap_free(m);
-  free(m->tcp); /* its handles were closed by the loop that has ended */
+  free(m->tcp); /* their handles were closed by the loop that has ended */
   m->tcp = NULL;
+  free(m->usock);
+  m->usock = NULL;
   free(m->dialect_state);
   m->dialect_state = NULL;
 }

@@ -22,9 +22,10 @@ enum vm_power_on {
 struct vm_module_config {
   char *name;
   const struct vm_dialect *dialect;
-  char *pty_link;
+  char *pty_link;  /* NULL: no PTY (tcp_listen or unix_listen instead) */
   char *tcp_host; /* NULL: no TCP endpoint */
   int tcp_port;
+  char *unix_path; /* unix_listen; NULL: no unix socket endpoint */
   unsigned baud;  /* 0 = unpaced */
   bool echo;
   char *trace;    /* NULL: no trace */
@@ -37,7 +38,12 @@ struct vm_module_config {
   int nfaults;
   bool fault_injection; /* "fault_injection", or "faults" given: the relays of
                            the data path that some faults need are inserted */
+  int entry;   /* its index in "modules" */
+  long tmpl_n; /* the n of a templated entry ("count"); -1 for a plain one */
 };
+
+#define VM_CONFIG_COUNT_MAX 100000   /* "count", and modules in all */
+#define VM_CONFIG_FIRST_MAX 1000000000L
 
 struct vm_config {
   char *state_dir;
@@ -65,6 +71,9 @@ int vm_config_single(struct vm_config *cfg, const struct vm_cli_module *cli, cha
 /* "first-open", "first-byte", "start" -> *out; -1 for anything else. */
 int vm_config_parse_power_on(const char *s, enum vm_power_on *out);
 void vm_config_free(struct vm_config *cfg);
+/* Names, pty_link and unix_listen paths must be unique (config_unique.c):
+ * returns 0, or -1 with one line naming both modules. */
+int vm_config_check_unique(const struct vm_config *cfg, char *err, size_t errlen);
 /* Sets control_socket to <state_dir>/control.sock unless given; -1 on ENOMEM. */
 int vm_config_default_control(struct vm_config *cfg);
 /* "HOST:PORT" -> host, port. Returns 0 or -1. */

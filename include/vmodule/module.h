@@ -15,6 +15,7 @@
 #include "vmodule/tcp.h"
 #include "vmodule/trace.h"
 #include "vmodule/txq.h"
+#include "vmodule/unixsock.h"
 
 /* Counters of `vmodulectl status` (the engine counts lines, errors, busy). */
 struct vm_module_stats {
@@ -33,9 +34,11 @@ struct vm_module {
   uv_loop_t *loop;
   const struct vm_module_config *cfg;
   const char *name;
-  struct vm_pty pty;
-  struct vm_tcp *tcp; /* only with tcp_listen; freed by vm_module_cleanup() */
-  bool has_tcp;       /* tcp is listening */
+  struct vm_pty pty;   /* pty.loop is NULL without pty_link */
+  struct vm_sockep *tcp; /* only with tcp_listen; freed by vm_module_cleanup() */
+  bool has_tcp;          /* tcp is listening */
+  struct vm_sockep *usock; /* only with unix_listen; likewise */
+  bool has_unix;           /* usock is listening */
   struct vm_txq txq;
   struct vm_trace *trace;
   struct vm_at at;
@@ -56,10 +59,11 @@ struct vm_module {
   struct vm_trace_tap *taps;      /* `trace -f` followers */
 };
 
-/* Creates everything; power is applied when the serial port is first opened.
- * Without cfg->pty_link (the fuzzers, tests/fuzz/) there is no PTY and no
- * sink: the caller sets one with vm_txq_set_sink() and powers the module on
- * with vm_module_power_on(). Returns 0 or -1 (logged). */
+/* Creates everything; power is applied when the serial port is first opened
+ * (the PTY, or a client of a socket endpoint). Without any endpoint (the
+ * fuzzers, tests/fuzz/) there is no sink: the caller sets one with
+ * vm_txq_set_sink() and powers the module on with vm_module_power_on().
+ * Returns 0 or -1 (logged). */
 int vm_module_start(struct vm_module *m, uv_loop_t *loop, const struct vm_module_config *cfg,
                     const char *state_dir);
 /* Applies power (the boot banner after cfg->boot_ms); only the first call counts. */

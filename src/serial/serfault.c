@@ -10,8 +10,8 @@
  * one bit flipped. While neither is set the queue has no filter.
  *
  * unplug is a USB serial module (the ME3630) disappearing: the PTY is hung
- * up and its symlink removed, the TCP endpoint drops its client and refuses
- * new ones. Power stays on and the module keeps its RAM state; what it writes
+ * up and its symlink removed, the TCP and unix endpoints drop their client
+ * and refuse new ones (the unix socket file goes). Power stays on and the module keeps its RAM state; what it writes
  * meanwhile falls off the unplugged connector (a sink that discards it at
  * the line rate). plug brings a new PTY behind the same symlink and the TCP
  * endpoint back, as the module re-enumerating after a reset does.
@@ -208,7 +208,20 @@ static void serfault_set_rate(struct vm_module *m, struct vm_serfault *s,
 
 /* ---- unplug / plug ------------------------------------------------------- */
 
-static bool serfault_has_port(const struct vm_module *m) { return m->pty.loop || m->has_tcp; }
+static bool serfault_has_port(const struct vm_module *m) {
+  return m->pty.loop || m->has_tcp || m->has_unix;
+}
+
+/* The module's socket endpoints (TCP, unix) into eps[2]; returns how many. */
+static int serfault_socks(struct vm_module *m, struct vm_sockep **eps) {
+  int n = 0;
+
+  if (m->has_tcp)
+    eps[n++] = m->tcp;
+  if (m->has_unix)
+    eps[n++] = m->usock;
+  return n;
+}
 
 static void serfault_note(struct vm_module *m, const char *state) {
   if (m->trace)
@@ -216,16 +229,17 @@ static void serfault_note(struct vm_module *m, const char *state) {
   vm_event_state(m->name, "serial", state);
 }
 
-/* The TCP client goes first: its on_presence(0) makes the PTY the sink,
- * which the unplugged connector then replaces. */
+/* The socket clients go first: their on_presence(0) makes the PTY the
+ * sink, which the unplugged connector then replaces. */
 static int serfault_unplug(struct vm_module *m, struct vm_serfault *s, char *err, size_t errlen) {
-  int r;
+  struct vm_sockep *eps[2];
+  int n = serfault_socks(m, eps), r;
 
-  if (m->has_tcp)
-    vm_tcp_unplug(m->tcp);
+  for (int i = 0; i < n; i++)
+    vm_sockep_unplug(eps[i]);
   if (m->pty.loop && (r = vm_pty_unplug(&m->pty)) < 0) {
-    if (m->has_tcp)
-      vm_tcp_plug(m->tcp);
+    for (int i = 0; i < n; i++)
+      vm_sockep_plug(eps[i]);
     snprintf(err, errlen, "serial unplug: %s", strerror(-r));
     return -1;
   }
@@ -235,18 +249,23 @@ static int serfault_unplug(struct vm_module *m, struct vm_serfault *s, char *err
   return 0;
 }
 
-/* The TCP endpoint first: its listen is what can fail (the port taken
- * meanwhile); then no client of the new PTY ever sees it go again. */
+/* The socket endpoints first: their listen is what can fail (the port
+ * taken meanwhile); then no client of the new PTY ever sees it go again. */
 static int serfault_plug(struct vm_module *m, struct vm_serfault *s, char *err, size_t errlen) {
-  int r;
+  struct vm_sockep *eps[2];
+  int n = serfault_socks(m, eps), r = 0, i;
 
-  if (m->has_tcp && (r = vm_tcp_plug(m->tcp)) < 0) {
+  for (i = 0; i < n && r == 0; i++)
+    r = vm_sockep_plug(eps[i]);
+  if (r < 0) {
+    for (int j = 0; j < i - 1; j++)
+      vm_sockep_unplug(eps[j]);
     snprintf(err, errlen, "serial plug: cannot listen again: %s", uv_strerror(r));
     return -1;
   }
   if (m->pty.loop && (r = vm_pty_plug(&m->pty)) < 0) {
-    if (m->has_tcp)
-      vm_tcp_unplug(m->tcp);
+    for (i = 0; i < n; i++)
+      vm_sockep_unplug(eps[i]);
     snprintf(err, errlen, "serial plug: new PTY: %s", strerror(-r));
     return -1;
   }

@@ -185,6 +185,7 @@ static void print_list(const cJSON *arr) {
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(m, "dialect");
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(m, "power");
     const cJSON *l = cJSON_GetObjectItemCaseSensitive(m, "link");
+    if (!cJSON_IsString(l)) l = cJSON_GetObjectItemCaseSensitive(m, "unix"); /* no PTY */
     printf("%-20s %-8s %-8s %s\n", cJSON_IsString(n) ? n->valuestring : "?",
            cJSON_IsString(d) ? d->valuestring : "?", cJSON_IsString(p) ? p->valuestring : "?",
            cJSON_IsString(l) ? l->valuestring : "-");

@@ -302,6 +302,8 @@ import bench_ota  # noqa: E402  (adds P4: the tencent OTA download and read-out)
 bench_ota.register(sys.modules[__name__])
 import bench_locust  # noqa: E402  (adds the Locust fleet driver on N tencent modules)
 bench_locust.register(sys.modules[__name__])
+import bench_templates  # noqa: E402  (adds fleet_start: 10,000 templated unix-socket modules)
+bench_templates.register(sys.modules[__name__])
 
 
 def main():

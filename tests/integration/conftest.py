@@ -9,6 +9,7 @@ What other test files get from here:
   vmoduled_bin          path of the binary ($VMODULED, default build/vmoduled);
                         every test that uses a daemon fails clearly without it.
   free_port()           a free 127.0.0.1 TCP port.
+  free_port_range(n)    the first of n consecutive free 127.0.0.1 TCP ports.
   module_config(...)    one module's config dict with fast test defaults
                         (baud 0, boot_ms 50) and deep-merged overrides.
   make_daemon(modules)  starts a Daemon (see the class); always reaped at
@@ -19,6 +20,8 @@ What other test files get from here:
   run_vmoduled(args)    runs the binary to completion (CLI/config tests).
   mosquitto(...)        factory of Mosquitto brokers on free loopback ports.
   Port                  pyserial wrapper with exact-byte expectations.
+  TcpPort, UnixPort     the same over a TCP or unix socket serial endpoint
+                        (Daemon.tcp(), Daemon.unix()).
   escape(b)             bytes -> readable text (\\r \\n \\\\ \\xNN), as traces do.
   Daemon(hosts=path)    the daemon alone sees that hosts file (faults.py has
                         the failing peers and hosts_file()); VMODULE_TEST_HOSTS
@@ -124,6 +127,27 @@ def free_port(host="127.0.0.1"):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def free_port_range(n, host="127.0.0.1", tries=50):
+    """The first of n consecutive TCP ports that were all free a moment ago."""
+    for _ in range(tries):
+        base = free_port(host)
+        if base + n > 65536:
+            continue
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind((host, p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    pytest.fail("no %d consecutive free ports on %s" % (n, host))
 
 
 def deep_merge(base, extra):
@@ -361,7 +385,10 @@ class TcpPort(Port):
     def __init__(self, host, port, name=None, timeout=5.0):  # pylint: disable=super-init-not-called
         self.path = "%s:%d" % (host, port)
         self.name = name or "tcp " + self.path
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self._attach(socket.create_connection((host, port), timeout=timeout))
+
+    def _attach(self, sock):
+        self.sock = sock
         self.sock.setblocking(False)
         self._pending = bytearray()
         self.transcript = []
@@ -420,6 +447,18 @@ class TcpPort(Port):
             if not chunk:
                 return self._take(len(self._pending))
             self._pending += chunk
+
+
+class UnixPort(TcpPort):
+    """The same expectations over the module's unix socket serial endpoint."""
+
+    def __init__(self, path, name=None, timeout=5.0):  # pylint: disable=super-init-not-called
+        self.path = str(path)
+        self.name = name or "unix " + self.path
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        sock.connect(self.path)
+        self._attach(sock)
 
 
 # ---------------------------------------------------------------- the daemon
@@ -587,7 +626,8 @@ class Daemon:
         self.runs += 1
         # A symlink left by an earlier (killed) run must not be mistaken for
         # this run's: the daemon replaces it (new inode) once its PTY exists.
-        old = {m["name"]: _link_inode(m["pty_link"]) for m in self.config["modules"]}
+        old = {m["name"]: _link_inode(m["pty_link"]) for m in self.config["modules"]
+               if "pty_link" in m and "count" not in m}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
@@ -600,18 +640,23 @@ class Daemon:
     def wait_started(self, old_inodes=None, timeout=10.0):
         """Waits until every module's PTY symlink is this run's (a new
         symlink whose target exists) and every TCP endpoint is bound (port
-        read from the INFO log line)."""
+        read from the INFO log line). Templated entries ("count") are not
+        looked at one by one: the control socket, made once every module has
+        started, covers them."""
         old_inodes = old_inodes or {}
         for m in self.config["modules"]:
-            name, link = m["name"], m["pty_link"]
+            if "count" in m:
+                continue
+            name, link = m["name"], m.get("pty_link")
 
             def fresh():
                 self._check_alive()
                 ino = _link_inode(link)
                 return ino is not None and ino != old_inodes.get(name) and os.path.exists(link)
 
-            wait_for(fresh, timeout, "vmoduled to create the symlink %s" % link)
-            self.pts[name] = os.readlink(link)
+            if link:
+                wait_for(fresh, timeout, "vmoduled to create the symlink %s" % link)
+                self.pts[name] = os.readlink(link)
             if m.get("tcp_listen"):
                 pat = re.compile(_TCP_RE % re.escape(name), re.M)
                 match = self.wait_log(pat, timeout)
@@ -651,8 +696,10 @@ class Daemon:
             rc, _clip(self.log_text(), 4000))
         if check_links:
             for m in self.config["modules"]:
-                assert not os.path.lexists(m["pty_link"]), \
-                    "symlink %s still exists after SIGTERM" % m["pty_link"]
+                for key in ("pty_link", "unix_listen"):
+                    if m.get(key) and "count" not in m:
+                        assert not os.path.lexists(m[key]), \
+                            "%s %s still exists after SIGTERM" % (key, m[key])
         return rc
 
     def kill9(self):
@@ -688,6 +735,15 @@ class Daemon:
         self.ports.append(p)
         if wait_ready:
             p.wait_ready(timeout)
+        return p
+
+    def unix(self, name=None, path=None):
+        """Connects to a module's unix socket serial endpoint (path: that of
+        a templated module, which the config does not spell out)."""
+        if path is None:
+            path = self.module(name)["unix_listen"]
+        p = UnixPort(path, name="unix[%s]" % (name or path))
+        self.ports.append(p)
         return p
 
     def tcp_port(self, name=None):

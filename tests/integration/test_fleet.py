@@ -96,7 +96,8 @@ def test_warns_when_the_hard_nofile_limit_is_below_what_modules_need(make_daemon
     d.wait_log("running 10 modules")
     assert nofile_limits(d.proc.pid) == (64, 64)
     warn = ("WARN [vmoduled] RLIMIT_NOFILE 64 is below the ~86 descriptors 10 modules need "
-            "(7 per busy module, +2 with tcp_listen, +1 with trace; 16 for the daemon): raise "
+            "(7 per busy module, +2 with tcp_listen or unix_listen, +1 with trace; 16 for the "
+            "daemon): raise "
             "the hard limit (LimitNOFILE= in systemd, --ulimit nofile= in Docker, ulimit -Hn)\n")
     assert d.log_text().count(warn) == 1, d.log_text()
     d.port("m9")  # still serves its modules
