@@ -13,26 +13,21 @@ config must be the template with "first" = 3 x count and nothing else
 changed. That config must then be accepted by the real vmoduled: it runs
 with only the endpoints moved to free loopback ports and the state under
 tmp_path, and its control socket must list modules tc00300..tc00399 with
-the ports base..base+99. That part needs the config templates (`count`,
-`{n:05}`; branch fleet): it is skipped while vmoduled answers
-`count: unknown key`.
+the ports base..base+99.
 """
 
 import json
 import os
-import random
-import re
 import signal
 import socket
 import subprocess
 import textwrap
-from pathlib import Path
 
 import pytest
 import yaml
 
 import ctl
-from conftest import REPO, wait_for
+from conftest import REPO, free_port_range, wait_for
 
 K8S = REPO / "conf" / "k8s"
 ORDINAL = 3
@@ -178,49 +173,13 @@ def test_start_sh_refuses_a_hostname_without_ordinal(k8s, tmp_path):
     assert not (tmp_path / "seen.json").exists()
 
 
-def vmoduled_has_templates(vmoduled_bin, tmp_path):
-    """False while the config parser refuses `count` (before the fleet
-    branch). The probe config is invalid either way (baud -1): nothing runs."""
-    probe = tmp_path / "probe.json"
-    probe.write_text(json.dumps({"state_dir": str(tmp_path / "probe-state"), "modules": [
-        {"name": "probe", "count": 1, "dialect": "tencent", "tcp_listen": "127.0.0.1:0",
-         "baud": -1}]}))
-    cp = subprocess.run([vmoduled_bin, "-c", str(probe)], stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE, text=True, timeout=10, check=False)
-    assert cp.returncode == 2, cp.stderr
-    return not re.search(r"count\b.*unknown key", cp.stderr)
-
-
-def free_port_block(n):
-    """A base port with base..base+n-1 free on 127.0.0.1 (checked by
-    binding them all; released just before the daemon binds them)."""
-    rng = random.Random()
-    for _ in range(50):
-        base = rng.randrange(20000, 60000 - n)
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    pytest.fail("no block of %d free loopback ports" % n)
-
-
 def test_pod_config_is_accepted_by_vmoduled(k8s, tmp_path, vmoduled_bin):
-    if not vmoduled_has_templates(vmoduled_bin, tmp_path):
-        pytest.skip("this vmoduled has no config templates (count: unknown key)")
     cp = run_start_sh(k8s, tmp_path, "vmodule-%d" % ORDINAL)
     assert cp.returncode == 0, cp.stderr
     config = json.loads((tmp_path / "seen.json").read_text())
     entry = config["modules"][0]
     count, first = entry["count"], entry["first"]
-    base = free_port_block(count)
+    base = free_port_range(count)
     entry["tcp_listen"] = "127.0.0.1:%d" % base
     config["state_dir"] = str(tmp_path / "state")
     config["control_socket"] = str(tmp_path / "ctl.sock")
