@@ -817,24 +817,14 @@ def add_options(ap):
 
 
 def register(run):
-    """Registers `fleet` with run.py's @bench, its options and its default N
-    (run: run.py's module object)."""
-    if "fleet" in run.BENCHES:  # run.py registered it already
-        return
-
-    def fleet(args):
-        return bench_fleet(run, args)
-
-    fleet.__name__ = "bench_fleet"
-    run.bench(fleet)
-    run.OPTIONS.append(add_options)
-    run.DEFAULT_N["fleet"] = DEFAULT_N
+    """Registers `fleet` with run.py (run: run.py's module object)."""
+    run.plugin("fleet", lambda args: bench_fleet(run, args), add_options, DEFAULT_N)
 
 
 def main():
     sys.path.insert(0, HERE)
     import run  # pylint: disable=import-outside-toplevel
-    register(run)  # run.py did already; harmless
+    register(run)
     if not any(a in run.BENCHES for a in sys.argv[1:]):  # default: only ours
         sys.argv.insert(1, "fleet")
     return run.main()

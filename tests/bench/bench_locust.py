@@ -98,17 +98,8 @@ def add_options(ap):
 
 
 def register(run):
-    """Registers `locust` with run.py's @bench, its options and its default N."""
-    if "locust" in run.BENCHES:
-        return
-
-    def locust(args):
-        return bench_locust(run, args)
-
-    locust.__name__ = "bench_locust"
-    run.bench(locust)
-    run.OPTIONS.append(add_options)
-    run.DEFAULT_N["locust"] = DEFAULT_N
+    """Registers `locust` with run.py (run: run.py's module object)."""
+    run.plugin("locust", lambda args: bench_locust(run, args), add_options, DEFAULT_N)
 
 
 def main():

@@ -133,15 +133,8 @@ def bench_fleet_start(run, args):
 
 
 def register(run):
-    if "fleet_start" in run.BENCHES:
-        return
-
-    def fleet_start(args):
-        return bench_fleet_start(run, args)
-
-    fleet_start.__name__ = "bench_fleet_start"
-    run.bench(fleet_start)
-    run.DEFAULT_N["fleet_start"] = DEFAULT_N
+    """Registers `fleet_start` with run.py (run: run.py's module object)."""
+    run.plugin("fleet_start", lambda args: bench_fleet_start(run, args), default_n=DEFAULT_N)
 
 
 def main():

@@ -52,6 +52,18 @@ def bench(fn):
     return fn
 
 
+def plugin(name, fn, add_options=None, default_n=None):
+    """Registers the benchmark `name` of another file once: fn(args) ->
+    summary line, with its command-line options and its default -n."""
+    if name in BENCHES:
+        return
+    BENCHES[name] = fn
+    if add_options:
+        OPTIONS.append(add_options)
+    if default_n is not None:
+        DEFAULT_N[name] = default_n
+
+
 # --------------------------------------------------------------------------
 # helpers shared by benchmarks
 
