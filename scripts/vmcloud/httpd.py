@@ -177,13 +177,21 @@ class FileHandler(BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         self.ev = {"method": self.command, "path": self.path, "range": rng, "status": None,
                    "sent": 0, "cut": False, "stalled": False}
+        self._reported = False
         try:
             self._respond(srv, rng, body)
         except (OSError, ssl.SSLError):
             self.close_connection = True
         finally:
-            if srv.on_request:
-                srv.on_request(self.ev)
+            self._report()
+
+    def _report(self):
+        """The request's event, once: before a cut or a stall shows on the
+        wire, so it always precedes the events of the client's next request."""
+        if not self._reported:
+            self._reported = True
+            if self.server.on_request:
+                self.server.on_request(self.ev)
 
     def _respond(self, srv, rng, body):
         data, size = srv.data, len(srv.data)
@@ -234,9 +242,11 @@ class FileHandler(BaseHTTPRequestHandler):
                 srv.stopping.wait(max(0.0, t0 + (pos - start) / rate - time.monotonic()))
         if how == "stall":
             self.ev["stalled"] = True
+            self._report()
             self._hold()
         if how:
             self.ev["cut"] = how == "cut"
+            self._report()
             self.close_connection = True
             # no TLS close_notify, no rest of the body: the client sees the
             # connection end early, as when a server dies

@@ -10,19 +10,27 @@ import time
 import paho.mqtt.client as paho
 
 
-def parse_broker(text):
-    """'HOST:PORT' (or '[v6]:PORT', or HOST alone: 1883) -> (host, port)."""
-    host, port = text, "1883"
+def parse_hostport(text, default_port, what="expected HOST:PORT"):
+    """'HOST:PORT' or '[v6]:PORT' (or HOST alone: default_port) -> (host,
+    port); ValueError('<what>, got <text>') otherwise."""
+    host, port = text, str(default_port)
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
         if rest.startswith(":"):
             port = rest[1:]
+        elif rest:
+            host = ""
     elif text.count(":") == 1:
         host, port = text.split(":")
     port = int(port) if port.isdigit() else 0
     if not host or not 0 < port < 65536:
-        raise ValueError("broker must be HOST:PORT, got %r" % text)
+        raise ValueError("%s, got %r" % (what, text))
     return host, port
+
+
+def parse_broker(text):
+    """A broker's 'HOST:PORT' (HOST alone: 1883) -> (host, port)."""
+    return parse_hostport(text, 1883, "broker must be HOST:PORT")
 
 
 class Client:

@@ -45,7 +45,7 @@ import threading
 import time
 
 from vmcloud.events import Events, add_json_arg
-from vmcloud.mqttc import Client, parse_broker
+from vmcloud.mqttc import Client, parse_broker, parse_hostport
 
 UP = "$thing/up/service/+/+"
 DEFAULT_UDP = "127.0.0.1:8266"
@@ -117,23 +117,6 @@ def parse_bind_token(topic, payload):
 def log_lines(data):
     """The lines of one answer of the log server ("\\r\\n" ended)."""
     return [l for l in data.decode("utf-8", "replace").split("\r\n") if l]
-
-
-def parse_udp(text, default_port):
-    """'HOST:PORT' or '[v6]:PORT' (or HOST alone) -> (host, port)."""
-    host, port = text, str(default_port)
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest.startswith(":"):
-            port = rest[1:]
-        elif rest:
-            host = ""
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    port = int(port) if port.isdigit() else 0
-    if not host or not 0 < port < 65536:
-        raise ValueError("expected HOST:PORT, got %r" % text)
-    return host, port
 
 
 # ------------------------------------------------------------------ the control socket
@@ -244,9 +227,9 @@ def _check(args):
     """Usage errors exit 2 (argparse)."""
     err = args.parser.error
     smart = args.prov_mode == "smartconfig"
-    for opt in ("udp", "log_udp"):
+    for opt, port in (("udp", 8266), ("log_udp", 9876)):
         try:
-            setattr(args, opt + "_addr", parse_udp(getattr(args, opt), 8266))
+            setattr(args, opt + "_addr", parse_hostport(getattr(args, opt), port))
         except ValueError as e:
             err("--%s: %s" % (opt.replace("_", "-"), e))
     if args.broker:

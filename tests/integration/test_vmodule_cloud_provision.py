@@ -548,3 +548,20 @@ def test_daemon_refuses_smartconfig_outside_smartconfig(module, broker):
                        b"in smartconfig\n" % module.name.encode()
     r = run_cli("provision", "smartconfig", module.name, "--stop", "-s", module.daemon.ctl_path)
     assert r.returncode == 1 and b"is not in smartconfig" in r.stderr, r
+
+
+def test_a_host_alone_takes_each_servers_own_port():
+    """--udp HOST is the softAP server's 8266, --log-udp HOST the log
+    server's 9876 (the module's defaults)."""
+    import argparse
+    import os
+    import sys
+    sys.path.insert(0, os.path.dirname(VMODULE_CLOUD))
+    from vmcloud import provision  # pylint: disable=import-outside-toplevel
+    p = argparse.ArgumentParser()
+    provision.register(p.add_subparsers(dest="command"))
+    args = p.parse_args(["provision", "softap", "--log-query", "--udp", "127.0.0.2",
+                         "--log-udp", "127.0.0.3"])
+    provision._check(args)  # pylint: disable=protected-access
+    assert args.udp_addr == ("127.0.0.2", 8266)
+    assert args.log_udp_addr == ("127.0.0.3", 9876)
