@@ -362,9 +362,44 @@ def test_region_mismatch_fails_1_26(module, broker, closing):
     expect_replies(app)
     port.expect(b"+TCSAP:WIFI_CONNECT_FAILED,1,26\r\n", timeout=5)
     assert cloud.got == []
-    texts = [t for _, _, t in query_log(daemon, app)]
+    log = query_log(daemon, app)
+    texts = [t for _, _, t in log]
     assert "Region fault: ap-guangzhou != na-ashburn" in texts
     assert texts[-1] == "SoftAP: WIFI_MQTT_CONNECT_FAILED: 26"
+    # the whole log, each line as the firmware's source prints it (the
+    # datagram cut to the 128-byte item, the passwords masked)
+    assert log == [
+        ("start_softAP", 879, "start softAP: prov-ap"),
+        ("udp_server_task", 727, '{"cmdType":1,"ssid":"lab","password":"**********","token":"%s",'
+         '"region' % TOKEN),
+        ("app_handle_recv_data", 603, "SSID:lab|PSW:********|TOKEN:%s" % TOKEN),
+        ("udp_server_task", 737, "Finish app cmd handle"),
+        ("_wifi_event_handler", 65, "STA_CONNECTED to AP lab at ch 6"),
+        ("_wifi_event_handler", 71, "STA Got IP[192.168.1.100]"),
+        ("mqtt_send_token", 446, "Device %s/%s connect success" % (PID, DN)),
+        ("_send_token_wait_reply", 302, "Region fault: ap-guangzhou != na-ashburn"),
+        ("softAP_mqtt_task", 802, "SoftAP: WIFI_MQTT_CONNECT_FAILED: 26")]
+
+
+def test_smartconfig_region_mismatch_logs_as_the_firmware(module, broker, closing):
+    daemon, port = module()
+    app = closing(App())
+    start_smart(port)
+    assert ctl(daemon, AP_SSID, AP_PWD)["ok"]
+    app.send(udp_port(daemon), b'{"cmdType":0,"token":"%s","region":"na-ashburn"}' % TOKEN.encode())
+    expect_replies(app)
+    port.expect(b"+TCSTARTSMART:WIFI_CONNECT_FAILED,1,26\r\n", timeout=10)
+    assert query_log(daemon, app) == [
+        ("start_smartconfig", 1071, "Enter smartconfig"),
+        ("_smartconfig_event_cb", 306, "SC SSID:lab PSW:********"),
+        ("_wifi_event_handler", 65, "STA_CONNECTED to AP lab at ch 6"),
+        ("_wifi_event_handler", 71, "STA Got IP[192.168.1.100]"),
+        ("udp_server_task", 727,
+         '{"cmdType":0,"token":"%s","region":"na-ashburn"}' % TOKEN),
+        ("mqtt_send_token", 446, "Device %s/%s connect success" % (PID, DN)),
+        ("_send_token_wait_reply", 302, "Region fault: ap-guangzhou != na-ashburn"),
+        ("udp_server_task", 737, "Finish app cmd handle"),
+        ("smartconfig_mqtt_task", 986, "SmartConfig: WIFI_MQTT_CONNECT_FAILED: 26")]
 
 
 def test_token_refused_still_succeeds_and_the_error_reaches_the_next_app(module, broker,

@@ -391,7 +391,7 @@ static void puback_window(uv_timer_t *t) {
     return;
   }
   if (!p->send_ready) {
-    devlog(p, "_send_token_wait_reply", 335, "pub token timeout");
+    devlog(p, TC_PLOG_PUB_TIMEOUT);
     attempt_end(p, TC_RC_MQTT_UNKNOWN);
     return;
   }
@@ -419,7 +419,7 @@ static void publish_step(uv_timer_t *t) {
     return;
   }
   if (rc < 0) {
-    devlog(p, "_send_token_wait_reply", 322, "pub token failed: %d", rc);
+    devlog(p, TC_PLOG_PUB_FAILED, rc);
     attempt_end(p, rc);
     return;
   }
@@ -435,12 +435,12 @@ static void token_window(uv_timer_t *t) {
     return;
   }
   if (!p->token_received) {
-    devlog(p, "_send_token_wait_reply", 295, "Wait for token data timeout");
+    devlog(p, TC_PLOG_TOKEN_WAIT_TIMEOUT);
     attempt_end(p, TC_PROV_E_TOKEN_RECV);
     return;
   }
   if (strncmp(p->dev.region, p->region, TC_PROV_MAX_REGION)) {
-    devlog(p, "_send_token_wait_reply", 302, "Region fault: %s != %s", p->dev.region, p->region);
+    devlog(p, TC_PLOG_REGION_FAULT, p->dev.region, p->region);
     attempt_end(p, TC_PROV_E_REGION);
     return;
   }
@@ -463,7 +463,7 @@ static void sub_window(uv_timer_t *t) {
     uv_timer_start(&p->step, sub_window, step_ms(p), 0);
     return;
   }
-  if (p->count <= 0) devlog(p, "mqtt_send_token", 453, "Subscribe topic failed: %d", TC_RC_FAILURE);
+  if (p->count <= 0) devlog(p, TC_PLOG_SUB_FAILED, TC_RC_FAILURE);
   p->attempts_left = TC_PROV_TOKEN_ATTEMPTS - 1;
   attempt_start(p);
 }
@@ -476,7 +476,7 @@ static void connect_failed(struct tc_prov *p, int code) {
     step_after(p, P_CONNECT, p->s->esp.connected ? step_ms(p) : 2 * step_ms(p), connect_attempt);
     return;
   }
-  devlog(p, "mqtt_send_token", 441, "Device %s/%s connect failed: %d", p->dev.pid, p->dev.dn, code);
+  devlog(p, TC_PLOG_CONNECT_FAILED, p->dev.pid, p->dev.dn, code);
   push_err(p, TC_PROV_E_MQTT, code);
   task_finish(p, code);
 }
@@ -487,7 +487,7 @@ static void on_connect(void *data, int rc) {
     connect_failed(p, tc_mqtt_connect_code(p->s, rc));
     return;
   }
-  devlog(p, "mqtt_send_token", 446, "Device %s/%s connect success", p->dev.pid, p->dev.dn);
+  devlog(p, TC_PLOG_CONNECT_OK, p->dev.pid, p->dev.dn);
   char topic[TC_MAX_TOPIC + 1];
   topic_of(p, TC_PROV_DOWN_TOPIC_FMT, topic, sizeof topic);
   p->sub_mid = vm_mqtt_subscribe(p->mq, topic, 0);
@@ -499,7 +499,7 @@ static void on_connect(void *data, int rc) {
 
 static void on_disconnect(void *data, enum vm_mqtt_disc_reason reason) {
   struct tc_prov *p = data;
-  devlog(p, "_mqtt_event_handler", 109, "MQTT disconnect");
+  devlog(p, TC_PLOG_MQTT_DISCONNECT);
 }
 
 /* _on_message_callback(): any message on the topic with a code */
@@ -513,7 +513,7 @@ static void on_message(void *data, const char *topic, const void *payload, int l
   }
   vm_log_info(who(p), "provision: token reply code %d", code);
   if (code) {
-    devlog(p, "_on_message_callback", 196, "token reply error: %d", code);
+    devlog(p, TC_PLOG_TOKEN_REPLY_ERROR, code);
     push_err(p, TC_PROV_E_TOKEN_REPLY, code);
   }
 }
@@ -576,8 +576,8 @@ static void dynreg_done(struct tc_state *s, const struct tc_prdinfo *prd, int co
                         void *data) {
   struct tc_prov *p = data;
   if (code) {
-    devlog(p, "_get_reg_dev_info", 356, "dynamic register device failed: %d", code);
-    devlog(p, "mqtt_send_token", 425, "Get device info failed: %d", code);
+    devlog(p, TC_PLOG_DYNREG_FAILED, code);
+    devlog(p, TC_PLOG_DEVINFO_FAILED, code);
     push_err(p, TC_PROV_E_DEVICE_INFO, code);
     task_finish(p, code);
     return;
@@ -642,11 +642,11 @@ static void task_finish(struct tc_prov *p, int ret) {
   bool smart = p->mode == PM_SMART;
   if (ret) {
     vm_at_urcf(at_of(p), TC_URC_PROV_FAILED_FMT, head(p), TC_PROV_E_MQTT, ret);
-    devlog(p, smart ? "smartconfig_mqtt_task" : "softAP_mqtt_task", smart ? 986 : 802,
-           "%s: WIFI_MQTT_CONNECT_FAILED: %d", smart ? "SmartConfig" : "SoftAP", ret);
+    if (smart) devlog(p, TC_PLOG_SC_MQTT_FAILED, ret);
+    else devlog(p, TC_PLOG_SAP_MQTT_FAILED, ret);
   } else {
-    devlog(p, smart ? "smartconfig_mqtt_task" : "softAP_mqtt_task", smart ? 990 : 806,
-           "%s: WIFI_MQTT_CONNECT_SUCCESS", smart ? "SmartConfig" : "SoftAP");
+    if (smart) devlog(p, TC_PLOG_SC_MQTT_OK);
+    else devlog(p, TC_PLOG_SAP_MQTT_OK);
     p->success = true;
     vm_at_urcf(at_of(p), TC_URC_PROV_SUCCESS_FMT, head(p));
   }
@@ -663,8 +663,8 @@ static void deadline_hit(uv_timer_t *t) {
   struct tc_prov *p = t->data;
   if (p->phase != P_WAIT) return;
   bool smart = p->mode == PM_SMART;
-  devlog(p, smart ? "smartconfig_mqtt_task" : "softAP_mqtt_task", smart ? 1027 : 835, "%s: TIMEOUT",
-         smart ? "SmartConfig" : "SoftAP");
+  if (smart) devlog(p, TC_PLOG_SC_TIMEOUT);
+  else devlog(p, TC_PLOG_SAP_TIMEOUT);
   push_err(p, TC_PROV_E_STOP, TC_PROV_S_TIMEOUT);
   task_fail(p, TC_PROV_E_STOP, TC_PROV_S_TIMEOUT);
 }
@@ -674,8 +674,8 @@ static void comm_lost(uv_timer_t *t) {
   struct tc_prov *p = t->data;
   if (p->phase != P_WAIT || p->token_received) return;
   bool smart = p->mode == PM_SMART;
-  devlog(p, smart ? "smartconfig_mqtt_task" : "softAP_mqtt_task", smart ? 1018 : 826,
-         "comm server task error");
+  if (smart) devlog(p, TC_PLOG_SC_COMM_ERROR);
+  else devlog(p, TC_PLOG_SAP_COMM_ERROR);
   task_fail(p, TC_PROV_E_TASK, TC_PROV_S_COMM_TASK);
 }
 
@@ -693,15 +693,15 @@ static void joined(struct vm_esp *esp, int fail, void *data) {
   struct tc_prov *p = data;
   const struct vm_wifi_ap *ap = fail ? NULL : &esp->cfg->aps[esp->ap];
   if (fail) {
-    devlog(p, "_wifi_event_handler", 79, "STA_DISCONNECTED from AP %s reason: %u", esp->join_ssid,
+    devlog(p, TC_PLOG_STA_DISCONNECTED, esp->join_ssid,
            fail == 2 ? TC_PROV_REASON_HANDSHAKE : TC_PROV_REASON_NO_AP);
     if (p->phase == P_WAIT)
       uv_timer_start(&p->deadline, deadline_hit, p->s->cfg->provision_retry_timeout_ms, 0);
     return;
   }
-  devlog(p, "_wifi_event_handler", 65, "STA_CONNECTED to AP %s at ch %u", ap->ssid,
+  devlog(p, TC_PLOG_STA_CONNECTED, ap->ssid,
          (unsigned)ap->channel);
-  devlog(p, "_wifi_event_handler", 71, "STA Got IP[%s]", ap->ip);
+  devlog(p, TC_PLOG_STA_GOT_IP, ap->ip);
   if (p->phase == P_WAIT && p->running) token_task_start(p);
 }
 
@@ -715,7 +715,7 @@ static void join(struct tc_prov *p, const char *ssid, const char *pwd) {
 static void comm_next(uv_timer_t *t);
 
 static void comm_done(struct tc_prov *p, bool finished) {
-  if (finished) devlog(p, "udp_server_task", 737, "Finish app cmd handle");
+  if (finished) devlog(p, TC_PLOG_APP_DONE);
   comm_end(p);
 }
 
@@ -730,7 +730,7 @@ static void comm_next(uv_timer_t *t) {
       return;
     }
   } else if (p->comm_kind == TC_PROV_APP_AP) {
-    devlog(p, "app_handle_recv_data", 603, "SSID:%s|PSW:%s|TOKEN:%s", p->ssid, TC_PROV_SECRET_MASK,
+    devlog(p, TC_PLOG_APP_AP, p->ssid, TC_PROV_SECRET_MASK,
            p->token);
     join(p, p->ssid, p->pwd);
     OPENSSL_cleanse(p->pwd, sizeof p->pwd);
@@ -744,7 +744,7 @@ static void reply_dev_info(struct tc_prov *p) {
                                       p->dev.region, p->s->cfg->variant->prov_reply_printf);
   p->comm_left = TC_PROV_REPLIES;
   if (p->reply_len < 0) {
-    devlog(p, "app_reply_dev_info", 507, "cJSON_PrintPreallocated failed!");
+    devlog(p, TC_PLOG_REPLY_PRINT_FAILED);
     push_err(p, TC_PROV_E_APP_CMD, TC_PROV_S_JSON_PRINT);
     p->comm_left = 0;
   }
@@ -776,7 +776,7 @@ static void comm_datagram(struct tc_prov *p, const char *data, size_t len,
   vm_log_info(who(p), "provision: %zu bytes from the app", len);
   masked_copy(shown, sizeof shown, data, len < TC_PROV_APP_MAX ? len : TC_PROV_APP_MAX,
               kind == TC_PROV_APP_AP ? app.password : NULL);
-  devlog(p, "udp_server_task", 727, "%s", shown);
+  devlog(p, TC_PLOG_APP_DATAGRAM, shown);
   p->peer = *from;
   post_errors(p, from);
   if (app.has_region) strcpy(p->region, app.region);
@@ -800,16 +800,16 @@ static void comm_datagram(struct tc_prov *p, const char *data, size_t len,
     comm_log_next(&p->comm_timer);
     return;
   case TC_PROV_APP_MISSING:
-    if (app.cmd == 0) devlog(p, "app_handle_recv_data", 580, "invlaid token: %s", shown);
-    else devlog(p, "app_handle_recv_data", 621, "invlaid ssid/password/token!");
+    if (app.cmd == 0) devlog(p, TC_PLOG_APP_BAD_TOKEN, shown);
+    else devlog(p, TC_PLOG_APP_BAD_AP);
     send_error(p, from, false, TC_PROV_E_APP_CMD, TC_PROV_S_AP_INFO);
     break;
   case TC_PROV_APP_BAD_JSON:
-    devlog(p, "app_handle_recv_data", 549, "Invalid cmd JSON: %s", shown);
+    devlog(p, TC_PLOG_APP_BAD_JSON, shown);
     send_error(p, from, false, TC_PROV_E_APP_CMD, TC_PROV_S_JSON);
     break;
   case TC_PROV_APP_UNKNOWN:
-    devlog(p, "app_handle_recv_data", 635, "invalid cmd: %s", shown);
+    devlog(p, TC_PLOG_APP_BAD_CMD, shown);
     send_error(p, from, false, TC_PROV_E_APP_CMD, TC_PROV_S_JSON);
     break;
   }
@@ -923,14 +923,14 @@ static enum vm_at_result task_start(struct vm_at *at, enum prov_mode mode, const
   p->lines_on = true; /* init_dev_log_queue() */
   p->nlines = 0;
   errs_load(p);       /* init_error_log_queue() */
-  if (smart) devlog(p, "start_smartconfig", 1071, "Enter smartconfig");
-  else devlog(p, "start_softAP", 879, "start softAP: %s", ssid);
+  if (smart) devlog(p, TC_PLOG_SC_START);
+  else devlog(p, TC_PLOG_SAP_START, ssid);
   p->success = p->token_received = false;
   memset(p->token, 0, sizeof p->token);
   p->mode = mode;
   if (load_device(p)) {
-    devlog(p, smart ? "start_smartconfig" : "start_softAP", smart ? 1080 : 888,
-           "load device info failed: %d", -1);
+    if (smart) devlog(p, TC_PLOG_SC_NO_DEVICE, -1);
+    else devlog(p, TC_PLOG_SAP_NO_DEVICE, -1);
     push_err(p, TC_PROV_E_DEVICE_INFO, -1);
     radio_stop(p);
     errs_save(p);
@@ -959,8 +959,8 @@ static enum vm_at_result task_start(struct vm_at *at, enum prov_mode mode, const
 static void task_stop(struct tc_prov *p, bool smart) {
   if (!p->success && p->errs_on) {
     push_err(p, TC_PROV_E_STOP, TC_PROV_S_AT_STOP);
-    devlog(p, smart ? "stop_smartconfig" : "stop_softAP", smart ? 1157 : 957,
-           "softAP stopped by user!");
+    if (smart) devlog(p, TC_PLOG_SC_STOPPED);
+    else devlog(p, TC_PLOG_SAP_STOPPED);
   }
   bool waiting = p->phase == P_WAIT;
   p->running = false;
@@ -1064,12 +1064,12 @@ int tc_prov_fault(struct tc_state *s, int argc, char **argv, char *err, size_t e
   if (p->mode != PM_SMART || p->phase != P_WAIT)
     return snprintf(err, errlen, "smartconfig: %s is not in smartconfig", s->m->name), -1;
   if (argc == 2) { /* the app ended ESP-TOUCH before the station got its address */
-    devlog(p, "smartconfig_mqtt_task", 1000, "smartconfig over");
+    devlog(p, TC_PLOG_SC_OVER);
     push_err(p, TC_PROV_E_STOP, TC_PROV_S_APP_STOP);
     task_fail(p, TC_PROV_E_STOP, TC_PROV_S_APP_STOP);
     return 0;
   }
-  devlog(p, "_smartconfig_event_cb", 306, "SC SSID:%s PSW:%s", argv[1], TC_PROV_SECRET_MASK);
+  devlog(p, TC_PLOG_SC_GOT_AP, argv[1], TC_PROV_SECRET_MASK);
   join(p, argv[1], argv[2]);
   return 0;
 }

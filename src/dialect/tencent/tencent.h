@@ -333,6 +333,47 @@
 #define TC_PROV_REASON_HANDSHAKE 15 /* WIFI_REASON_4WAY_HANDSHAKE_TIMEOUT: wrong password */
 #define TC_PROV_REASON_NO_AP 201    /* WIFI_REASON_NO_AP_FOUND */
 #define TC_PROV_SECRET_MASK "********" /* what the log shows for a Wi-Fi password */
+/* The provisioning log lines (push_dev_log(), read out by the app's log query
+ * through ESP-LOG-QUERY): "<function>", <line>, "<format>" of the firmware's
+ * qcloud_wifi_config sources, spelling included; the devlog() arguments. */
+#define TC_PLOG_PUB_TIMEOUT "_send_token_wait_reply", 335, "pub token timeout"
+#define TC_PLOG_PUB_FAILED "_send_token_wait_reply", 322, "pub token failed: %d"
+#define TC_PLOG_TOKEN_WAIT_TIMEOUT "_send_token_wait_reply", 295, "Wait for token data timeout"
+#define TC_PLOG_REGION_FAULT "_send_token_wait_reply", 302, "Region fault: %s != %s"
+#define TC_PLOG_SUB_FAILED "mqtt_send_token", 453, "Subscribe topic failed: %d"
+#define TC_PLOG_CONNECT_FAILED "mqtt_send_token", 441, "Device %s/%s connect failed: %d"
+#define TC_PLOG_CONNECT_OK "mqtt_send_token", 446, "Device %s/%s connect success"
+#define TC_PLOG_MQTT_DISCONNECT "_mqtt_event_handler", 109, "MQTT disconnect"
+#define TC_PLOG_TOKEN_REPLY_ERROR "_on_message_callback", 196, "token reply error: %d"
+#define TC_PLOG_DYNREG_FAILED "_get_reg_dev_info", 356, "dynamic register device failed: %d"
+#define TC_PLOG_DEVINFO_FAILED "mqtt_send_token", 425, "Get device info failed: %d"
+#define TC_PLOG_STA_DISCONNECTED "_wifi_event_handler", 79, "STA_DISCONNECTED from AP %s reason: %u"
+#define TC_PLOG_STA_CONNECTED "_wifi_event_handler", 65, "STA_CONNECTED to AP %s at ch %u"
+#define TC_PLOG_STA_GOT_IP "_wifi_event_handler", 71, "STA Got IP[%s]"
+#define TC_PLOG_APP_DONE "udp_server_task", 737, "Finish app cmd handle"
+#define TC_PLOG_APP_AP "app_handle_recv_data", 603, "SSID:%s|PSW:%s|TOKEN:%s"
+#define TC_PLOG_REPLY_PRINT_FAILED "app_reply_dev_info", 507, "cJSON_PrintPreallocated failed!"
+#define TC_PLOG_APP_DATAGRAM "udp_server_task", 727, "%s"
+#define TC_PLOG_APP_BAD_TOKEN "app_handle_recv_data", 580, "invlaid token: %s"
+#define TC_PLOG_APP_BAD_AP "app_handle_recv_data", 621, "invlaid ssid/password/token!"
+#define TC_PLOG_APP_BAD_JSON "app_handle_recv_data", 549, "Invalid cmd JSON: %s"
+#define TC_PLOG_APP_BAD_CMD "app_handle_recv_data", 635, "invalid cmd: %s"
+#define TC_PLOG_SC_START "start_smartconfig", 1071, "Enter smartconfig"
+#define TC_PLOG_SAP_START "start_softAP", 879, "start softAP: %s"
+#define TC_PLOG_SC_OVER "smartconfig_mqtt_task", 1000, "smartconfig over"
+#define TC_PLOG_SC_GOT_AP "_smartconfig_event_cb", 306, "SC SSID:%s PSW:%s"
+#define TC_PLOG_SC_MQTT_FAILED "smartconfig_mqtt_task", 986, "SmartConfig: WIFI_MQTT_CONNECT_FAILED: %d"
+#define TC_PLOG_SAP_MQTT_FAILED "softAP_mqtt_task", 802, "SoftAP: WIFI_MQTT_CONNECT_FAILED: %d"
+#define TC_PLOG_SC_MQTT_OK "smartconfig_mqtt_task", 990, "SmartConfig: WIFI_MQTT_CONNECT_SUCCESS"
+#define TC_PLOG_SAP_MQTT_OK "softAP_mqtt_task", 806, "SoftAP: WIFI_MQTT_CONNECT_SUCCESS"
+#define TC_PLOG_SC_TIMEOUT "smartconfig_mqtt_task", 1027, "SmartConfig: TIMEOUT"
+#define TC_PLOG_SAP_TIMEOUT "softAP_mqtt_task", 835, "SoftAP: TIMEOUT"
+#define TC_PLOG_SC_COMM_ERROR "smartconfig_mqtt_task", 1018, "comm server task error"
+#define TC_PLOG_SAP_COMM_ERROR "softAP_mqtt_task", 826, "comm server task error"
+#define TC_PLOG_SC_NO_DEVICE "start_smartconfig", 1080, "load device info failed: %d"
+#define TC_PLOG_SAP_NO_DEVICE "start_softAP", 888, "load device info failed: %d"
+#define TC_PLOG_SC_STOPPED "stop_smartconfig", 1157, "softAP stopped by user!"
+#define TC_PLOG_SAP_STOPPED "stop_softAP", 957, "softAP stopped by user!"
 #define TC_STORE_PROV_ERRLOG "tc_prov_errlog" /* save_error_log(): the unhandled errors */
 
 /* ---- limits (Appendix B) ----------------------------------------------- */
