@@ -9,13 +9,12 @@ the example scenario with the right counts and no failure, the two workers
 must have taken disjoint halves of the modules, and each module must have
 connected once to the broker under its own device name. A scenario that
 expects a wrong reply must count one failure per pass and no success for
-that row. One module is also reached through a unix socket (socat in front
-of its TCP endpoint) by a single-process run."""
+that row. One module is also reached through its unix socket endpoint
+(unix_listen) by a single-process run."""
 
 import json
 import os
 import re
-import subprocess
 import sys
 
 import pytest
@@ -203,20 +202,14 @@ def test_wrong_expected_reply_counts_failures(make_daemon, mosquitto, tmp_path):
 
 
 def test_unix_socket_target(make_daemon, mosquitto, tmp_path):
-    """unix:/path/tc{n}.sock: socat serves module 0's TCP endpoint on a unix
-    socket (the daemon's unix_listen endpoint speaks the same stream)."""
-    broker, daemon, base = fleet(make_daemon, mosquitto, tmp_path, n=1)
+    """unix:/path/tc{n}.sock against the module's own unix_listen endpoint."""
+    broker = mosquitto()
     sock = tmp_path / "tc0.sock"
-    relay = subprocess.Popen(["socat", "UNIX-LISTEN:%s,fork" % sock, "TCP:127.0.0.1:%d" % base],
-                             stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        from conftest import wait_for
-        wait_for(lambda: sock.exists(), 5, "socat to listen on %s" % sock)
-        lr, status = run(tmp_path, "unix:%s" % (tmp_path / "tc{n}.sock"), users=1, workers=0,
-                         timeout=30)
-    finally:
-        relay.terminate()
-        relay.wait()
+    mods = fleetrun.modules(str(tmp_path), 1, fleetrun.port_block(1), broker.port, "tencent")
+    mods[0]["unix_listen"] = str(sock)
+    make_daemon(mods)
+    lr, status = run(tmp_path, "unix:%s" % (tmp_path / "tc{n}.sock"), users=1, workers=0,
+                     timeout=30)
     stats = lr.stats()
     got = {k: int(r["Request Count"]) for k, r in stats.items()}
     assert got == per_user_counts(), "\n".join(fleetrun.summary(stats))
