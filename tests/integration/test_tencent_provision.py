@@ -200,15 +200,24 @@ def expect_replies(app, reply=None):
         assert app.recv() == reply
 
 
-def query_log(daemon, app):
-    """The ESP-LOG-QUERY server's answer (both copies), as lines."""
+def query_log(daemon, app, stamps=None):
+    """The ESP-LOG-QUERY server's answer (both copies), as lines; each
+    line's ms since boot appended to stamps if given."""
     lport = log_port(daemon)
     app.send(lport, b'{"cmdType":3}')
     first = app.recv()
     assert app.recv() == first
     lines = LOG_LINE_RE.findall(first)
     assert b"".join(b"%s|%s(%s): %s\r\n" % l for l in lines) == first
+    if stamps is not None:
+        stamps.extend(int(ms) for ms, _, _, _ in lines)
     return [(f.decode(), int(n), t.decode()) for _, f, n, t in lines]
+
+
+def log_item(ms, func, line, text):
+    """text as push_dev_log() keeps it: the item is 128 bytes with its
+    "\\r\\n" and NUL, so a longer ms stamp leaves less of the text."""
+    return text[:128 - 4 - len("%d|%s(%d): " % (ms, func, line))]
 
 
 # ------------------------------------------------------------------ command forms
@@ -362,7 +371,8 @@ def test_region_mismatch_fails_1_26(module, broker, closing):
     expect_replies(app)
     port.expect(b"+TCSAP:WIFI_CONNECT_FAILED,1,26\r\n", timeout=5)
     assert cloud.got == []
-    log = query_log(daemon, app)
+    stamps = []
+    log = query_log(daemon, app, stamps)
     texts = [t for _, _, t in log]
     assert "Region fault: ap-guangzhou != na-ashburn" in texts
     assert texts[-1] == "SoftAP: WIFI_MQTT_CONNECT_FAILED: 26"
@@ -370,8 +380,9 @@ def test_region_mismatch_fails_1_26(module, broker, closing):
     # datagram cut to the 128-byte item, the passwords masked)
     assert log == [
         ("start_softAP", 879, "start softAP: prov-ap"),
-        ("udp_server_task", 727, '{"cmdType":1,"ssid":"lab","password":"**********","token":"%s",'
-         '"region' % TOKEN),
+        ("udp_server_task", 727, log_item(stamps[1], "udp_server_task", 727, (
+            '{"cmdType":1,"ssid":"lab","password":"**********","token":"%s",'
+            '"region":"na-ashburn"}' % TOKEN))),
         ("app_handle_recv_data", 603, "SSID:lab|PSW:********|TOKEN:%s" % TOKEN),
         ("udp_server_task", 737, "Finish app cmd handle"),
         ("_wifi_event_handler", 65, "STA_CONNECTED to AP lab at ch 6"),
@@ -382,23 +393,33 @@ def test_region_mismatch_fails_1_26(module, broker, closing):
 
 
 def test_smartconfig_region_mismatch_logs_as_the_firmware(module, broker, closing):
-    daemon, port = module()
+    """SmartConfig's MQTT task connects once the station has its address and
+    waits for the token; the app's token then meets the region check at the
+    task's next look. The task's end does not cut the UDP task's three
+    replies (the UDP task sees sg_comm_task_run only at its loop's top)."""
+    daemon, port = module(provision_token_wait_ms=3000)
     app = closing(App())
     start_smart(port)
     assert ctl(daemon, AP_SSID, AP_PWD)["ok"]
+    wait_for(lambda: status(daemon)["state"] == "waiting_token", 5, "the MQTT task's token wait")
     app.send(udp_port(daemon), b'{"cmdType":0,"token":"%s","region":"na-ashburn"}' % TOKEN.encode())
     expect_replies(app)
     port.expect(b"+TCSTARTSMART:WIFI_CONNECT_FAILED,1,26\r\n", timeout=10)
-    assert query_log(daemon, app) == [
+    log = query_log(daemon, app)
+    # the UDP task's last line (after its third reply) races the MQTT
+    # task's end, 0 to 2 steps after the token: both orders are the firmware's
+    datagram = ("udp_server_task", 727, '{"cmdType":0,"token":"%s","region":"na-ashburn"}' % TOKEN)
+    finish = ("udp_server_task", 737, "Finish app cmd handle")
+    assert log.count(finish) == 1 and log.index(finish) > log.index(datagram)
+    log.remove(finish)
+    assert log == [
         ("start_smartconfig", 1071, "Enter smartconfig"),
         ("_smartconfig_event_cb", 306, "SC SSID:lab PSW:********"),
         ("_wifi_event_handler", 65, "STA_CONNECTED to AP lab at ch 6"),
         ("_wifi_event_handler", 71, "STA Got IP[192.168.1.100]"),
-        ("udp_server_task", 727,
-         '{"cmdType":0,"token":"%s","region":"na-ashburn"}' % TOKEN),
         ("mqtt_send_token", 446, "Device %s/%s connect success" % (PID, DN)),
+        datagram,
         ("_send_token_wait_reply", 302, "Region fault: ap-guangzhou != na-ashburn"),
-        ("udp_server_task", 737, "Finish app cmd handle"),
         ("smartconfig_mqtt_task", 986, "SmartConfig: WIFI_MQTT_CONNECT_FAILED: 26")]
 
 

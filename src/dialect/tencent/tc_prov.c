@@ -629,7 +629,9 @@ static void task_end(struct tc_prov *p) {
   mq_destroy(p);
   radio_stop(p);
   errs_save(p);
-  comm_close(p);
+  /* sg_comm_task_run cleared: the UDP task sees it at its loop's top, so
+   * replies it is sending (app_reply_dev_info()'s three) still go out */
+  if (!uv_is_active((uv_handle_t *)&p->comm_timer)) comm_close(p);
   p->running = false;
   p->mode = PM_NONE;
   OPENSSL_cleanse(&p->prd, sizeof p->prd);
@@ -732,7 +734,7 @@ static void comm_next(uv_timer_t *t) {
   } else if (p->comm_kind == TC_PROV_APP_AP) {
     devlog(p, TC_PLOG_APP_AP, p->ssid, TC_PROV_SECRET_MASK,
            p->token);
-    join(p, p->ssid, p->pwd);
+    if (p->running) join(p, p->ssid, p->pwd); /* else the task ended while it replied */
     OPENSSL_cleanse(p->pwd, sizeof p->pwd);
   }
   comm_done(p, true);
