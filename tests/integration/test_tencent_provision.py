@@ -332,7 +332,7 @@ def test_softap_wrong_password_times_out_50_s_after_the_failed_join(module, clos
     expect_replies(app)
     port.expect(b"+TCSAP:WIFI_CONNECT_FAILED,3,103\r\n", timeout=5)
     # the disconnect shortened the 4 s wait to the retry timeout (0.6 s)
-    assert time.monotonic() - t0 < 2.5
+    assert time.monotonic() - t0 < 3.5
     log = query_log(daemon, app)
     texts = [t for _, _, t in log]
     assert "STA_DISCONNECTED from AP lab reason: 15" in texts
@@ -358,7 +358,7 @@ def test_softap_without_the_app_times_out(module):
     start_softap(port)
     t0 = time.monotonic()
     port.expect(b"+TCSAP:WIFI_CONNECT_FAILED,3,103\r\n", timeout=3)
-    assert 0.4 < time.monotonic() - t0 < 1.5
+    assert 0.4 < time.monotonic() - t0 < 2.5  # not the 300 s of the firmware
     assert status(daemon)["log_server"]
 
 
