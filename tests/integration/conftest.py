@@ -26,6 +26,8 @@ What other test files get from here:
   Daemon(hosts=path)    the daemon alone sees that hosts file (faults.py has
                         the failing peers and hosts_file()); VMODULE_TEST_HOSTS
                         =debian runs the whole suite under Debian's stock one.
+  no_leaked_processes   (autouse) a test that leaves a vmoduled, mosquitto,
+                        socat or locust running fails at its teardown.
 
 Timing rule: nothing here sleeps for a fixed time except expect_silence(),
 which is only meant for tests where silence is the behaviour under test.
@@ -1084,3 +1086,63 @@ def certs(tmp_path_factory):
     run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
         "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.crt")
     return d
+
+
+# ----------------------------------------------------------------- leaked processes
+
+# What a test may start and must have stopped by its end: a leak of these
+# eats the user's inotify instances (128 by default) and PTYs, and later
+# tests fail far from the cause.
+LEAK_NAMES = {"vmoduled", "mosquitto", "socat", "locust"}
+
+
+def _live_descendants(root):
+    """{pid: comm} of the live (not zombie) processes below root."""
+    parent, comm = {}, {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        close = st.rindex(")")
+        fields = st[close + 2:].split()
+        if fields[0] == "Z":
+            continue
+        parent[int(d)] = int(fields[1])
+        comm[int(d)] = st[st.index("(") + 1:close]
+    out = {}
+    for pid in parent:
+        p = parent[pid]
+        while p != root and p in parent and p > 1:
+            p = parent[p]
+        if p == root:
+            out[pid] = comm[pid]
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes():
+    """Fails the test (at teardown) that leaves a daemon, broker or relay
+    running after its own fixtures are gone, and kills what it left. Wider
+    scoped fixtures start before and stop after this one, so they are not
+    counted."""
+    before = set(_live_descendants(os.getpid()))
+    yield
+    def leaked():
+        return {pid: c for pid, c in _live_descendants(os.getpid()).items()
+                if pid not in before and c in LEAK_NAMES}
+    deadline = time.monotonic() + 5
+    left = leaked()
+    while left and time.monotonic() < deadline:  # a kill sent, not yet reaped
+        time.sleep(0.05)
+        left = leaked()
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not left, "the test left these running: %s" % ", ".join(
+        "%s[%d]" % (c, pid) for pid, c in sorted(left.items()))
