@@ -342,6 +342,24 @@ def test_softap_wrong_password_times_out_50_s_after_the_failed_join(module, clos
     assert ("_wifi_event_handler", 79) in [(f, n) for f, n, _ in log]
 
 
+def test_softap_timeout_while_replying_sends_every_reply_and_joins_nothing(module, closing):
+    """The task's wait (1.5 s) ends between the app's first and third reply (a
+    step is 1 s here): the UDP task still sends all three, and the join that
+    would follow them is not made, the task being over."""
+    daemon, port = module(provision_step_ms=1000, provision_timeout_ms=1500)
+    app = closing(App())
+    start_softap(port)
+    app.send(udp_port(daemon), softap_cmd())
+    assert app.recv() == device_reply()
+    port.expect(b"+TCSAP:WIFI_CONNECT_FAILED,3,103\r\n", timeout=5)
+    assert app.recv() == device_reply()
+    assert app.recv() == device_reply()
+    wait_for(lambda: status(daemon)["udp_port"] is None, 5, "the UDP task's end")
+    assert 'joining "%s"' % AP_SSID not in daemon.log_text()
+    port.cmd("AT+CWJAP?")
+    port.expect(b"No AP\r\n" + CORE_OK)
+
+
 def test_softap_unknown_ssid_logs_no_ap_found(module, closing):
     daemon, port = module()
     app = closing(App())
